@@ -1,0 +1,199 @@
+"""A single-node Apache Kafka broker in KRaft mode, run from jars that Maven collects.
+
+The jars are cached outside the checkout, keyed by the Kafka version, so only the first start
+downloads anything. Settings follow shared/kafka-local.md: one-broker replication for the
+transaction state log, one partition for the internal topics, a small cleaner buffer.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from customer_ids.stack.processes import StackError, read_pid, require_program, spawn, stop, tail
+
+POM = Path(__file__).resolve().parent / "pom.xml"
+if not POM.exists():  # running from a checkout rather than an installed wheel
+    POM = Path(__file__).resolve().parents[2] / "stack" / "kafka" / "pom.xml"
+
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
+JVM_OPTS = [
+    "-Xms256m",
+    "-Xmx512m",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-Djava.awt.headless=true",
+]
+
+LOG4J2 = """\
+status = error
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.controller.name = org.apache.kafka.controller
+logger.controller.level = WARN
+"""
+
+
+def kafka_version() -> str:
+    """The Kafka version pinned in the pom (one version for every org.apache.kafka jar)."""
+    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", POM.read_text())
+    if match is None:
+        raise StackError(f"{POM} does not set <kafka.version>")
+    return match.group(1)
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """Where one local broker lives: its ports and its folders."""
+
+    state_dir: Path
+    cache_dir: Path
+    port: int = 19092
+    controller_port: int = 19093
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def libs(self) -> Path:
+        return self.cache_dir / f"kafka-{kafka_version()}" / "libs"
+
+    @property
+    def home(self) -> Path:
+        return self.state_dir / "kafka"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "kafka.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "logs" / "server.log"
+
+    def running_pid(self) -> int | None:
+        return read_pid(self.pid_file)
+
+    def fetch_jars(self) -> None:
+        """Collect the broker's jars with Maven, once per Kafka version."""
+        if (self.libs / f"kafka_2.13-{kafka_version()}.jar").exists():
+            return
+        mvn = require_program("mvn", "apt-get install -y maven")
+        partial = self.libs.with_name("libs.partial")
+        result = subprocess.run(
+            [mvn, "-B", "-q", "-f", str(POM), DEPENDENCY_PLUGIN,
+             "-DincludeScope=runtime", f"-DoutputDirectory={partial}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(
+                "Maven could not collect the Kafka jars from Maven Central:\n"
+                + (result.stdout + result.stderr)[-3000:]
+            )
+        partial.rename(self.libs)
+
+    def _write_config(self) -> Path:
+        data = self.home / "data"
+        config = self.home / "server.properties"
+        config.write_text(
+            "\n".join([
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={data}",
+                "num.partitions=1",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "transaction.state.log.num.partitions=1",
+                "group.initial.rebalance.delay.ms=0",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "log.cleaner.dedupe.buffer.size=16777216",
+                # Short transaction aborts for zombies killed by the fault tests.
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms=5000",
+                "",
+            ])
+        )
+        log4j = self.home / "log4j2.properties"
+        log4j.write_text(LOG4J2.format(log=self.log_file))
+        return config
+
+    def _java(self, main: str, *args: str) -> list[str]:
+        java = require_program("java", "apt-get install -y openjdk-17-jre-headless")
+        logs = self.home / "logs"
+        return [
+            java, *JVM_OPTS,
+            f"-Dkafka.logs.dir={logs}",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            "-cp", f"{self.libs}/*",
+            main, *args,
+        ]
+
+    def start(self) -> None:
+        """Format the data dir once, then start the broker in the background."""
+        if self.running_pid() is not None:
+            return
+        self.fetch_jars()
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        config = self._write_config()
+        if not (self.home / "data" / "meta.properties").exists():
+            cluster_id = subprocess.run(
+                self._java("kafka.tools.StorageTool", "random-uuid"),
+                capture_output=True, text=True, check=True,
+            ).stdout.strip().splitlines()[-1]
+            fmt = subprocess.run(
+                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+                           "-c", str(config)),
+                capture_output=True, text=True, check=False,
+            )
+            if fmt.returncode != 0:
+                raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
+        spawn(self._java("kafka.Kafka", str(config)), self.pid_file,
+              self.home / "logs" / "stdout.log", self.home)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until the broker lists itself; fail fast with its log if it died."""
+        from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only the stack needs it
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.running_pid() is None:
+                raise StackError(
+                    "the Kafka broker exited during start-up; the end of its log:\n"
+                    + tail(self.log_file) + "\n" + tail(self.home / "logs" / "stdout.log")
+                )
+            try:
+                if admin.list_topics(timeout=2).brokers:
+                    return
+            except Exception:  # noqa: BLE001 - not up yet; keep waiting until the deadline
+                time.sleep(0.5)
+        raise StackError(
+            f"the Kafka broker did not answer on {self.bootstrap} within {timeout:.0f}s; "
+            "the end of its log:\n" + tail(self.log_file)
+        )
+
+    def stop(self) -> bool:
+        return stop(self.pid_file, grace_seconds=60)

@@ -1,0 +1,67 @@
+"""A local redis-server (Debian's package) under the stack's own supervision."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from customer_ids.stack.processes import StackError, read_pid, require_program, spawn, stop, tail
+
+
+@dataclass(frozen=True)
+class RedisNode:
+    """One local redis-server: its port and its folder."""
+
+    state_dir: Path
+    port: int = 16379
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def home(self) -> Path:
+        return self.state_dir / "redis"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "redis.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "redis.log"
+
+    def running_pid(self) -> int | None:
+        return read_pid(self.pid_file)
+
+    def start(self) -> None:
+        if self.running_pid() is not None:
+            return
+        server = require_program("redis-server", "apt-get install -y redis-server")
+        self.home.mkdir(parents=True, exist_ok=True)
+        # AOF keeps the demo's state across `stack down`/`up`; tests isolate by key prefix.
+        spawn(
+            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize", "no",
+             "--dir", str(self.home), "--save", "", "--appendonly", "yes",
+             "--appendfsync", "everysec", "--protected-mode", "no"],
+            self.pid_file, self.log_file, self.home,
+        )
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.running_pid() is None:
+                raise StackError("redis-server exited during start-up:\n" + tail(self.log_file))
+            try:
+                if client.ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.1)
+        raise StackError(f"redis-server did not answer on {self.url} within {timeout:.0f}s")
+
+    def stop(self) -> bool:
+        return stop(self.pid_file, grace_seconds=20)
