@@ -9,8 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from customer_ids.errors import CustomerIdsError
 
-class StackError(RuntimeError):
+
+class StackError(CustomerIdsError):
     """The local stack cannot start; the message says what is wrong and what to do."""
 
 

@@ -1,0 +1,1 @@
+"""The customer-ids service: a Kafka consumer group that assigns customer numbers exactly once."""

@@ -1,0 +1,83 @@
+"""The composition root: build the service from settings with the real Kafka and Redis."""
+
+from __future__ import annotations
+
+import redis
+from confluent_kafka import Consumer, Producer
+
+from consumer.allocator import SequenceAllocator
+from consumer.metrics import ServiceMetrics
+from consumer.recovery import StateRecovery
+from consumer.service import AssignmentService
+from customer_ids.codec import customer_created_codec, customer_id_assigned_codec
+from customer_ids.kafka_io import client_config, ensure_topics
+from customer_ids.keys import RedisKeys
+from customer_ids.settings import Settings
+
+COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+
+
+def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
+    """The topics the service needs; the output and watermarks are compacted records."""
+    base = {"partitions": settings.partitions, "replication": settings.replication_factor}
+    return {
+        settings.input_topic: base,
+        settings.output_topic: {**base, "config": COMPACTED},
+        settings.dlq_topic: {**base, "partitions": 1},
+        settings.watermark_topic: {**base, "partitions": 1, "config": COMPACTED},
+    }
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3,
+                                health_check_interval=30)
+
+
+def build_allocator(settings: Settings, client: redis.Redis | None = None) -> SequenceAllocator:
+    return SequenceAllocator(
+        client or redis_client(settings),
+        RedisKeys(settings.redis_prefix),
+        lock_timeout_s=settings.lock_timeout_ms / 1000,
+        lock_wait_s=settings.lock_wait_ms / 1000,
+    )
+
+
+def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> AssignmentService:
+    ensure_topics(settings.bootstrap_servers, topic_specs(settings))  # type: ignore[arg-type]
+    metrics = metrics or ServiceMetrics()
+    client = redis_client(settings)
+    allocator = build_allocator(settings, client)
+    consumer = Consumer(client_config(
+        settings.bootstrap_servers,
+        **{
+            "group.id": settings.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",  # customers created before we started need numbers
+            "max.poll.interval.ms": 300000,
+            "session.timeout.ms": 15000,
+            "heartbeat.interval.ms": 3000,
+        },
+    ))
+    producer = Producer(client_config(
+        settings.bootstrap_servers,
+        **{
+            "transactional.id": settings.transactional_id,
+            "enable.idempotence": True,
+            "transaction.timeout.ms": settings.transaction_timeout_ms,
+            "linger.ms": settings.linger_ms,
+            "compression.type": "lz4",
+        },
+    ))
+    return AssignmentService(
+        settings=settings,
+        consumer=consumer,
+        producer=producer,
+        allocator=allocator,
+        recovery=StateRecovery(allocator, settings, metrics),
+        metrics=metrics,
+        input_codec=customer_created_codec(),
+        output_codec=customer_id_assigned_codec(),
+        redis_ping=client.ping,
+    )

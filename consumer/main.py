@@ -1,0 +1,43 @@
+"""`customer-ids serve`: run the service until SIGTERM or Ctrl-C, then stop cleanly."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+from consumer.bootstrap import build_service
+from consumer.metrics import HealthServer, ServiceMetrics
+from customer_ids.errors import FencedError
+from customer_ids.logs import get_logger
+from customer_ids.settings import Settings
+
+log = get_logger("customer_ids.serve")
+
+
+def serve(settings: Settings) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("stop_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    metrics = ServiceMetrics()
+    health = HealthServer(metrics, settings.metrics_port) if settings.metrics_port else None
+    if health:
+        health.start()
+    service = build_service(settings, metrics)
+    try:
+        service.run(stop)
+    except FencedError as exc:
+        log.error("fenced_shutting_down", transactional_id=settings.transactional_id,
+                  reason="a newer instance with the same transactional.id took over",
+                  detail=str(exc)[:200])
+    finally:
+        service.consumer.close()
+        if health:
+            health.stop()
+        log.info("service_stopped")
+    return 0

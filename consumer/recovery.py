@@ -1,0 +1,104 @@
+"""Rebuild Redis from Kafka (DESIGN §5): the output topic is the record of truth.
+
+At start-up and whenever the epoch is missing: under every sequence lock, write a new epoch,
+then read the watermark and output topics to their ends with read_committed (which waits for
+transactions still open), raise each counter to the highest number committed, and restore the
+customer -> number map. Only then does allocation go on.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import Message
+
+from consumer.allocator import SequenceAllocator, StoredAssignment
+from consumer.metrics import ServiceMetrics
+from customer_ids.codec import customer_id_assigned_codec
+from customer_ids.events import CustomerIdAssigned
+from customer_ids.kafka_io import read_to_end
+from customer_ids.logs import get_logger
+from customer_ids.settings import Settings
+
+log = get_logger("customer_ids.recovery")
+RECOVERY_LEASE_S = 600.0
+RESTORE_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class LogState:
+    """What the Kafka log says Redis must hold at least."""
+
+    floors: dict[str, int]
+    assignments: dict[str, StoredAssignment]
+    records_read: int
+
+
+def read_log_state(settings: Settings) -> LogState:
+    """Highest committed value per counter and every committed assignment."""
+    floors: dict[str, int] = {}
+    assignments: dict[str, StoredAssignment] = {}
+    codec = customer_id_assigned_codec()
+
+    def on_watermark(message: Message) -> None:
+        counter = message.key().decode()
+        floors[counter] = max(floors.get(counter, 0), int(message.value()))
+
+    def on_assigned(message: Message) -> None:
+        event = CustomerIdAssigned.from_record(codec.decode(message.value()))
+        counter = event.sequence_name  # the counter, period included (e.g. D:20231015)
+        assignments[event.customer_key] = StoredAssignment(
+            counter, event.sequence, event.customer_number
+        )
+        floors[counter] = max(floors.get(counter, 0), event.sequence)
+
+    read = read_to_end(settings.bootstrap_servers, settings.watermark_topic, on_watermark)
+    read += read_to_end(settings.bootstrap_servers, settings.output_topic, on_assigned)
+    return LogState(floors, assignments, read)
+
+
+class StateRecovery:
+    """Keeps Redis at least as far as the Kafka log, rebuilding it when it was lost."""
+
+    def __init__(self, allocator: SequenceAllocator, settings: Settings,
+                 metrics: ServiceMetrics) -> None:
+        self._allocator = allocator
+        self._settings = settings
+        self._metrics = metrics
+
+    def ensure(self, known_epoch: str | None) -> str:
+        """The epoch to allocate under. Rebuilds when Redis has none; adopts a newer one."""
+        names = list(self._settings.router.names())
+        with self._allocator.locked(names, lease_s=RECOVERY_LEASE_S):
+            current = self._allocator.current_epoch()
+            if current is not None and current != known_epoch:
+                if known_epoch is None:
+                    # Start-up: cheap insurance against a Redis that came back older than Kafka.
+                    state = read_log_state(self._settings)
+                    self._allocator.raise_counters(state.floors)
+                return current
+            return self._rebuild(reason="start-up" if known_epoch is None else "epoch lost")
+
+    def _rebuild(self, reason: str) -> str:
+        started = time.monotonic()
+        epoch = uuid.uuid4().hex
+        self._allocator.set_epoch(epoch)  # first: a batch that started before now will fail
+        state = read_log_state(self._settings)
+        self._allocator.raise_counters(state.floors)
+        items = list(state.assignments.items())
+        for i in range(0, len(items), RESTORE_CHUNK):
+            self._allocator.restore(dict(items[i:i + RESTORE_CHUNK]))
+        seconds = time.monotonic() - started
+        self._metrics.recoveries.inc()
+        self._metrics.recovery_seconds.observe(seconds)
+        log.warning(
+            "redis_state_rebuilt_from_kafka",
+            reason=reason,
+            seconds=round(seconds, 3),
+            records_read=state.records_read,
+            customers_restored=len(items),
+            counters=state.floors,
+        )
+        return epoch

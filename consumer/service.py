@@ -1,0 +1,335 @@
+"""The exactly-once loop (DESIGN §4): consume a batch, assign numbers, produce the outputs and
+the consumed offsets in one Kafka transaction, commit.
+
+Errors fall in three kinds, as confluent-kafka documents them: retriable (retry the call),
+txn_requires_abort (abort, rewind to the committed offsets, go again) and fatal (stop). Redis
+trouble aborts and rewinds too, then pauses consumption until Redis answers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from consumer.allocator import AllocationConflictError, LockTimeoutError, SequenceAllocator
+from consumer.assign import BatchNumbers, assign_numbers
+from consumer.dead_letter import dead_letter_headers
+from consumer.metrics import ServiceMetrics
+from consumer.recovery import StateRecovery
+from customer_ids.codec import AvroCodec
+from customer_ids.errors import (
+    CustomerIdsError,
+    DecodeError,
+    EpochChangedError,
+    FencedError,
+    ValidationError,
+)
+from customer_ids.events import CustomerCreated, CustomerIdAssigned, now_utc
+from customer_ids.logs import get_logger
+from customer_ids.sequences import Sequence
+from customer_ids.settings import Settings
+
+log = get_logger("customer_ids.service")
+OUTPUT_EVENT_NAMESPACE = uuid.UUID("6f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11")
+FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+MAX_BACKOFF_S = 5.0
+
+
+class RetryBatchError(CustomerIdsError):
+    """The batch was aborted for a passing reason; consume it again."""
+
+
+@dataclass
+class Decoded:
+    good: list[tuple[Message, CustomerCreated, Sequence]] = field(default_factory=list)
+    bad: list[tuple[Message, Exception]] = field(default_factory=list)
+
+
+@dataclass
+class AssignmentService:
+    settings: Settings
+    consumer: Consumer
+    producer: Producer
+    allocator: SequenceAllocator
+    recovery: StateRecovery
+    metrics: ServiceMetrics
+    input_codec: AvroCodec
+    output_codec: AvroCodec
+    redis_ping: Callable[[], object]
+    epoch: str | None = None
+    _failures: int = 0
+
+    # ---------------------------------------------------------------- lifecycle
+    def run(self, stop: threading.Event) -> None:
+        """Serve until `stop` is set; raises FencedError when a newer instance took over."""
+        self.producer.init_transactions(30)
+        self.metrics.kafka_up.set(1)
+        self.epoch = self._with_redis(stop, lambda: self.recovery.ensure(None))
+        if self.epoch is None:
+            return
+        self.consumer.subscribe(
+            [self.settings.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self.metrics.ready.set(1)
+        log.info("service_started", transactional_id=self.settings.transactional_id,
+                 group=self.settings.group_id, input=self.settings.input_topic)
+        try:
+            while not stop.is_set():
+                messages = self.consumer.consume(
+                    num_messages=self.settings.batch_size,
+                    timeout=self.settings.batch_wait_ms / 1000,
+                )
+                batch = [m for m in messages if self._usable(m)]
+                if batch:
+                    self._process_with_retries(batch, stop)
+        finally:
+            self.metrics.ready.set(0)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("partitions_assigned", partitions=[p.partition for p in partitions])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Transactions never stay open across consume(), so nothing is pending here.
+        log.info("partitions_revoked", partitions=[p.partition for p in partitions])
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("partitions_lost", partitions=[p.partition for p in partitions])
+
+    def _usable(self, message: Message) -> bool:
+        error = message.error()
+        if error is None:
+            return True
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("consumer_error", error=str(error))
+        return False
+
+    # ---------------------------------------------------------------- one batch
+    def _process_with_retries(self, batch: list[Message], stop: threading.Event) -> None:
+        """One transaction for the batch; on a passing failure abort, rewind and back off.
+
+        Rewinding puts the batch back in the consumer, so the next consume() retries it.
+        """
+        try:
+            self._process(batch)
+            self._failures = 0
+        except (RetryBatchError, EpochChangedError, AllocationConflictError, LockTimeoutError,
+                redis.RedisError) as exc:
+            self._abort_and_rewind(batch, reason=type(exc).__name__, error=exc)
+            if isinstance(exc, redis.RedisError):
+                self._wait_for_redis(stop)
+            elif isinstance(exc, EpochChangedError):
+                self.epoch = self._with_redis(stop, lambda: self.recovery.ensure(self.epoch))
+            else:
+                self._backoff(stop)
+
+    def _process(self, batch: list[Message]) -> None:
+        started = time.monotonic()
+        decoded = self._decode(batch)
+        self._begin()
+        for message, error in decoded.bad:
+            self._dead_letter(message, error)
+        numbers: BatchNumbers | None = None
+        if decoded.good:
+            assert self.epoch is not None
+            lock_started = time.monotonic()
+            numbers = assign_numbers([(e, s) for _, e, s in decoded.good], self.allocator,
+                                     self.epoch)
+            self.metrics.lock_wait.observe(time.monotonic() - lock_started)
+            self._produce_outputs(decoded, numbers)
+            # Fence (DESIGN §5): our records are on the broker, holding back read_committed
+            # readers; if Redis was lost meanwhile, a recovery may not have seen them: abort.
+            if self.producer.flush(30) != 0:
+                raise RetryBatchError("outputs not delivered within 30s")
+            if not self.allocator.epoch_is(self.epoch):
+                raise EpochChangedError("Redis was lost or rebuilt during this batch")
+        self._commit(batch)
+        self._account(batch, decoded, numbers, time.monotonic() - started)
+
+    def _decode(self, batch: list[Message]) -> Decoded:
+        decoded = Decoded()
+        for message in batch:
+            try:
+                event = CustomerCreated.from_record(self.input_codec.decode(message.value()))
+                sequence = self.settings.router.route(event)
+            except (DecodeError, ValidationError) as exc:
+                decoded.bad.append((message, exc))
+            except (KeyError, TypeError, AttributeError) as exc:
+                decoded.bad.append((message, ValidationError(f"malformed record: {exc!r}")))
+            except LookupError as exc:
+                decoded.bad.append((message, ValidationError(str(exc))))
+            else:
+                decoded.good.append((message, event, sequence))
+        return decoded
+
+    def _dead_letter(self, message: Message, error: Exception) -> None:
+        self.producer.produce(self.settings.dlq_topic, key=message.key(), value=message.value(),
+                              headers=dead_letter_headers(message, error))
+        log.warning("dead_lettered", reason=type(error).__name__, error=str(error)[:300],
+                    topic=message.topic(), partition=message.partition(),
+                    offset=message.offset())
+
+    def _produce_outputs(self, decoded: Decoded, numbers: BatchNumbers) -> None:
+        assigned_at = now_utc()
+        for (message, _, _), item in zip(decoded.good, numbers.assigned, strict=True):
+            event = item.event
+            out = CustomerIdAssigned(
+                # Same input event, same output id: downstream can dedupe on it.
+                event_id=str(uuid.uuid5(OUTPUT_EVENT_NAMESPACE, event.event_id)),
+                causation_id=event.event_id,
+                customer_id=event.customer_id,
+                source_system=event.source_system,
+                customer_number=item.assignment.number,
+                sequence_name=item.assignment.counter,
+                sequence=item.assignment.value,
+                assigned_at=assigned_at,
+            )
+            self.producer.produce(
+                self.settings.output_topic,
+                key=event.customer_key.encode(),
+                value=self.output_codec.encode(out.to_record()),
+                headers=[("causation_id", event.event_id.encode())],
+            )
+        for counter, value in numbers.watermarks.items():
+            self.producer.produce(self.settings.watermark_topic, key=counter.encode(),
+                                  value=str(value).encode())
+
+    # ---------------------------------------------------------------- transactions
+    def _begin(self) -> None:
+        try:
+            self.producer.begin_transaction()
+        except KafkaException as exc:
+            self._raise_kafka(exc)
+
+    def _commit(self, batch: list[Message]) -> None:
+        offsets = next_offsets(batch)
+        for attempt in range(5):
+            try:
+                self.producer.send_offsets_to_transaction(
+                    offsets, self.consumer.consumer_group_metadata(), 30)
+                self.producer.commit_transaction(30)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.retriable() and attempt < 4:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                self._raise_kafka(exc)
+
+    def _raise_kafka(self, exc: KafkaException) -> None:
+        error = exc.args[0]
+        if error.code() in FENCED_CODES:
+            raise FencedError(str(error)) from exc
+        if error.txn_requires_abort() or error.retriable():
+            raise RetryBatchError(str(error)) from exc
+        raise exc
+
+    def _abort_and_rewind(self, batch: list[Message], reason: str, error: Exception) -> None:
+        self.metrics.aborts.labels(reason=reason).inc()
+        log.warning("batch_aborted", reason=reason, error=str(error)[:300], records=len(batch))
+        try:
+            self.producer.abort_transaction(30)
+        except KafkaException as exc:
+            if exc.args[0].code() in FENCED_CODES:
+                raise FencedError(str(exc.args[0])) from exc
+            if "No ongoing transaction" not in str(exc) and \
+                    exc.args[0].code() != KafkaError._STATE:
+                raise
+        self._rewind(batch)
+
+    def _rewind(self, messages: list[Message]) -> None:
+        """Seek each partition back to the first record of the batch: its committed offset."""
+        firsts: dict[tuple[str, int], int] = {}
+        for m in messages:
+            key = (m.topic(), m.partition())
+            firsts[key] = min(firsts.get(key, m.offset()), m.offset())
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        for (topic, partition), offset in firsts.items():
+            if (topic, partition) in assigned:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+
+    # ---------------------------------------------------------------- waiting
+    def _backoff(self, stop: threading.Event) -> None:
+        self._failures += 1
+        stop.wait(min(MAX_BACKOFF_S, 0.05 * 2 ** self._failures))
+
+    def _wait_for_redis(self, stop: threading.Event) -> None:
+        """Pause consumption and poll Redis with backoff; resume when it answers."""
+        self.metrics.redis_up.set(0)
+        self.metrics.ready.set(0)
+        paused = self.consumer.assignment()
+        self.consumer.pause(paused)
+        log.error("redis_unavailable_pausing", partitions=len(paused))
+        waited = 0
+        while not stop.is_set():
+            # Keep serving the group (rebalance callbacks, max.poll.interval) while paused.
+            for message in self.consumer.consume(num_messages=100, timeout=0):
+                if message.error() is None:
+                    self._rewind([message])
+            self._backoff(stop)
+            try:
+                self.redis_ping()
+                break
+            except redis.RedisError:
+                waited += 1
+        self._failures = 0
+        self.consumer.resume(self.consumer.assignment())
+        self.metrics.redis_up.set(1)
+        self.metrics.ready.set(1)
+        log.info("redis_available_resuming", attempts=waited + 1)
+
+    def _with_redis(self, stop: threading.Event, call: Callable[[], str]) -> str | None:
+        """Run call, waiting out Redis outages and lock timeouts; None if stopped first."""
+        while not stop.is_set():
+            try:
+                result = call()
+                self._failures = 0
+                self.metrics.redis_up.set(1)
+                return result
+            except (redis.RedisError, LockTimeoutError) as exc:
+                log.warning("redis_retry", error=str(exc)[:200])
+                self.metrics.redis_up.set(0)
+                self._backoff(stop)
+        return None
+
+    def _account(self, batch: list[Message], decoded: Decoded, numbers: BatchNumbers | None,
+                 seconds: float) -> None:
+        self.metrics.consumed.inc(len(batch))
+        self.metrics.batch_size.observe(len(batch))
+        self.metrics.batch_seconds.observe(seconds)
+        for _, error in decoded.bad:
+            self.metrics.dead_lettered.labels(reason=type(error).__name__).inc()
+        duplicates = 0
+        if numbers is not None:
+            duplicates = sum(1 for a in numbers.assigned if a.duplicate)
+            self.metrics.duplicates.inc(duplicates)
+            for a in numbers.assigned:
+                if not a.duplicate:
+                    self.metrics.assigned.labels(sequence=a.assignment.counter).inc()
+        log.info(
+            "batch_committed",
+            records=len(batch),
+            assigned=numbers.new_count if numbers else 0,
+            duplicates=duplicates,
+            dead_lettered=len(decoded.bad),
+            partitions=sorted({m.partition() for m in batch}),
+            first_offset=min(m.offset() for m in batch),
+            last_offset=max(m.offset() for m in batch),
+            ms=round(seconds * 1000, 1),
+        )
+
+
+def next_offsets(batch: list[Message]) -> list[TopicPartition]:
+    """The offsets to commit: the *next* record to read of each partition in the batch."""
+    last: dict[tuple[str, int], int] = {}
+    for m in batch:
+        key = (m.topic(), m.partition())
+        last[key] = max(last.get(key, -1), m.offset())
+    return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]

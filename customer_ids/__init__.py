@@ -1,0 +1,1 @@
+"""customer-ids: one permanent customer number per customer, handed out exactly once."""

@@ -1,0 +1,25 @@
+"""The project's own exception types; library errors are wrapped with the original as cause."""
+
+
+class CustomerIdsError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(CustomerIdsError):
+    """A setting is missing or wrong; the message names it and what is allowed."""
+
+
+class DecodeError(CustomerIdsError):
+    """Bytes on a topic are not a record we can read. Such records go to the dead-letter topic."""
+
+
+class ValidationError(CustomerIdsError):
+    """A record decoded but breaks a rule (an empty id, a bad country code)."""
+
+
+class EpochChangedError(CustomerIdsError):
+    """Redis state was rebuilt or lost since this batch began; the batch must abort."""
+
+
+class FencedError(CustomerIdsError):
+    """A newer instance with the same transactional.id took over; this one must stop."""

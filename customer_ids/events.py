@@ -1,0 +1,128 @@
+"""The two events as typed values, and their mapping to and from Avro records."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from customer_ids.errors import ValidationError
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerCreated:
+    """An upstream system created a customer. Only ids are ever logged, never the PII fields."""
+
+    event_id: str
+    customer_id: str
+    source_system: str
+    customer_type: str
+    country_code: str
+    occurred_at: datetime
+    display_name: str | None = field(default=None, repr=False)
+    email: str | None = field(default=None, repr=False)
+    phone: str | None = field(default=None, repr=False)
+    attributes: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def customer_key(self) -> str:
+        """Unique across upstream systems: two systems' ids never collide."""
+        return f"{self.source_system}/{self.customer_id}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "customer_id": self.customer_id,
+            "source_system": self.source_system,
+            "customer_type": self.customer_type,
+            "country_code": self.country_code,
+            "occurred_at": self.occurred_at,
+            "display_name": self.display_name,
+            "email": self.email,
+            "phone": self.phone,
+            "attributes": self.attributes,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> CustomerCreated:
+        """Build and validate; a broken rule raises ValidationError naming the field."""
+        event = cls(
+            event_id=str(record["event_id"]),  # fastavro returns uuid.UUID for logicalType uuid
+            customer_id=record["customer_id"],
+            source_system=record["source_system"],
+            customer_type=record["customer_type"],
+            country_code=record["country_code"],
+            occurred_at=record["occurred_at"],
+            display_name=record.get("display_name"),
+            email=record.get("email"),
+            phone=record.get("phone"),
+            attributes=record.get("attributes") or {},
+        )
+        event.validate()
+        return event
+
+    def validate(self) -> None:
+        try:
+            uuid.UUID(self.event_id)
+        except ValueError:
+            raise ValidationError(f"event_id {self.event_id!r} is not a UUID") from None
+        for name in ("customer_id", "source_system", "customer_type"):
+            value = getattr(self, name)
+            if not value or not value.strip():
+                raise ValidationError(f"{name} is empty; every CustomerCreated needs one")
+            if len(value) > 200:
+                raise ValidationError(f"{name} is longer than 200 characters")
+        if "/" in self.source_system:
+            raise ValidationError("source_system must not contain '/'")
+        if len(self.country_code) != 2 or not self.country_code.isalpha():
+            raise ValidationError(
+                f"country_code {self.country_code!r} is not an ISO 3166-1 alpha-2 code"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerIdAssigned:
+    """customer-ids gave a customer its number. Carries no personal data at all."""
+
+    event_id: str
+    causation_id: str
+    customer_id: str
+    source_system: str
+    customer_number: str
+    sequence_name: str
+    sequence: int
+    assigned_at: datetime
+
+    @property
+    def customer_key(self) -> str:
+        return f"{self.source_system}/{self.customer_id}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "causation_id": self.causation_id,
+            "customer_id": self.customer_id,
+            "source_system": self.source_system,
+            "customer_number": self.customer_number,
+            "sequence_name": self.sequence_name,
+            "sequence": self.sequence,
+            "assigned_at": self.assigned_at,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> CustomerIdAssigned:
+        return cls(
+            event_id=str(record["event_id"]),
+            causation_id=str(record["causation_id"]),
+            customer_id=record["customer_id"],
+            source_system=record["source_system"],
+            customer_number=record["customer_number"],
+            sequence_name=record["sequence_name"],
+            sequence=record["sequence"],
+            assigned_at=record["assigned_at"],
+        )
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,130 @@
+"""Small helpers over confluent-kafka that several commands share: client config, topic
+creation with AdminClient, and reading a topic to its end with read_committed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from customer_ids.errors import CustomerIdsError
+from customer_ids.logs import kafka_logger
+
+# Passed straight through to every client, so SASL and TLS work without code changes.
+SECURITY_ENV = {
+    "KAFKA_SECURITY_PROTOCOL": "security.protocol",
+    "KAFKA_SASL_MECHANISM": "sasl.mechanism",
+    "KAFKA_SASL_USERNAME": "sasl.username",
+    "KAFKA_SASL_PASSWORD": "sasl.password",
+    "KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
+    "KAFKA_SSL_CERTIFICATE_LOCATION": "ssl.certificate.location",
+    "KAFKA_SSL_KEY_LOCATION": "ssl.key.location",
+}
+
+
+class TopicReadError(CustomerIdsError):
+    """A topic could not be read to its end in time."""
+
+
+def client_config(bootstrap: str, env: Mapping[str, str] | None = None,
+                  **extra: Any) -> dict[str, Any]:
+    import os  # noqa: PLC0415 - read lazily so tests can pass their own env
+
+    env = os.environ if env is None else env
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": kafka_logger()}
+    for var, key in SECURITY_ENV.items():
+        if env.get(var):
+            config[key] = env[var]
+    config.update(extra)
+    return config
+
+
+def ensure_topics(bootstrap: str, specs: Mapping[str, dict[str, Any]],
+                  timeout: float = 30.0) -> list[str]:
+    """Create the topics that are missing; returns the names created.
+
+    `specs` maps name -> {"partitions": n, "replication": r, "config": {...}}.
+    """
+    admin = AdminClient(client_config(bootstrap))
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [
+        NewTopic(name, num_partitions=spec["partitions"],
+                 replication_factor=spec["replication"], config=spec.get("config", {}))
+        for name, spec in specs.items()
+        if name not in existing
+    ]
+    created = []
+    if wanted:
+        for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+            try:
+                future.result()
+                created.append(name)
+            except Exception as exc:
+                if exc.args and getattr(exc.args[0], "code", lambda: None)() == \
+                        KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue  # another instance created it at the same moment
+                raise
+    return created
+
+
+def read_to_end(
+    bootstrap: str,
+    topic: str,
+    handle: Callable[[Message], None],
+    timeout: float = 120.0,
+) -> int:
+    """Read every committed record of `topic`, from the beginning to the end sampled now.
+
+    read_committed cannot pass an open transaction, so this also waits for every transaction
+    that was open when the end was sampled to commit or abort. Returns the records handled.
+    """
+    consumer = Consumer(client_config(
+        bootstrap,
+        **{
+            "group.id": f"customer-ids-reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 52428800,
+        },
+    ))
+    try:
+        metadata = consumer.list_topics(topic, timeout=30)
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            return 0
+        ends: dict[int, int] = {}
+        for p in info.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            if high > low:
+                ends[p] = high
+        if not ends:
+            return 0
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        handled = 0
+        deadline = time.monotonic() + timeout
+        pending = set(ends)
+        while pending:
+            if time.monotonic() > deadline:
+                raise TopicReadError(
+                    f"reading {topic} to its end took over {timeout:.0f}s; "
+                    f"partitions {sorted(pending)} not finished"
+                )
+            for message in consumer.consume(num_messages=10000, timeout=0.2):
+                error = message.error()
+                if error is None:
+                    handle(message)
+                    handled += 1
+                elif error.code() != KafkaError._PARTITION_EOF:
+                    raise TopicReadError(f"reading {topic}: {error}")
+            positions = consumer.position([TopicPartition(topic, p) for p in pending])
+            pending -= {tp.partition for tp in positions if tp.offset >= ends[tp.partition]}
+        return handled
+    finally:
+        consumer.close()

@@ -1,0 +1,45 @@
+"""`customer-ids lookup`: customer -> number and number -> customer, from Redis or the log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Message
+
+from consumer.bootstrap import build_allocator
+from customer_ids.codec import customer_id_assigned_codec
+from customer_ids.events import CustomerIdAssigned
+from customer_ids.kafka_io import read_to_end
+from customer_ids.settings import Settings
+
+
+def lookup(settings: Settings, customer: str | None, source: str | None, number: str | None,
+           from_log: bool) -> dict[str, Any] | None:
+    key = f"{source}/{customer}" if customer else None
+    if not from_log:
+        allocator = build_allocator(settings)
+        if key is None and number is not None:
+            key = allocator.customer_of(number)
+            if key is None:
+                return None
+        assert key is not None
+        stored = allocator.lookup([key]).get(key)
+        if stored is None:
+            return None
+        system, _, customer_id = key.partition("/")
+        return {"source_system": system, "customer_id": customer_id,
+                "customer_number": stored.number, "sequence_name": stored.counter,
+                "sequence": stored.value, "from": "redis"}
+    codec = customer_id_assigned_codec()
+    found: dict[str, Any] = {}
+
+    def match(message: Message) -> None:
+        event = CustomerIdAssigned.from_record(codec.decode(message.value()))
+        if event.customer_key == key or event.customer_number == number:
+            found.update(source_system=event.source_system, customer_id=event.customer_id,
+                         customer_number=event.customer_number,
+                         sequence_name=event.sequence_name, sequence=event.sequence,
+                         **{"from": "kafka"})
+
+    read_to_end(settings.bootstrap_servers, settings.output_topic, match)
+    return found or None

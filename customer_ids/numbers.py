@@ -1,0 +1,151 @@
+"""Number templates: how a sequence value becomes the number people read.
+
+`CU-{seq:8}-{check:luhn}` gives CU-00012345-7. Tokens: `{seq:N}` (zero-padded to at least N
+digits, never truncated), `{date:FMT}` (strftime of the event's time in the configured zone),
+`{type}`, `{region}`, `{check:luhn|damm|mod97}` over every digit before it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from customer_ids import checkdigits
+from customer_ids.errors import ConfigError
+
+_TOKEN = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # "text", "seq", "date", "type", "region", "check"
+    arg: str = ""
+    width: int = 0
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What a number may be made of besides its sequence value."""
+
+    sequence: int
+    moment: datetime
+    customer_type: str
+    region: str
+
+
+def _parse_token(body: str, template: str) -> Token:
+    name, _, arg = body.partition(":")
+    if name == "seq":
+        if not arg.isdigit() or not 1 <= int(arg) <= 18:
+            raise ConfigError(
+                f"template {template!r}: {{seq:N}} needs a width N from 1 to 18, got {arg!r}"
+            )
+        return Token("seq", width=int(arg))
+    if name == "date":
+        if not arg or "%" not in arg:
+            raise ConfigError(
+                f"template {template!r}: {{date:FMT}} needs a strftime format such as %Y%m%d"
+            )
+        return Token("date", arg=arg)
+    if name in ("type", "region") and not arg:
+        return Token(name)
+    if name == "check":
+        if arg not in checkdigits.SCHEMES:
+            raise ConfigError(
+                f"template {template!r}: unknown check scheme {arg!r}; "
+                f"allowed: {', '.join(checkdigits.SCHEMES)}"
+            )
+        return Token("check", arg=arg)
+    raise ConfigError(
+        f"template {template!r}: unknown token {{{body}}}; allowed: "
+        "{seq:N}, {date:FMT}, {type}, {region}, {check:luhn|damm|mod97}"
+    )
+
+
+@dataclass(frozen=True)
+class NumberTemplate:
+    """A parsed template. Parse once at start-up; render per customer."""
+
+    text: str
+    tokens: tuple[Token, ...]
+    zone: ZoneInfo
+
+    @classmethod
+    def parse(cls, text: str, zone: str = "UTC") -> NumberTemplate:
+        tokens: list[Token] = []
+        pos = 0
+        for match in _TOKEN.finditer(text):
+            if match.start() > pos:
+                tokens.append(Token("text", arg=text[pos:match.start()]))
+            tokens.append(_parse_token(match.group(1), text))
+            pos = match.end()
+        if pos < len(text):
+            tokens.append(Token("text", arg=text[pos:]))
+        if any("{" in t.arg or "}" in t.arg for t in tokens if t.kind == "text"):
+            raise ConfigError(f"template {text!r} has an unbalanced brace")
+        seqs = [t for t in tokens if t.kind == "seq"]
+        if len(seqs) != 1:
+            raise ConfigError(f"template {text!r} must contain exactly one {{seq:N}} token")
+        checks = [i for i, t in enumerate(tokens) if t.kind == "check"]
+        if len(checks) > 1 or (checks and checks[0] != len(tokens) - 1 and any(
+            t.kind != "text" for t in tokens[checks[0] + 1:]
+        )):
+            raise ConfigError(
+                f"template {text!r}: one {{check:...}} at most, after every other token"
+            )
+        if checks and any(t.kind in ("type", "region") for t in tokens[:checks[0]]):
+            raise ConfigError(
+                f"template {text!r}: a check digit is computed over digits, so no {{type}} or "
+                "{region} may stand before it; put them after, or drop the check"
+            )
+        try:
+            tz = ZoneInfo(zone)
+        except Exception as exc:
+            raise ConfigError(f"unknown time zone {zone!r}; use an IANA name like UTC") from exc
+        return cls(text=text, tokens=tuple(tokens), zone=tz)
+
+    @property
+    def min_seq_width(self) -> int:
+        return next(t.width for t in self.tokens if t.kind == "seq")
+
+    def render(self, ctx: RenderContext) -> str:
+        out: list[str] = []
+        for token in self.tokens:
+            if token.kind == "text":
+                out.append(token.arg)
+            elif token.kind == "seq":
+                out.append(f"{ctx.sequence:0{token.width}d}")
+            elif token.kind == "date":
+                out.append(ctx.moment.astimezone(self.zone).strftime(token.arg))
+            elif token.kind == "type":
+                out.append(ctx.customer_type)
+            elif token.kind == "region":
+                out.append(ctx.region)
+            else:
+                digits = "".join(ch for ch in "".join(out) if ch.isdigit())
+                out.append(checkdigits.SCHEMES[token.arg](digits))
+        return "".join(out)
+
+    def matches(self, number: str) -> bool:
+        """True when `number` could have been rendered by this template, check digit included."""
+        pattern = ""
+        for token in self.tokens:
+            if token.kind == "text":
+                pattern += re.escape(token.arg)
+            elif token.kind == "seq":
+                pattern += rf"\d{{{token.width},}}"
+            elif token.kind == "date":
+                pattern += r"\d+"
+            elif token.kind in ("type", "region"):
+                pattern += r"[A-Za-z0-9_]+"
+            else:
+                pattern += rf"\d{{{checkdigits.WIDTHS[token.arg]}}}"
+        if not re.fullmatch(pattern, number):
+            return False
+        check = next((t for t in self.tokens if t.kind == "check"), None)
+        if check is None:
+            return True
+        digits = "".join(ch for ch in number if ch.isdigit())
+        return checkdigits.is_valid(digits, check.arg)

@@ -1,0 +1,111 @@
+"""Sequences and routing: which counter and template a customer's number comes from.
+
+Pure rules, no Redis: a reader finds here how an event picks its sequence and how a
+daily/monthly/yearly sequence names the counter of its period (the period is part of the
+counter key, so a rollover is atomic: the first INCRBY of a new day starts a new counter).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from customer_ids.errors import ConfigError
+from customer_ids.events import CustomerCreated
+from customer_ids.numbers import NumberTemplate, RenderContext
+
+Period = Literal["none", "daily", "monthly", "yearly"]
+PERIODS: tuple[str, ...] = ("none", "daily", "monthly", "yearly")
+_PERIOD_FORMAT = {"daily": "%Y%m%d", "monthly": "%Y%m", "yearly": "%Y"}
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """One counter family with its number template and the events it takes."""
+
+    name: str
+    template: NumberTemplate
+    start: int = 1
+    period: Period = "none"
+    customer_types: frozenset[str] = field(default_factory=frozenset)  # empty = any
+    regions: frozenset[str] = field(default_factory=frozenset)  # empty = any
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ConfigError(
+                f"sequence name {self.name!r}: use 1-32 letters, digits, '_' or '-'"
+            )
+        if self.period not in PERIODS:
+            raise ConfigError(
+                f"sequence {self.name}: period {self.period!r} is not one of {', '.join(PERIODS)}"
+            )
+        if self.start < 1:
+            raise ConfigError(f"sequence {self.name}: start must be 1 or more, got {self.start}")
+
+    def accepts(self, event: CustomerCreated) -> bool:
+        return (not self.customer_types or event.customer_type in self.customer_types) and (
+            not self.regions or event.country_code.upper() in self.regions
+        )
+
+    def counter_name(self, moment: datetime) -> str:
+        """The counter this event's number comes from: the name, plus the period if any."""
+        if self.period == "none":
+            return self.name
+        return f"{self.name}:{moment.astimezone(self.template.zone).strftime(_PERIOD_FORMAT[self.period])}"
+
+    def render(self, value: int, event: CustomerCreated) -> str:
+        return self.template.render(
+            RenderContext(
+                sequence=value,
+                moment=event.occurred_at,
+                customer_type=event.customer_type,
+                region=event.country_code.upper(),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Router:
+    """First matching sequence wins; rules may not overlap, so the order never matters."""
+
+    sequences: tuple[Sequence, ...]
+
+    def __post_init__(self) -> None:
+        if not self.sequences:
+            raise ConfigError("at least one sequence must be configured")
+        names = [s.name for s in self.sequences]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"sequence names must be unique, got {names}")
+        for i, a in enumerate(self.sequences):
+            for b in self.sequences[i + 1:]:
+                if _overlap(a.customer_types, b.customer_types) and _overlap(a.regions, b.regions):
+                    raise ConfigError(
+                        f"sequences {a.name} and {b.name} both accept some events; give them "
+                        "disjoint customer_types or regions"
+                    )
+
+    def route(self, event: CustomerCreated) -> Sequence:
+        for sequence in self.sequences:
+            if sequence.accepts(event):
+                return sequence
+        raise LookupError(
+            f"no sequence accepts customer_type={event.customer_type!r} "
+            f"region={event.country_code!r}"
+        )
+
+    def by_name(self, name: str) -> Sequence:
+        for sequence in self.sequences:
+            if sequence.name == name:
+                return sequence
+        raise KeyError(name)
+
+    def names(self) -> Iterable[str]:
+        return (s.name for s in self.sequences)
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> bool:
+    return not a or not b or bool(a & b)
