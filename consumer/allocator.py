@@ -9,7 +9,7 @@ wiped Redis is noticed before a reset counter can hand out 1 again.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 
 import redis
@@ -94,8 +94,9 @@ class StoredAssignment:
 class SequenceAllocator:
     """A thin typed layer over redis-py: only the calls allocation needs."""
 
-    def __init__(self, client: redis.Redis, keys: RedisKeys, lock_timeout_s: float,
-                 lock_wait_s: float) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: RedisKeys, lock_timeout_s: float, lock_wait_s: float
+    ) -> None:
         self._redis = client
         self.keys = keys
         self._lock_timeout_s = lock_timeout_s
@@ -136,8 +137,12 @@ class SequenceAllocator:
         values = self._redis.mget([self.keys.counter(name) for name in counter_names])
         return {name: int(v or 0) for name, v in zip(counter_names, values, strict=True)}
 
-    def allocate(self, epoch: str, expected: dict[str, tuple[int, int, int]],
-                 new: dict[str, StoredAssignment]) -> None:
+    def allocate(
+        self,
+        epoch: str,
+        expected: dict[str, tuple[int, int, int]],
+        new: dict[str, StoredAssignment],
+    ) -> None:
         """Advance counters and record new assignments in one atomic, epoch-checked step.
 
         `expected` maps counter -> (value read under the lock, floor = start - 1, block size).
@@ -180,11 +185,18 @@ class SequenceAllocator:
 
     def current_epoch(self) -> str | None:
         raw = self._redis.get(self.keys.epoch)
-        return raw.decode() if raw is not None else None
+        return _text(raw)
 
     def customer_of(self, number: str) -> str | None:
         raw = self._redis.hget(self.keys.numbers(number), number)
-        return raw.decode() if raw is not None else None
+        return _text(raw)
+
+
+def _text(raw: object) -> str | None:
+    """redis-py returns bytes unless decode_responses is set; accept both."""
+    if raw is None:
+        return None
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _allocation_error(exc: redis.ResponseError) -> Exception:
@@ -197,7 +209,5 @@ def _allocation_error(exc: redis.ResponseError) -> Exception:
 
 def _release_quietly(lock: Lock) -> None:
     """A lease that expired (or a wiped Redis) has nothing to release; that is not an error."""
-    try:
+    with suppress(redis.exceptions.LockError, redis.RedisError):
         lock.release()
-    except (redis.exceptions.LockError, redis.RedisError):
-        pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from confluent_kafka import Consumer, Producer
 
@@ -17,7 +19,7 @@ from customer_ids.settings import Settings
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 
 
-def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
+def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
     """The topics the service needs; the output and watermarks are compacted records."""
     base = {"partitions": settings.partitions, "replication": settings.replication_factor}
     return {
@@ -29,8 +31,9 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, object]]:
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3,
-                                health_check_interval=30)
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
+    )
 
 
 def build_allocator(settings: Settings, client: redis.Redis | None = None) -> SequenceAllocator:
@@ -43,33 +46,37 @@ def build_allocator(settings: Settings, client: redis.Redis | None = None) -> Se
 
 
 def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> AssignmentService:
-    ensure_topics(settings.bootstrap_servers, topic_specs(settings))  # type: ignore[arg-type]
+    ensure_topics(settings.bootstrap_servers, topic_specs(settings))
     metrics = metrics or ServiceMetrics()
     client = redis_client(settings)
     allocator = build_allocator(settings, client)
-    consumer = Consumer(client_config(
-        settings.bootstrap_servers,
-        **{
-            "group.id": settings.group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-            "auto.offset.reset": "earliest",  # customers created before we started need numbers
-            "max.poll.interval.ms": 300000,
-            "session.timeout.ms": 15000,
-            "heartbeat.interval.ms": 3000,
-        },
-    ))
-    producer = Producer(client_config(
-        settings.bootstrap_servers,
-        **{
-            "transactional.id": settings.transactional_id,
-            "enable.idempotence": True,
-            "transaction.timeout.ms": settings.transaction_timeout_ms,
-            "linger.ms": settings.linger_ms,
-            "compression.type": "lz4",
-        },
-    ))
+    consumer = Consumer(
+        client_config(
+            settings.bootstrap_servers,
+            {
+                "group.id": settings.group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",  # customers created before we started need numbers
+                "max.poll.interval.ms": 300000,
+                "session.timeout.ms": 15000,
+                "heartbeat.interval.ms": 3000,
+            },
+        )
+    )
+    producer = Producer(
+        client_config(
+            settings.bootstrap_servers,
+            {
+                "transactional.id": settings.transactional_id,
+                "enable.idempotence": True,
+                "transaction.timeout.ms": settings.transaction_timeout_ms,
+                "linger.ms": settings.linger_ms,
+                "compression.type": "lz4",
+            },
+        )
+    )
     return AssignmentService(
         settings=settings,
         consumer=consumer,

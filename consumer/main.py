@@ -32,9 +32,12 @@ def serve(settings: Settings) -> int:
     try:
         service.run(stop)
     except FencedError as exc:
-        log.error("fenced_shutting_down", transactional_id=settings.transactional_id,
-                  reason="a newer instance with the same transactional.id took over",
-                  detail=str(exc)[:200])
+        log.error(
+            "fenced_shutting_down",
+            transactional_id=settings.transactional_id,
+            reason="a newer instance with the same transactional.id took over",
+            detail=str(exc)[:200],
+        )
     finally:
         service.consumer.close()
         if health:

@@ -16,28 +16,48 @@ class ServiceMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.consumed = Counter("customer_ids_events_consumed", "Input records consumed",
-                                registry=r)
-        self.assigned = Counter("customer_ids_numbers_assigned", "New numbers issued",
-                                ["sequence"], registry=r)
-        self.duplicates = Counter("customer_ids_duplicates", "Events of customers that already "
-                                  "had a number", registry=r)
-        self.dead_lettered = Counter("customer_ids_dead_lettered", "Records sent to the DLQ",
-                                     ["reason"], registry=r)
-        self.recoveries = Counter("customer_ids_recoveries", "Rebuilds of Redis from Kafka",
-                                  registry=r)
-        self.recovery_seconds = Histogram("customer_ids_recovery_seconds", "Rebuild duration",
-                                          registry=r)
-        self.aborts = Counter("customer_ids_transactions_aborted", "Aborted batches",
-                              ["reason"], registry=r)
-        self.batch_size = Histogram("customer_ids_batch_size", "Records per batch", registry=r,
-                                    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000))
-        self.batch_seconds = Histogram("customer_ids_batch_seconds", "Batch latency", registry=r,
-                                       buckets=(.002, .005, .01, .025, .05, .1, .25, .5, 1, 5))
-        self.lock_wait = Histogram("customer_ids_lock_wait_seconds", "Wait for sequence locks",
-                                   registry=r, buckets=(.0005, .001, .005, .01, .05, .1, .5, 1, 5))
-        self.lag = Gauge("customer_ids_consumer_lag", "Records behind the end", ["partition"],
-                         registry=r)
+        self.consumed = Counter(
+            "customer_ids_events_consumed", "Input records consumed", registry=r
+        )
+        self.assigned = Counter(
+            "customer_ids_numbers_assigned", "New numbers issued", ["sequence"], registry=r
+        )
+        self.duplicates = Counter(
+            "customer_ids_duplicates", "Events of customers that already had a number", registry=r
+        )
+        self.dead_lettered = Counter(
+            "customer_ids_dead_lettered", "Records sent to the DLQ", ["reason"], registry=r
+        )
+        self.recoveries = Counter(
+            "customer_ids_recoveries", "Rebuilds of Redis from Kafka", registry=r
+        )
+        self.recovery_seconds = Histogram(
+            "customer_ids_recovery_seconds", "Rebuild duration", registry=r
+        )
+        self.aborts = Counter(
+            "customer_ids_transactions_aborted", "Aborted batches", ["reason"], registry=r
+        )
+        self.batch_size = Histogram(
+            "customer_ids_batch_size",
+            "Records per batch",
+            registry=r,
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
+        )
+        self.batch_seconds = Histogram(
+            "customer_ids_batch_seconds",
+            "Batch latency",
+            registry=r,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+        )
+        self.lock_wait = Histogram(
+            "customer_ids_lock_wait_seconds",
+            "Wait for sequence locks",
+            registry=r,
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+        )
+        self.lag = Gauge(
+            "customer_ids_consumer_lag", "Records behind the end", ["partition"], registry=r
+        )
         self.redis_up = Gauge("customer_ids_redis_up", "1 when Redis answers", registry=r)
         self.kafka_up = Gauge("customer_ids_kafka_up", "1 when the broker answers", registry=r)
         self.ready = Gauge("customer_ids_ready", "1 when serving", registry=r)
@@ -52,13 +72,13 @@ class HealthServer:
         ready = metrics.ready
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 if self.path.startswith("/metrics"):
                     self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
                 elif self.path == "/healthz":
                     self._send(200, b"ok\n")
                 elif self.path == "/readyz":
-                    ok = ready._value.get() == 1  # noqa: SLF001 - the gauge is the truth
+                    ok = ready._value.get() == 1
                     self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
                 else:
                     self._send(404, b"not found\n")
@@ -70,10 +90,10 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("0.0.0.0", port), Handler)  # noqa: S104
+        self._server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -43,8 +43,8 @@ def read_log_state(settings: Settings) -> LogState:
     codec = customer_id_assigned_codec()
 
     def on_watermark(message: Message) -> None:
-        counter = message.key().decode()
-        floors[counter] = max(floors.get(counter, 0), int(message.value()))
+        counter = (message.key() or b"").decode()
+        floors[counter] = max(floors.get(counter, 0), int(message.value() or 0))
 
     def on_assigned(message: Message) -> None:
         event = CustomerIdAssigned.from_record(codec.decode(message.value()))
@@ -62,8 +62,9 @@ def read_log_state(settings: Settings) -> LogState:
 class StateRecovery:
     """Keeps Redis at least as far as the Kafka log, rebuilding it when it was lost."""
 
-    def __init__(self, allocator: SequenceAllocator, settings: Settings,
-                 metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, allocator: SequenceAllocator, settings: Settings, metrics: ServiceMetrics
+    ) -> None:
         self._allocator = allocator
         self._settings = settings
         self._metrics = metrics
@@ -89,7 +90,7 @@ class StateRecovery:
         self._allocator.raise_counters(state.floors)
         items = list(state.assignments.items())
         for i in range(0, len(items), RESTORE_CHUNK):
-            self._allocator.restore(dict(items[i:i + RESTORE_CHUNK]))
+            self._allocator.restore(dict(items[i : i + RESTORE_CHUNK]))
         seconds = time.monotonic() - started
         self._metrics.recoveries.inc()
         self._metrics.recovery_seconds.observe(seconds)

@@ -74,12 +74,18 @@ class AssignmentService:
         if self.epoch is None:
             return
         self.consumer.subscribe(
-            [self.settings.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+            [self.settings.input_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
         self.metrics.ready.set(1)
-        log.info("service_started", transactional_id=self.settings.transactional_id,
-                 group=self.settings.group_id, input=self.settings.input_topic)
+        log.info(
+            "service_started",
+            transactional_id=self.settings.transactional_id,
+            group=self.settings.group_id,
+            input=self.settings.input_topic,
+        )
         try:
             while not stop.is_set():
                 messages = self.consumer.consume(
@@ -120,8 +126,13 @@ class AssignmentService:
         try:
             self._process(batch)
             self._failures = 0
-        except (RetryBatchError, EpochChangedError, AllocationConflictError, LockTimeoutError,
-                redis.RedisError) as exc:
+        except (
+            RetryBatchError,
+            EpochChangedError,
+            AllocationConflictError,
+            LockTimeoutError,
+            redis.RedisError,
+        ) as exc:
             self._abort_and_rewind(batch, reason=type(exc).__name__, error=exc)
             if isinstance(exc, redis.RedisError):
                 self._wait_for_redis(stop)
@@ -140,8 +151,9 @@ class AssignmentService:
         if decoded.good:
             assert self.epoch is not None
             lock_started = time.monotonic()
-            numbers = assign_numbers([(e, s) for _, e, s in decoded.good], self.allocator,
-                                     self.epoch)
+            numbers = assign_numbers(
+                [(e, s) for _, e, s in decoded.good], self.allocator, self.epoch
+            )
             self.metrics.lock_wait.observe(time.monotonic() - lock_started)
             self._produce_outputs(decoded, numbers)
             # Fence (DESIGN §5): our records are on the broker, holding back read_committed
@@ -170,15 +182,24 @@ class AssignmentService:
         return decoded
 
     def _dead_letter(self, message: Message, error: Exception) -> None:
-        self.producer.produce(self.settings.dlq_topic, key=message.key(), value=message.value(),
-                              headers=dead_letter_headers(message, error))
-        log.warning("dead_lettered", reason=type(error).__name__, error=str(error)[:300],
-                    topic=message.topic(), partition=message.partition(),
-                    offset=message.offset())
+        self.producer.produce(
+            self.settings.dlq_topic,
+            key=message.key(),
+            value=message.value(),
+            headers=dead_letter_headers(message, error),
+        )
+        log.warning(
+            "dead_lettered",
+            reason=type(error).__name__,
+            error=str(error)[:300],
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+        )
 
     def _produce_outputs(self, decoded: Decoded, numbers: BatchNumbers) -> None:
         assigned_at = now_utc()
-        for (message, _, _), item in zip(decoded.good, numbers.assigned, strict=True):
+        for (_message, _, _), item in zip(decoded.good, numbers.assigned, strict=True):
             event = item.event
             out = CustomerIdAssigned(
                 # Same input event, same output id: downstream can dedupe on it.
@@ -198,8 +219,9 @@ class AssignmentService:
                 headers=[("causation_id", event.event_id.encode())],
             )
         for counter, value in numbers.watermarks.items():
-            self.producer.produce(self.settings.watermark_topic, key=counter.encode(),
-                                  value=str(value).encode())
+            self.producer.produce(
+                self.settings.watermark_topic, key=counter.encode(), value=str(value).encode()
+            )
 
     # ---------------------------------------------------------------- transactions
     def _begin(self) -> None:
@@ -213,7 +235,8 @@ class AssignmentService:
         for attempt in range(5):
             try:
                 self.producer.send_offsets_to_transaction(
-                    offsets, self.consumer.consumer_group_metadata(), 30)
+                    offsets, self.consumer.consumer_group_metadata(), 30
+                )
                 self.producer.commit_transaction(30)
                 return
             except KafkaException as exc:
@@ -239,8 +262,7 @@ class AssignmentService:
         except KafkaException as exc:
             if exc.args[0].code() in FENCED_CODES:
                 raise FencedError(str(exc.args[0])) from exc
-            if "No ongoing transaction" not in str(exc) and \
-                    exc.args[0].code() != KafkaError._STATE:
+            if "No ongoing transaction" not in str(exc) and exc.args[0].code() != KafkaError._STATE:
                 raise
         self._rewind(batch)
 
@@ -248,8 +270,8 @@ class AssignmentService:
         """Seek each partition back to the first record of the batch: its committed offset."""
         firsts: dict[tuple[str, int], int] = {}
         for m in messages:
-            key = (m.topic(), m.partition())
-            firsts[key] = min(firsts.get(key, m.offset()), m.offset())
+            topic, partition, offset = position(m)
+            firsts[(topic, partition)] = min(firsts.get((topic, partition), offset), offset)
         assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
         for (topic, partition), offset in firsts.items():
             if (topic, partition) in assigned:
@@ -258,7 +280,7 @@ class AssignmentService:
     # ---------------------------------------------------------------- waiting
     def _backoff(self, stop: threading.Event) -> None:
         self._failures += 1
-        stop.wait(min(MAX_BACKOFF_S, 0.05 * 2 ** self._failures))
+        stop.wait(min(MAX_BACKOFF_S, 0.05 * 2**self._failures))
 
     def _wait_for_redis(self, stop: threading.Event) -> None:
         """Pause consumption and poll Redis with backoff; resume when it answers."""
@@ -299,8 +321,9 @@ class AssignmentService:
                 self._backoff(stop)
         return None
 
-    def _account(self, batch: list[Message], decoded: Decoded, numbers: BatchNumbers | None,
-                 seconds: float) -> None:
+    def _account(
+        self, batch: list[Message], decoded: Decoded, numbers: BatchNumbers | None, seconds: float
+    ) -> None:
         self.metrics.consumed.inc(len(batch))
         self.metrics.batch_size.observe(len(batch))
         self.metrics.batch_seconds.observe(seconds)
@@ -320,8 +343,8 @@ class AssignmentService:
             duplicates=duplicates,
             dead_lettered=len(decoded.bad),
             partitions=sorted({m.partition() for m in batch}),
-            first_offset=min(m.offset() for m in batch),
-            last_offset=max(m.offset() for m in batch),
+            first_offset=min(position(m)[2] for m in batch),
+            last_offset=max(position(m)[2] for m in batch),
             ms=round(seconds * 1000, 1),
         )
 
@@ -330,6 +353,13 @@ def next_offsets(batch: list[Message]) -> list[TopicPartition]:
     """The offsets to commit: the *next* record to read of each partition in the batch."""
     last: dict[tuple[str, int], int] = {}
     for m in batch:
-        key = (m.topic(), m.partition())
-        last[key] = max(last.get(key, -1), m.offset())
+        topic, partition, offset = position(m)
+        last[(topic, partition)] = max(last.get((topic, partition), -1), offset)
     return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
+
+
+def position(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed (never a produced) message."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset

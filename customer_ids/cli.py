@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
@@ -21,16 +22,19 @@ def _stack(args: argparse.Namespace) -> int:
     if args.action == "up":
         seconds = stack.up()
         print("\n".join(stack.env_lines()))
-        print(f"# stack ready in {seconds:.1f}s (kafka pid {stack.kafka.running_pid()}, "
-              f"redis pid {stack.redis.running_pid()})", file=sys.stderr)
+        print(
+            f"# stack ready in {seconds:.1f}s (kafka pid {stack.kafka.running_pid()}, "
+            f"redis pid {stack.redis.running_pid()})",
+            file=sys.stderr,
+        )
         return 0
     if args.action == "down":
         stopped = stack.down()
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}", file=sys.stderr)
         return 0
     kafka, redis_pid = stack.kafka.running_pid(), stack.redis.running_pid()
-    print(f"kafka  {'up (pid %d) on %s' % (kafka, stack.kafka.bootstrap) if kafka else 'down'}")
-    print(f"redis  {'up (pid %d) on %s' % (redis_pid, stack.redis.url) if redis_pid else 'down'}")
+    print(f"kafka  {f'up (pid {kafka}) on {stack.kafka.bootstrap}' if kafka else 'down'}")
+    print(f"redis  {f'up (pid {redis_pid}) on {stack.redis.url}' if redis_pid else 'down'}")
     return 0 if kafka and redis_pid else 1
 
 
@@ -43,19 +47,30 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
     from producer.cli import produce  # noqa: PLC0415
 
-    return produce(settings, count=args.count, file=args.file, duplicates=args.duplicates,
-                   rate=args.rate, seed=args.seed, quiet=args.quiet)
+    return produce(
+        settings,
+        count=args.count,
+        file=args.file,
+        duplicates=args.duplicates,
+        rate=args.rate,
+        seed=args.seed,
+        quiet=args.quiet,
+    )
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from customer_ids.subscriber import tail  # noqa: PLC0415
 
     stop = threading.Event()
-    try:
-        tail(settings.bootstrap_servers, settings.output_topic, args.group, stop,
-             max_events=args.count, idle_seconds=args.idle_timeout)
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        tail(
+            settings.bootstrap_servers,
+            settings.output_topic,
+            args.group,
+            stop,
+            max_events=args.count,
+            idle_seconds=args.idle_timeout,
+        )
     return 0
 
 
@@ -77,8 +92,13 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("lookup needs --customer ID --source S, or --number N")
     if args.customer and not args.source:
         raise ConfigError("--customer needs --source: ids are unique per upstream system")
-    found = lookup(settings, customer=args.customer, source=args.source, number=args.number,
-                   from_log=args.from_log)
+    found = lookup(
+        settings,
+        customer=args.customer,
+        source=args.source,
+        number=args.number,
+        from_log=args.from_log,
+    )
     if found is None:
         print("not found", file=sys.stderr)
         return 1
@@ -93,8 +113,9 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    settings_help = "\n".join(f"  {s.env:38} {s.default or '(unset)':28} {s.meaning}"
-                              for s in SETTINGS)
+    settings_help = "\n".join(
+        f"  {s.env:38} {s.default or '(unset)':28} {s.meaning}" for s in SETTINGS
+    )
     parser = argparse.ArgumentParser(
         prog="customer-ids",
         description="Give every new customer one permanent customer number, exactly once.",
@@ -103,42 +124,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("stack", help="start, inspect or stop the local Kafka broker and Redis",
-                       description="A real Apache Kafka broker (KRaft, jars from Maven Central) "
-                       "and redis-server on 127.0.0.1. `up` prints lines a shell can eval.")
+    p = sub.add_parser(
+        "stack",
+        help="start, inspect or stop the local Kafka broker and Redis",
+        description="A real Apache Kafka broker (KRaft, jars from Maven Central) "
+        "and redis-server on 127.0.0.1. `up` prints lines a shell can eval.",
+    )
     p.add_argument("action", choices=["up", "status", "down"])
     p.set_defaults(handler=_stack, needs_settings=False)
 
-    p = sub.add_parser("serve", help="run the ID-assignment service",
-                       description="Consume CustomerCreated, assign numbers, publish "
-                       "CustomerIdAssigned exactly once. Stops cleanly on SIGTERM or Ctrl-C.")
+    p = sub.add_parser(
+        "serve",
+        help="run the ID-assignment service",
+        description="Consume CustomerCreated, assign numbers, publish "
+        "CustomerIdAssigned exactly once. Stops cleanly on SIGTERM or Ctrl-C.",
+    )
     p.set_defaults(handler=_serve)
 
-    p = sub.add_parser("produce", help="emit CustomerCreated events (demo and load)",
-                       description="Generate realistic events, or read JSON lines from a file.")
+    p = sub.add_parser(
+        "produce",
+        help="emit CustomerCreated events (demo and load)",
+        description="Generate realistic events, or read JSON lines from a file.",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--count", type=int, help="generate this many new customers")
     src.add_argument("--file", type=Path, help="JSON lines, one CustomerCreated per line")
-    p.add_argument("--duplicates", type=float, default=0.0, metavar="P",
-                   help="also re-send a fraction P (0..1) of events, to watch idempotency")
-    p.add_argument("--rate", type=float, default=0.0, help="events per second (0: as fast as "
-                   "possible)")
+    p.add_argument(
+        "--duplicates",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="also re-send a fraction P (0..1) of events, to watch idempotency",
+    )
+    p.add_argument(
+        "--rate", type=float, default=0.0, help="events per second (0: as fast as possible)"
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_produce)
 
-    p = sub.add_parser("tail", help="print committed CustomerIdAssigned events as JSON lines",
-                       description="A downstream subscriber (read_committed). Each --group "
-                       "gets every event: sales, support and marketing each use their own.")
+    p = sub.add_parser(
+        "tail",
+        help="print committed CustomerIdAssigned events as JSON lines",
+        description="A downstream subscriber (read_committed). Each --group "
+        "gets every event: sales, support and marketing each use their own.",
+    )
     p.add_argument("--group", default="customer-ids-tail", help="consumer group")
     p.add_argument("--count", type=int, default=0, help="exit after this many events")
-    p.add_argument("--idle-timeout", type=float, default=0,
-                   help="exit after this many seconds without an event")
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=0,
+        help="exit after this many seconds without an event",
+    )
     p.set_defaults(handler=_tail)
 
-    p = sub.add_parser("validate", help="check numbers against the configured sequences",
-                       description="Exit 0 when every number is well formed for a configured "
-                       "sequence and its check digit is right, 1 otherwise.")
+    p = sub.add_parser(
+        "validate",
+        help="check numbers against the configured sequences",
+        description="Exit 0 when every number is well formed for a configured "
+        "sequence and its check digit is right, 1 otherwise.",
+    )
     p.add_argument("numbers", nargs="+")
     p.set_defaults(handler=_validate)
 
@@ -146,8 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customer", help="the upstream customer_id")
     p.add_argument("--source", help="the upstream source_system of --customer")
     p.add_argument("--number", help="a customer number")
-    p.add_argument("--from-log", action="store_true",
-                   help="answer from the compacted output topic instead of Redis")
+    p.add_argument(
+        "--from-log",
+        action="store_true",
+        help="answer from the compacted output topic instead of Redis",
+    )
     p.set_defaults(handler=_lookup)
 
     p = sub.add_parser("config", help="print the effective settings, secrets masked")

@@ -90,8 +90,9 @@ def codec_for(name: str, directory: Path | None = None) -> AvroCodec:
         for path in sorted(history.glob(f"{name}.*.avsc")):
             old = _load(path)
             writers.setdefault(schema_fingerprint(old), old)
-    return AvroCodec(name=name, schema=current, header=MAGIC + schema_fingerprint(current),
-                     writers=writers)
+    return AvroCodec(
+        name=name, schema=current, header=MAGIC + schema_fingerprint(current), writers=writers
+    )
 
 
 def customer_created_codec() -> AvroCodec:

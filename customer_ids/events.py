@@ -125,4 +125,6 @@ class CustomerIdAssigned:
 
 
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    """Now, at the millisecond precision that timestamp-millis keeps on the wire."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -3,13 +3,14 @@ creation with AdminClient, and reading a topic to its end with read_committed.""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from customer_ids.errors import CustomerIdsError
 from customer_ids.logs import kafka_logger
@@ -30,21 +31,22 @@ class TopicReadError(CustomerIdsError):
     """A topic could not be read to its end in time."""
 
 
-def client_config(bootstrap: str, env: Mapping[str, str] | None = None,
-                  **extra: Any) -> dict[str, Any]:
-    import os  # noqa: PLC0415 - read lazily so tests can pass their own env
-
+def client_config(
+    bootstrap: str, extra: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Base config for every client: brokers, security pass-through, our logger, extras."""
     env = os.environ if env is None else env
     config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": kafka_logger()}
     for var, key in SECURITY_ENV.items():
         if env.get(var):
             config[key] = env[var]
-    config.update(extra)
+    config.update(extra or {})
     return config
 
 
-def ensure_topics(bootstrap: str, specs: Mapping[str, dict[str, Any]],
-                  timeout: float = 30.0) -> list[str]:
+def ensure_topics(
+    bootstrap: str, specs: Mapping[str, dict[str, Any]], timeout: float = 30.0
+) -> list[str]:
     """Create the topics that are missing; returns the names created.
 
     `specs` maps name -> {"partitions": n, "replication": r, "config": {...}}.
@@ -52,8 +54,12 @@ def ensure_topics(bootstrap: str, specs: Mapping[str, dict[str, Any]],
     admin = AdminClient(client_config(bootstrap))
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [
-        NewTopic(name, num_partitions=spec["partitions"],
-                 replication_factor=spec["replication"], config=spec.get("config", {}))
+        NewTopic(
+            name,
+            num_partitions=spec["partitions"],
+            replication_factor=spec["replication"],
+            config=spec.get("config", {}),
+        )
         for name, spec in specs.items()
         if name not in existing
     ]
@@ -64,8 +70,11 @@ def ensure_topics(bootstrap: str, specs: Mapping[str, dict[str, Any]],
                 future.result()
                 created.append(name)
             except Exception as exc:
-                if exc.args and getattr(exc.args[0], "code", lambda: None)() == \
-                        KafkaError.TOPIC_ALREADY_EXISTS:
+                if (
+                    exc.args
+                    and getattr(exc.args[0], "code", lambda: None)()
+                    == KafkaError.TOPIC_ALREADY_EXISTS
+                ):
                     continue  # another instance created it at the same moment
                 raise
     return created
@@ -82,18 +91,20 @@ def read_to_end(
     read_committed cannot pass an open transaction, so this also waits for every transaction
     that was open when the end was sampled to commit or abort. Returns the records handled.
     """
-    consumer = Consumer(client_config(
-        bootstrap,
-        **{
-            "group.id": f"customer-ids-reader-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": True,
-            "fetch.max.bytes": 52428800,
-        },
-    ))
+    consumer = Consumer(
+        client_config(
+            bootstrap,
+            {
+                "group.id": f"customer-ids-reader-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
+                "fetch.max.bytes": 52428800,
+            },
+        )
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=30)
         info = metadata.topics.get(topic)

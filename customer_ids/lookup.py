@@ -13,8 +13,9 @@ from customer_ids.kafka_io import read_to_end
 from customer_ids.settings import Settings
 
 
-def lookup(settings: Settings, customer: str | None, source: str | None, number: str | None,
-           from_log: bool) -> dict[str, Any] | None:
+def lookup(
+    settings: Settings, customer: str | None, source: str | None, number: str | None, from_log: bool
+) -> dict[str, Any] | None:
     key = f"{source}/{customer}" if customer else None
     if not from_log:
         allocator = build_allocator(settings)
@@ -27,19 +28,28 @@ def lookup(settings: Settings, customer: str | None, source: str | None, number:
         if stored is None:
             return None
         system, _, customer_id = key.partition("/")
-        return {"source_system": system, "customer_id": customer_id,
-                "customer_number": stored.number, "sequence_name": stored.counter,
-                "sequence": stored.value, "from": "redis"}
+        return {
+            "source_system": system,
+            "customer_id": customer_id,
+            "customer_number": stored.number,
+            "sequence_name": stored.counter,
+            "sequence": stored.value,
+            "from": "redis",
+        }
     codec = customer_id_assigned_codec()
     found: dict[str, Any] = {}
 
     def match(message: Message) -> None:
         event = CustomerIdAssigned.from_record(codec.decode(message.value()))
         if event.customer_key == key or event.customer_number == number:
-            found.update(source_system=event.source_system, customer_id=event.customer_id,
-                         customer_number=event.customer_number,
-                         sequence_name=event.sequence_name, sequence=event.sequence,
-                         **{"from": "kafka"})
+            found.update(
+                source_system=event.source_system,
+                customer_id=event.customer_id,
+                customer_number=event.customer_number,
+                sequence_name=event.sequence_name,
+                sequence=event.sequence,
+                **{"from": "kafka"},
+            )
 
     read_to_end(settings.bootstrap_servers, settings.output_topic, match)
     return found or None

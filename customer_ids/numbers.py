@@ -78,7 +78,7 @@ class NumberTemplate:
         pos = 0
         for match in _TOKEN.finditer(text):
             if match.start() > pos:
-                tokens.append(Token("text", arg=text[pos:match.start()]))
+                tokens.append(Token("text", arg=text[pos : match.start()]))
             tokens.append(_parse_token(match.group(1), text))
             pos = match.end()
         if pos < len(text):
@@ -89,13 +89,15 @@ class NumberTemplate:
         if len(seqs) != 1:
             raise ConfigError(f"template {text!r} must contain exactly one {{seq:N}} token")
         checks = [i for i, t in enumerate(tokens) if t.kind == "check"]
-        if len(checks) > 1 or (checks and checks[0] != len(tokens) - 1 and any(
-            t.kind != "text" for t in tokens[checks[0] + 1:]
-        )):
+        if len(checks) > 1 or (
+            checks
+            and checks[0] != len(tokens) - 1
+            and any(t.kind != "text" for t in tokens[checks[0] + 1 :])
+        ):
             raise ConfigError(
                 f"template {text!r}: one {{check:...}} at most, after every other token"
             )
-        if checks and any(t.kind in ("type", "region") for t in tokens[:checks[0]]):
+        if checks and any(t.kind in ("type", "region") for t in tokens[: checks[0]]):
             raise ConfigError(
                 f"template {text!r}: a check digit is computed over digits, so no {{type}} or "
                 "{region} may stand before it; put them after, or drop the check"

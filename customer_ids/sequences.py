@@ -36,9 +36,7 @@ class Sequence:
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
-            raise ConfigError(
-                f"sequence name {self.name!r}: use 1-32 letters, digits, '_' or '-'"
-            )
+            raise ConfigError(f"sequence name {self.name!r}: use 1-32 letters, digits, '_' or '-'")
         if self.period not in PERIODS:
             raise ConfigError(
                 f"sequence {self.name}: period {self.period!r} is not one of {', '.join(PERIODS)}"
@@ -55,7 +53,8 @@ class Sequence:
         """The counter this event's number comes from: the name, plus the period if any."""
         if self.period == "none":
             return self.name
-        return f"{self.name}:{moment.astimezone(self.template.zone).strftime(_PERIOD_FORMAT[self.period])}"
+        local = moment.astimezone(self.template.zone)
+        return f"{self.name}:{local.strftime(_PERIOD_FORMAT[self.period])}"
 
     def render(self, value: int, event: CustomerCreated) -> str:
         return self.template.render(
@@ -81,7 +80,7 @@ class Router:
         if len(set(names)) != len(names):
             raise ConfigError(f"sequence names must be unique, got {names}")
         for i, a in enumerate(self.sequences):
-            for b in self.sequences[i + 1:]:
+            for b in self.sequences[i + 1 :]:
                 if _overlap(a.customer_types, b.customer_types) and _overlap(a.regions, b.regions):
                     raise ConfigError(
                         f"sequences {a.name} and {b.name} both accept some events; give them "

@@ -36,14 +36,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP, "Kafka brokers, host:port[,host:port]"),
     Setting("REDIS_URL", DEFAULT_REDIS_URL, "Redis URL (redis:// or rediss://, password allowed)"),
     Setting("CUSTOMER_IDS_INPUT_TOPIC", "customer.created", "topic of CustomerCreated events"),
-    Setting("CUSTOMER_IDS_OUTPUT_TOPIC", "customer.id-assigned",
-            "compacted topic of CustomerIdAssigned events: the durable record"),
+    Setting(
+        "CUSTOMER_IDS_OUTPUT_TOPIC",
+        "customer.id-assigned",
+        "compacted topic of CustomerIdAssigned events: the durable record",
+    ),
     Setting("CUSTOMER_IDS_DLQ_TOPIC", "customer.created.dlq", "dead-letter topic for bad input"),
-    Setting("CUSTOMER_IDS_WATERMARK_TOPIC", "customer-ids.watermarks",
-            "compacted topic of the highest number committed per counter"),
+    Setting(
+        "CUSTOMER_IDS_WATERMARK_TOPIC",
+        "customer-ids.watermarks",
+        "compacted topic of the highest number committed per counter",
+    ),
     Setting("CUSTOMER_IDS_GROUP_ID", "customer-ids", "consumer group of the service"),
-    Setting("CUSTOMER_IDS_TRANSACTIONAL_ID", "customer-ids-<hostname>",
-            "transactional.id; unique per running instance, stable across its restarts"),
+    Setting(
+        "CUSTOMER_IDS_TRANSACTIONAL_ID",
+        "customer-ids-<hostname>",
+        "transactional.id; unique per running instance, stable across its restarts",
+    ),
     Setting("CUSTOMER_IDS_PARTITIONS", "6", "partitions of topics the service creates"),
     Setting("CUSTOMER_IDS_REPLICATION_FACTOR", "1", "replication factor of topics it creates"),
     Setting("CUSTOMER_IDS_BATCH_SIZE", "1000", "most records in one batch (one transaction)"),
@@ -195,14 +204,16 @@ def _router(env: Mapping[str, str]) -> Router:
     zone = _get(env, "CUSTOMER_IDS_TIMEZONE")
     if not path:
         period = _choice(env, "CUSTOMER_IDS_SEQUENCE_PERIOD", PERIODS)
-        return Router((
-            Sequence(
-                name=_get(env, "CUSTOMER_IDS_SEQUENCE_NAME"),
-                template=NumberTemplate.parse(_get(env, "CUSTOMER_IDS_NUMBER_FORMAT"), zone),
-                start=_int(env, "CUSTOMER_IDS_SEQUENCE_START", 1, 10**17),
-                period=period,  # type: ignore[arg-type]
-            ),
-        ))
+        return Router(
+            (
+                Sequence(
+                    name=_get(env, "CUSTOMER_IDS_SEQUENCE_NAME"),
+                    template=NumberTemplate.parse(_get(env, "CUSTOMER_IDS_NUMBER_FORMAT"), zone),
+                    start=_int(env, "CUSTOMER_IDS_SEQUENCE_START", 1, 10**17),
+                    period=period,  # type: ignore[arg-type]
+                ),
+            )
+        )
     return load_sequences(Path(path), zone)
 
 
@@ -228,14 +239,16 @@ def load_sequences(path: Path, zone: str = "UTC") -> Router:
         if "name" not in raw or "template" not in raw:
             raise ConfigError(f"{path}: sequence {label}: 'name' and 'template' are required")
         try:
-            sequences.append(Sequence(
-                name=str(raw["name"]),
-                template=NumberTemplate.parse(str(raw["template"]), zone),
-                start=int(raw.get("start", 1)),
-                period=raw.get("period", "none"),
-                customer_types=frozenset(raw.get("customer_types", [])),
-                regions=frozenset(r.upper() for r in raw.get("regions", [])),
-            ))
+            sequences.append(
+                Sequence(
+                    name=str(raw["name"]),
+                    template=NumberTemplate.parse(str(raw["template"]), zone),
+                    start=int(raw.get("start", 1)),
+                    period=raw.get("period", "none"),
+                    customer_types=frozenset(raw.get("customer_types", [])),
+                    regions=frozenset(r.upper() for r in raw.get("regions", [])),
+                )
+            )
         except ConfigError as exc:
             raise ConfigError(f"{path}: sequence {label}: {exc}") from None
     try:

@@ -19,15 +19,27 @@ from customer_ids.logs import get_logger
 log = get_logger("customer_ids.tail")
 
 
-def tail(bootstrap: str, topic: str, group: str, stop: threading.Event,
-         out: TextIO = sys.stdout, max_events: int = 0, idle_seconds: float = 0) -> int:
+def tail(
+    bootstrap: str,
+    topic: str,
+    group: str,
+    stop: threading.Event,
+    out: TextIO = sys.stdout,
+    max_events: int = 0,
+    idle_seconds: float = 0,
+) -> int:
     """Print each committed assignment; returns how many were printed."""
-    consumer = Consumer(client_config(bootstrap, **{
-        "group.id": group,
-        "isolation.level": "read_committed",  # never show a number from an aborted batch
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": True,
-    }))
+    consumer = Consumer(
+        client_config(
+            bootstrap,
+            {
+                "group.id": group,
+                "isolation.level": "read_committed",  # never show a number from an aborted batch
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": True,
+            },
+        )
+    )
     consumer.subscribe([topic])
     codec = customer_id_assigned_codec()
     printed = 0

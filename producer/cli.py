@@ -32,7 +32,8 @@ def read_json_lines(path: Path) -> Iterator[CustomerCreated]:
             raw = json.loads(line)
             occurred = raw.get("occurred_at")
             raw["occurred_at"] = (
-                datetime.fromisoformat(occurred) if isinstance(occurred, str)
+                datetime.fromisoformat(occurred)
+                if isinstance(occurred, str)
                 else datetime.fromtimestamp((occurred or time.time() * 1000) / 1000, UTC)
             )
             raw.setdefault("event_id", None)
@@ -47,14 +48,22 @@ def read_json_lines(path: Path) -> Iterator[CustomerCreated]:
         yield event
 
 
-def produce(settings: Settings, count: int | None, file: Path | None, duplicates: float,
-            rate: float, seed: int | None, quiet: bool) -> int:
+def produce(
+    settings: Settings,
+    count: int | None,
+    file: Path | None,
+    duplicates: float,
+    rate: float,
+    seed: int | None,
+    quiet: bool,
+) -> int:
     if not 0 <= duplicates <= 1:
         raise ConfigError(f"--duplicates {duplicates}: use a fraction from 0 to 1")
     if count is not None and count < 0:
         raise ConfigError(f"--count {count}: use 0 or more")
-    events = generate_events(count or 0, duplicates, seed) if file is None \
-        else read_json_lines(file)
+    events = (
+        generate_events(count or 0, duplicates, seed) if file is None else read_json_lines(file)
+    )
     total = count or 0
     show_bar = sys.stderr.isatty() and not quiet and total > 0
     started = time.monotonic()
@@ -73,9 +82,13 @@ def produce(settings: Settings, count: int | None, file: Path | None, duplicates
     if show_bar:
         _bar(total, total)
         sys.stderr.write("\n")
-    log.info("events_produced", events=sent, seconds=round(seconds, 2),
-             per_second=round(sent / seconds) if seconds else sent,
-             topic=settings.input_topic)
+    log.info(
+        "events_produced",
+        events=sent,
+        seconds=round(seconds, 2),
+        per_second=round(sent / seconds) if seconds else sent,
+        topic=settings.input_topic,
+    )
     return 0
 
 

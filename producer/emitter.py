@@ -23,21 +23,35 @@ class CustomerEventProducer:
     """Publishes CustomerCreated events keyed by customer_id, so a customer's events stay in
     order on one partition. Idempotent: librdkafka's retries never write an event twice."""
 
-    def __init__(self, bootstrap_servers: str, topic: str = "customer.created",
-                 **config: Any) -> None:
+    def __init__(
+        self, bootstrap_servers: str, topic: str = "customer.created", **config: Any
+    ) -> None:
         self.topic = topic
         self._codec = customer_created_codec()
         self._failures: list[str] = []
-        self._producer = Producer(client_config(bootstrap_servers, **{
-            "enable.idempotence": True,
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            **config,
-        }))
+        self._producer = Producer(
+            client_config(
+                bootstrap_servers,
+                {
+                    "enable.idempotence": True,
+                    "linger.ms": 20,
+                    "compression.type": "lz4",
+                    **config,
+                },
+            )
+        )
 
-    def emit(self, *, customer_id: str, source_system: str, customer_type: str,
-             country_code: str, occurred_at: datetime | None = None,
-             event_id: str | None = None, **optional: Any) -> CustomerCreated:
+    def emit(
+        self,
+        *,
+        customer_id: str,
+        source_system: str,
+        customer_type: str,
+        country_code: str,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+        **optional: Any,
+    ) -> CustomerCreated:
         """Validate and queue one event; returns it (with its event_id). Raises on bad input."""
         event = CustomerCreated(
             event_id=event_id or str(uuid.uuid4()),
@@ -59,8 +73,9 @@ class CustomerEventProducer:
         """Publish bytes as they are (the load generator uses it to send bad input)."""
         while True:
             try:
-                self._producer.produce(self.topic, key=key, value=value,
-                                       on_delivery=self._on_delivery)
+                self._producer.produce(
+                    self.topic, key=key, value=value, on_delivery=self._on_delivery
+                )
                 break
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
@@ -82,7 +97,11 @@ class CustomerEventProducer:
     def __enter__(self) -> CustomerEventProducer:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             self.flush()

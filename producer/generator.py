@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from collections.abc import Iterator
@@ -16,8 +17,9 @@ TYPES = ("INDIVIDUAL", "INDIVIDUAL", "INDIVIDUAL", "BUSINESS")
 COUNTRIES = ("DE", "FR", "NL", "GB", "US", "ES", "IT", "PL")
 
 
-def generate_events(count: int, duplicates: float = 0.0, seed: int | None = None
-                    ) -> Iterator[CustomerCreated]:
+def generate_events(
+    count: int, duplicates: float = 0.0, seed: int | None = None
+) -> Iterator[CustomerCreated]:
     """`count` new customers; with probability `duplicates` an earlier one is sent again,
     half the time as the very same event (a redelivery), half as a new event (a retry
     upstream). Duplicates come on top of `count`."""
@@ -43,8 +45,4 @@ def generate_events(count: int, duplicates: float = 0.0, seed: int | None = None
             if rng.random() < 0.5:
                 yield again
             else:
-                yield CustomerCreated(**{**_fields(again), "event_id": str(uuid.uuid4())})
-
-
-def _fields(event: CustomerCreated) -> dict[str, object]:
-    return {name: getattr(event, name) for name in CustomerCreated.__slots__}
+                yield dataclasses.replace(again, event_id=str(uuid.uuid4()))

@@ -93,8 +93,16 @@ class KafkaNode:
         mvn = require_program("mvn", "apt-get install -y maven")
         partial = self.libs.with_name("libs.partial")
         result = subprocess.run(
-            [mvn, "-B", "-q", "-f", str(POM), DEPENDENCY_PLUGIN,
-             "-DincludeScope=runtime", f"-DoutputDirectory={partial}"],
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(POM),
+                DEPENDENCY_PLUGIN,
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={partial}",
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -110,31 +118,33 @@ class KafkaNode:
         data = self.home / "data"
         config = self.home / "server.properties"
         config.write_text(
-            "\n".join([
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                f"log.dirs={data}",
-                "num.partitions=1",
-                "offsets.topic.replication.factor=1",
-                "offsets.topic.num.partitions=1",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "transaction.state.log.num.partitions=1",
-                "group.initial.rebalance.delay.ms=0",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
-                "log.cleaner.dedupe.buffer.size=16777216",
-                # Short transaction aborts for zombies killed by the fault tests.
-                "transaction.abort.timed.out.transaction.cleanup.interval.ms=5000",
-                "",
-            ])
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={data}",
+                    "num.partitions=1",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "transaction.state.log.num.partitions=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "log.cleaner.dedupe.buffer.size=16777216",
+                    # Short transaction aborts for zombies killed by the fault tests.
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms=5000",
+                    "",
+                ]
+            )
         )
         log4j = self.home / "log4j2.properties"
         log4j.write_text(LOG4J2.format(log=self.log_file))
@@ -144,11 +154,14 @@ class KafkaNode:
         java = require_program("java", "apt-get install -y openjdk-17-jre-headless")
         logs = self.home / "logs"
         return [
-            java, *JVM_OPTS,
+            java,
+            *JVM_OPTS,
             f"-Dkafka.logs.dir={logs}",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
-            "-cp", f"{self.libs}/*",
-            main, *args,
+            "-cp",
+            f"{self.libs}/*",
+            main,
+            *args,
         ]
 
     def start(self) -> None:
@@ -159,19 +172,32 @@ class KafkaNode:
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = subprocess.run(
-                self._java("kafka.tools.StorageTool", "random-uuid"),
-                capture_output=True, text=True, check=True,
-            ).stdout.strip().splitlines()[-1]
+            cluster_id = (
+                subprocess.run(
+                    self._java("kafka.tools.StorageTool", "random-uuid"),
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             fmt = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
-                           "-c", str(config)),
-                capture_output=True, text=True, check=False,
+                self._java(
+                    "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
+                ),
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if fmt.returncode != 0:
                 raise StackError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
-        spawn(self._java("kafka.Kafka", str(config)), self.pid_file,
-              self.home / "logs" / "stdout.log", self.home)
+        spawn(
+            self._java("kafka.Kafka", str(config)),
+            self.pid_file,
+            self.home / "logs" / "stdout.log",
+            self.home,
+        )
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Wait until the broker lists itself; fail fast with its log if it died."""
@@ -183,12 +209,14 @@ class KafkaNode:
             if self.running_pid() is None:
                 raise StackError(
                     "the Kafka broker exited during start-up; the end of its log:\n"
-                    + tail(self.log_file) + "\n" + tail(self.home / "logs" / "stdout.log")
+                    + tail(self.log_file)
+                    + "\n"
+                    + tail(self.home / "logs" / "stdout.log")
                 )
             try:
                 if admin.list_topics(timeout=2).brokers:
                     return
-            except Exception:  # noqa: BLE001 - not up yet; keep waiting until the deadline
+            except Exception:
                 time.sleep(0.5)
         raise StackError(
             f"the Kafka broker did not answer on {self.bootstrap} within {timeout:.0f}s; "

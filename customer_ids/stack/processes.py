@@ -60,7 +60,7 @@ def spawn(argv: list[str], pid_file: Path, log_file: Path, cwd: Path) -> subproc
 
 
 def stop(pid_file: Path, grace_seconds: float = 30.0) -> bool:
-    """SIGTERM the process and wait; SIGKILL only after the grace period. True if one was running."""
+    """SIGTERM and wait; SIGKILL only after the grace period. True if one was running."""
     pid = read_pid(pid_file)
     if pid is None:
         pid_file.unlink(missing_ok=True)

@@ -44,10 +44,28 @@ class RedisNode:
         self.home.mkdir(parents=True, exist_ok=True)
         # AOF keeps the demo's state across `stack down`/`up`; tests isolate by key prefix.
         spawn(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize", "no",
-             "--dir", str(self.home), "--save", "", "--appendonly", "yes",
-             "--appendfsync", "everysec", "--protected-mode", "no"],
-            self.pid_file, self.log_file, self.home,
+            [
+                server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.home),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--protected-mode",
+                "no",
+            ],
+            self.pid_file,
+            self.log_file,
+            self.home,
         )
 
     def wait_ready(self, timeout: float = 20.0) -> None:

@@ -42,10 +42,17 @@ def record_missing_country() -> bytes:
     parsed = fastavro.parse_schema(schema)
     out = io.BytesIO()
     out.write(MAGIC + schema_fingerprint(parsed))
-    fastavro.schemaless_writer(out, parsed, {
-        "event_id": str(uuid.uuid4()), "customer_id": "x", "source_system": "crm",
-        "customer_type": "INDIVIDUAL", "occurred_at": now_utc(),
-    })
+    fastavro.schemaless_writer(
+        out,
+        parsed,
+        {
+            "event_id": str(uuid.uuid4()),
+            "customer_id": "x",
+            "source_system": "crm",
+            "customer_type": "INDIVIDUAL",
+            "occurred_at": now_utc(),
+        },
+    )
     return out.getvalue()
 
 
@@ -57,8 +64,11 @@ def record_with_empty_customer_id() -> bytes:
 
 
 def bad_values(seed: int = 1) -> dict[str, bytes | None]:
-    good = __import__("customer_ids.codec", fromlist=["x"]).customer_created_codec().encode(
-        make_events(1, seed=seed)[0].to_record())
+    good = (
+        __import__("customer_ids.codec", fromlist=["x"])
+        .customer_created_codec()
+        .encode(make_events(1, seed=seed)[0].to_record())
+    )
     return {
         "garbage": os.urandom(64),
         "truncated": good[:-7],

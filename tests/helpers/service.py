@@ -44,21 +44,23 @@ class Scenario:
 
     def env(self, **overrides: str) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "KAFKA_BOOTSTRAP_SERVERS": self.endpoints.bootstrap,
-            "REDIS_URL": self.endpoints.redis_url,
-            "CUSTOMER_IDS_INPUT_TOPIC": self.input_topic,
-            "CUSTOMER_IDS_OUTPUT_TOPIC": self.output_topic,
-            "CUSTOMER_IDS_DLQ_TOPIC": self.dlq_topic,
-            "CUSTOMER_IDS_WATERMARK_TOPIC": self.watermark_topic,
-            "CUSTOMER_IDS_GROUP_ID": f"t-{self.tag}",
-            "CUSTOMER_IDS_REDIS_PREFIX": self.redis_prefix,
-            "CUSTOMER_IDS_TRANSACTIONAL_ID": f"t-{self.tag}-1",
-            "CUSTOMER_IDS_PARTITIONS": "3",
-            "CUSTOMER_IDS_METRICS_PORT": "0",
-            "CUSTOMER_IDS_LOG_FORMAT": "json",
-            "CUSTOMER_IDS_TRANSACTION_TIMEOUT_MS": "20000",
-        })
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.endpoints.bootstrap,
+                "REDIS_URL": self.endpoints.redis_url,
+                "CUSTOMER_IDS_INPUT_TOPIC": self.input_topic,
+                "CUSTOMER_IDS_OUTPUT_TOPIC": self.output_topic,
+                "CUSTOMER_IDS_DLQ_TOPIC": self.dlq_topic,
+                "CUSTOMER_IDS_WATERMARK_TOPIC": self.watermark_topic,
+                "CUSTOMER_IDS_GROUP_ID": f"t-{self.tag}",
+                "CUSTOMER_IDS_REDIS_PREFIX": self.redis_prefix,
+                "CUSTOMER_IDS_TRANSACTIONAL_ID": f"t-{self.tag}-1",
+                "CUSTOMER_IDS_PARTITIONS": "3",
+                "CUSTOMER_IDS_METRICS_PORT": "0",
+                "CUSTOMER_IDS_LOG_FORMAT": "json",
+                "CUSTOMER_IDS_TRANSACTION_TIMEOUT_MS": "20000",
+            }
+        )
         env.update(self.extra_env)
         env.update(overrides)
         return env
@@ -77,7 +79,10 @@ class ServiceProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "customer_ids.cli", "serve"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         return self
 

@@ -40,8 +40,11 @@ def find_endpoints() -> Endpoints:
         try:
             _check(bootstrap, redis_url)
         except Exception as exc:
-            pytest.fail(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap} / REDIS_URL={redis_url} do not "
-                        f"answer: {exc}. {HOW_TO}", pytrace=False)
+            pytest.fail(
+                f"KAFKA_BOOTSTRAP_SERVERS={bootstrap} / REDIS_URL={redis_url} do not "
+                f"answer: {exc}. {HOW_TO}",
+                pytrace=False,
+            )
         return Endpoints(bootstrap, redis_url, "environment")
     errors = []
     try:
@@ -51,11 +54,11 @@ def find_endpoints() -> Endpoints:
         stack.up()
         _check(stack.kafka.bootstrap, stack.redis.url)
         return Endpoints(stack.kafka.bootstrap, stack.redis.url, "local stack")
-    except Exception as exc:  # noqa: BLE001 - every way is tried before failing
+    except Exception as exc:
         errors.append(f"local stack: {exc}")
     try:
         return _testcontainers()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         errors.append(f"testcontainers: {exc}")
     pytest.fail(f"{HOW_TO}\nTried:\n  " + "\n  ".join(errors), pytrace=False)
 

@@ -56,9 +56,15 @@ def read_committed(bootstrap: str, output_topic: str, dlq_topic: str | None = No
     return committed
 
 
-def wait_for_outputs(bootstrap: str, output_topic: str, expected: int, timeout: float = 120.0,
-                     dlq_topic: str | None = None, dead_letters: int = 0,
-                     alive: Callable[[], None] | None = None) -> Committed:
+def wait_for_outputs(
+    bootstrap: str,
+    output_topic: str,
+    expected: int,
+    timeout: float = 120.0,
+    dlq_topic: str | None = None,
+    dead_letters: int = 0,
+    alive: Callable[[], None] | None = None,
+) -> Committed:
     """Poll until `expected` outputs (and dead letters) are committed, or fail at the deadline."""
     deadline = time.monotonic() + timeout
     committed = Committed()
@@ -75,8 +81,9 @@ def wait_for_outputs(bootstrap: str, output_topic: str, expected: int, timeout: 
     )
 
 
-def assert_invariants(sent: list[CustomerCreated], committed: Committed,
-                      allow_gaps: bool = False) -> None:
+def assert_invariants(
+    sent: list[CustomerCreated], committed: Committed, allow_gaps: bool = False
+) -> None:
     """The four promises, checked against the list of what was sent."""
     by_customer = committed.numbers_by_customer()
     two_numbers = {c: n for c, n in by_customer.items() if len(n) > 1}

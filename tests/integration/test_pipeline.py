@@ -18,8 +18,10 @@ def test_thousand_events_get_thousand_distinct_contiguous_numbers(
     assert len(committed.outputs) == 1000
     assert_invariants(sent, committed)
     assert sorted(o.sequence for o in committed.outputs) == list(range(1, 1001))
-    assert all(o.customer_number == f"CU-{o.sequence:08d}-" + o.customer_number[-1]
-               for o in committed.outputs)
+    assert all(
+        o.customer_number == f"CU-{o.sequence:08d}-" + o.customer_number[-1]
+        for o in committed.outputs
+    )
 
 
 def test_duplicate_events_get_the_same_number(
@@ -27,8 +29,10 @@ def test_duplicate_events_get_the_same_number(
 ) -> None:
     originals = make_events(200, seed=11)
     again = originals[:50]  # the very same events, redelivered
-    retried = [type(e)(**{**{f: getattr(e, f) for f in e.__slots__},
-                          "event_id": e.event_id[:-4] + "beef"}) for e in originals[50:80]]
+    retried = [
+        type(e)(**{**{f: getattr(e, f) for f in e.__slots__}, "event_id": e.event_id[:-4] + "beef"})
+        for e in originals[50:80]
+    ]
     sent = send(scenario, originals + again + retried)
     start_service()
     committed = wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 280)
@@ -36,8 +40,14 @@ def test_duplicate_events_get_the_same_number(
     numbers = committed.numbers_by_customer()
     assert len(numbers) == 200
     assert all(len(n) == 1 for n in numbers.values())
-    assert sorted(o.sequence for o in committed.outputs if o.causation_id in
-                  {e.event_id for e in originals}) != []
+    assert (
+        sorted(
+            o.sequence
+            for o in committed.outputs
+            if o.causation_id in {e.event_id for e in originals}
+        )
+        != []
+    )
     assert_invariants(sent, committed)
 
 
@@ -49,13 +59,23 @@ def test_bad_input_is_dead_lettered_with_reasons_and_good_input_around_it_is_ass
     send_raw(scenario, bad.values())
     second = send(scenario, make_events(20, seed=22))
     service = start_service()
-    committed = wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 40,
-                                 dlq_topic=scenario.dlq_topic, dead_letters=len(bad))
+    committed = wait_for_outputs(
+        scenario.endpoints.bootstrap,
+        scenario.output_topic,
+        40,
+        dlq_topic=scenario.dlq_topic,
+        dead_letters=len(bad),
+    )
     assert_invariants(first + second, committed)
     assert len(committed.dead_letters) == len(bad)
     for value, headers in committed.dead_letters:
-        assert set(headers) >= {"error.class", "error.message", "source.topic",
-                                "source.partition", "source.offset"}
+        assert set(headers) >= {
+            "error.class",
+            "error.message",
+            "source.topic",
+            "source.partition",
+            "source.offset",
+        }
         assert headers["source.topic"].decode() == scenario.input_topic
         assert headers["error.class"] in (b"DecodeError", b"ValidationError")
         assert value is None or value in bad.values()

@@ -1,0 +1,61 @@
+"""Templates: rendering, validation, and the mistakes that must stop start-up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from customer_ids.errors import ConfigError
+from customer_ids.numbers import NumberTemplate, RenderContext
+
+MOMENT = datetime(2023, 10, 15, 23, 30, tzinfo=UTC)
+
+
+def render(template: str, seq: int, zone: str = "UTC") -> str:
+    return NumberTemplate.parse(template, zone).render(RenderContext(seq, MOMENT, "B", "DE"))
+
+
+def test_examples_from_the_issue() -> None:
+    # The issue's "CU-00012345-7" shows the shape; Luhn over 00012345 gives 5 (Damm gives 9).
+    assert render("CU-{seq:8}-{check:luhn}", 12345) == "CU-00012345-5"
+    assert render("CU-{seq:8}-{check:damm}", 12345) == "CU-00012345-9"
+    assert render("{date:%Y%m%d}{seq:3}", 1) == "20231015001"
+    assert render("{type}-{region}-{seq:7}", 4711) == "B-DE-0004711"
+
+
+def test_date_parts_use_the_configured_zone() -> None:
+    assert render("{date:%Y%m%d}{seq:3}", 1, "Europe/Berlin") == "20231016001"
+
+
+def test_width_grows_and_never_truncates() -> None:
+    assert render("{seq:3}", 123456) == "123456"
+
+
+@given(st.integers(min_value=1, max_value=10**12), st.sampled_from(["luhn", "damm", "mod97"]))
+def test_rendered_numbers_validate_and_a_changed_digit_does_not(seq: int, scheme: str) -> None:
+    template = NumberTemplate.parse(f"CU-{{seq:8}}-{{check:{scheme}}}")
+    number = template.render(RenderContext(seq, MOMENT, "B", "DE"))
+    assert template.matches(number)
+    i = 3  # first digit of the sequence part
+    wrong = number[:i] + str((int(number[i]) + 1) % 10) + number[i + 1 :]
+    assert not template.matches(wrong)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("CU-{seq}", "width"),
+        ("CU-{seq:0}", "width"),
+        ("CU-{nope}", "unknown token"),
+        ("CU-{seq:4}-{check:verhoeff}", "unknown check scheme"),
+        ("CU-{date:%Y}", "exactly one"),
+        ("{type}{seq:4}{check:luhn}", "computed over digits"),
+        ("CU-{seq:4", "unbalanced"),
+    ],
+)
+def test_template_mistakes_name_what_is_wrong(template: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        NumberTemplate.parse(template)
