@@ -1,0 +1,71 @@
+"""No Docker engine runs here, so keep docker-compose.yml honest by checking it against the CLI,
+the settings, the Dockerfile and the local broker's transaction settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from customer_ids.cli import build_parser
+from customer_ids.settings import SETTINGS, Settings
+from customer_ids.stack.kafka import kafka_version
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+
+
+def test_every_command_parses_with_the_real_cli() -> None:
+    parser = build_parser()
+    for name, service in compose()["services"].items():
+        if service.get("image", "").startswith("customer-ids") or "build" in service:
+            parser.parse_args(service["command"])  # exits (fails the test) on a bad argument
+            assert service["command"][0] in {"serve", "produce", "tail"}, name
+
+
+def test_every_environment_variable_is_a_setting_and_parses() -> None:
+    known = {s.env for s in SETTINGS}
+    for name, service in compose()["services"].items():
+        if name in ("kafka", "redis"):
+            continue
+        env = {k: str(v) for k, v in service.get("environment", {}).items()}
+        assert set(env) <= known, f"{name}: unknown variables {set(env) - known}"
+        Settings.from_env(env)
+
+
+def test_subscribers_use_their_own_groups() -> None:
+    services = compose()["services"]
+    groups = [services[n]["command"][services[n]["command"].index("--group") + 1]
+              for n in ("sales", "support", "marketing")]
+    assert groups == ["sales", "support", "marketing"]
+
+
+def test_kafka_is_the_pinned_version_with_one_broker_transaction_settings() -> None:
+    kafka = compose()["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{kafka_version()}"
+    env = kafka["environment"]
+    assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == 1
+    assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == 1
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 1
+    assert "kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    app = compose()["services"]["customer-ids"]["environment"]
+    assert app["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+
+
+def test_redis_persists_and_every_long_running_service_has_a_healthcheck_or_restart() -> None:
+    services = compose()["services"]
+    assert "--appendonly" in services["redis"]["command"]
+    for name in ("kafka", "redis", "customer-ids"):
+        assert "healthcheck" in services[name], name
+        assert services[name]["restart"] == "unless-stopped", name
+
+
+def test_dockerfile_copies_every_package_and_the_schemas() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for folder in ("schemas", "customer_ids", "consumer", "producer", "stack"):
+        assert f"COPY {folder} ./{folder}" in dockerfile
+    assert 'ENTRYPOINT ["customer-ids"]' in dockerfile
