@@ -6,6 +6,8 @@ import signal
 import threading
 from types import FrameType
 
+from confluent_kafka import KafkaException
+
 from consumer.bootstrap import build_service
 from consumer.metrics import HealthServer, ServiceMetrics
 from customer_ids.errors import FencedError
@@ -29,6 +31,7 @@ def serve(settings: Settings) -> int:
     if health:
         health.start()
     service = build_service(settings, metrics)
+    code = 0
     try:
         service.run(stop)
     except FencedError as exc:
@@ -38,9 +41,16 @@ def serve(settings: Settings) -> int:
             reason="a newer instance with the same transactional.id took over",
             detail=str(exc)[:200],
         )
+    except KafkaException as exc:
+        log.error(
+            "kafka_fatal_error_shutting_down",
+            error=str(exc.args[0])[:300],
+            hint="the producer or consumer cannot go on; restart the service",
+        )
+        code = 1
     finally:
         service.consumer.close()
         if health:
             health.stop()
         log.info("service_stopped")
-    return 0
+    return code

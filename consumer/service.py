@@ -142,6 +142,13 @@ class AssignmentService:
                 self._backoff(stop)
 
     def _process(self, batch: list[Message]) -> None:
+        """Sort librdkafka's errors into our three kinds wherever in the batch they arise."""
+        try:
+            self._process_batch(batch)
+        except KafkaException as exc:
+            self._raise_kafka(exc)
+
+    def _process_batch(self, batch: list[Message]) -> None:
         started = time.monotonic()
         decoded = self._decode(batch)
         self._begin()

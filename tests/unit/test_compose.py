@@ -39,8 +39,10 @@ def test_every_environment_variable_is_a_setting_and_parses() -> None:
 
 def test_subscribers_use_their_own_groups() -> None:
     services = compose()["services"]
-    groups = [services[n]["command"][services[n]["command"].index("--group") + 1]
-              for n in ("sales", "support", "marketing")]
+    groups = [
+        services[n]["command"][services[n]["command"].index("--group") + 1]
+        for n in ("sales", "support", "marketing")
+    ]
     assert groups == ["sales", "support", "marketing"]
 
 

@@ -1,0 +1,230 @@
+"""Fault injection against the real broker and Redis, the service as real subprocesses.
+
+Each test checks the four invariants with the independent verifier. The CI subset runs small
+sizes; `pytest -m faults` runs the full sizes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from producer.emitter import CustomerEventProducer
+from tests.helpers.events import bad_values, make_events, send
+from tests.helpers.own_redis import OwnRedis
+from tests.helpers.service import Scenario, ServiceProcess
+from tests.helpers.verify import assert_invariants, read_committed, wait_for_outputs
+
+FULL = os.environ.get("CUSTOMER_IDS_FULL_FAULTS") == "1"
+
+
+def sized(small: int, full: int) -> int:
+    return full if FULL else small
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path).start()
+    yield server
+    server.stop()
+
+
+def send_slowly(scenario: Scenario, events: list, seconds: float) -> threading.Thread:  # type: ignore[type-arg]
+    """Send events spread over `seconds` from a thread, so faults land while events flow."""
+
+    def run() -> None:
+        with CustomerEventProducer(scenario.endpoints.bootstrap, scenario.input_topic) as out:
+            started = time.monotonic()
+            for i, event in enumerate(events):
+                out.emit_event(event)
+                delay = started + seconds * i / len(events) - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_sigkill_at_random_moments_keeps_every_invariant_without_gaps(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess]
+) -> None:
+    events = make_events(sized(3000, 20000), duplicates=0.1, seed=101)
+    sender = send_slowly(scenario, events, seconds=sized(6, 25))
+    rng = random.Random(5)
+    service = start_service()
+    for _ in range(sized(2, 5)):
+        time.sleep(rng.uniform(0.5, 3.0))
+        service.kill()
+        service = start_service()
+    sender.join()
+    committed = wait_for_outputs(
+        scenario.endpoints.bootstrap, scenario.output_topic, len(events), timeout=180
+    )
+    assert len(committed.outputs) == len(events)
+    assert_invariants(events, committed)
+
+
+def test_instances_joining_and_one_killed_under_load(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess]
+) -> None:
+    events = make_events(sized(3000, 20000), duplicates=0.1, seed=202)
+    sender = send_slowly(scenario, events, seconds=sized(8, 25))
+    first = start_service("a", CUSTOMER_IDS_TRANSACTIONAL_ID=f"t-{scenario.tag}-a")
+    time.sleep(2)
+    second = start_service("b", CUSTOMER_IDS_TRANSACTIONAL_ID=f"t-{scenario.tag}-b")
+    time.sleep(2)
+    start_service("c", CUSTOMER_IDS_TRANSACTIONAL_ID=f"t-{scenario.tag}-c")
+    time.sleep(2)
+    second.kill()
+    sender.join()
+    committed = wait_for_outputs(
+        scenario.endpoints.bootstrap, scenario.output_topic, len(events), timeout=180
+    )
+    assert len(committed.outputs) == len(events)
+    assert_invariants(events, committed)
+    assert first.running()
+
+
+def test_redis_flushall_mid_run_with_two_instances_gives_no_duplicate(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess]
+) -> None:
+    events = make_events(sized(3000, 20000), duplicates=0.1, seed=303)
+    sender = send_slowly(scenario, events, seconds=sized(8, 25))
+    a = start_service("a", CUSTOMER_IDS_TRANSACTIONAL_ID=f"t-{scenario.tag}-a")
+    b = start_service("b", CUSTOMER_IDS_TRANSACTIONAL_ID=f"t-{scenario.tag}-b")
+    a.wait_for_log("batch_committed")
+    time.sleep(2)
+    client = redis.Redis.from_url(scenario.endpoints.redis_url)
+    # FLUSHALL, limited to this test's keys and, like FLUSHALL, atomic.
+    wiped = client.eval(
+        "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do "
+        "n = n + redis.call('DEL', k) end return n",
+        0,
+        f"{scenario.redis_prefix}*",
+    )
+    assert int(wiped) > 0
+    sender.join()
+    committed = wait_for_outputs(
+        scenario.endpoints.bootstrap, scenario.output_topic, len(events), timeout=180
+    )
+    assert_invariants(events, committed, allow_gaps=True)
+    logs = a.log() + b.log()
+    assert '"reason": "epoch lost"' in logs, "the rebuild from Kafka must be logged"
+    gaps = committed.gaps()
+    print(f"gaps after the wipe: {gaps}")
+
+
+def test_redis_restarted_without_persistence_restores_state_from_kafka(
+    scenario: Scenario, own_redis: OwnRedis, start_service: Callable[..., ServiceProcess]
+) -> None:
+    first = send(scenario, make_events(500, seed=401))
+    service = start_service(REDIS_URL=own_redis.url)
+    wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 500)
+    own_redis.restart_empty()
+    # The same customers again must get their old numbers; new ones continue the sequence.
+    again = first[:100]
+    second = send(scenario, again + make_events(500, seed=402))
+    committed = wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 1100)
+    assert_invariants(first + second, committed)
+    assert sorted({o.sequence for o in committed.outputs}) == list(range(1, 1001))
+    assert '"redis_state_rebuilt_from_kafka"' in service.log()
+    assert '"reason": "epoch lost"' in service.log()
+
+
+def test_redis_unreachable_for_a_while_pauses_then_resumes_with_nothing_skipped(
+    scenario: Scenario, own_redis: OwnRedis, start_service: Callable[..., ServiceProcess]
+) -> None:
+    events = make_events(sized(1500, 5000), seed=501)
+    sender = send_slowly(scenario, events, seconds=sized(8, 20))
+    service = start_service(REDIS_URL=own_redis.url)
+    service.wait_for_log("batch_committed")
+    own_redis.pause()
+    time.sleep(sized(6, 10))
+    own_redis.resume()
+    sender.join()
+    committed = wait_for_outputs(
+        scenario.endpoints.bootstrap, scenario.output_topic, len(events), timeout=180
+    )
+    assert len(committed.outputs) == len(events)
+    assert_invariants(events, committed)
+    assert '"redis_unavailable_pausing"' in service.log()
+    assert '"redis_available_resuming"' in service.log()
+
+
+def test_interleaved_bad_records_are_all_dead_lettered_and_the_service_keeps_going(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess]
+) -> None:
+    kinds = list(bad_values().values())
+    bad_count = sized(140, 1000)
+    good = make_events(bad_count, seed=601)
+    service = start_service()
+    with CustomerEventProducer(scenario.endpoints.bootstrap, scenario.input_topic) as out:
+        for i, event in enumerate(good):
+            out.emit_event(event)
+            value = kinds[i % len(kinds)]
+            out.emit_raw(b"bad", value)
+    committed = wait_for_outputs(
+        scenario.endpoints.bootstrap,
+        scenario.output_topic,
+        len(good),
+        dlq_topic=scenario.dlq_topic,
+        dead_letters=bad_count,
+        timeout=180,
+    )
+    assert_invariants(good, committed)
+    assert len(committed.dead_letters) == bad_count
+    offsets = {h["source.offset"] for _, h in committed.dead_letters}
+    assert len(offsets) <= bad_count
+    assert service.running()
+
+
+def test_second_process_with_the_same_transactional_id_fences_the_first(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess]
+) -> None:
+    events = make_events(sized(2000, 10000), seed=701)
+    sender = send_slowly(scenario, events, seconds=sized(6, 15))
+    old = start_service("old")
+    old.wait_for_log("batch_committed")
+    start_service("new")
+    deadline = time.monotonic() + 60
+    while old.running() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    sender.join()
+    committed = wait_for_outputs(
+        scenario.endpoints.bootstrap, scenario.output_topic, len(events), timeout=180
+    )
+    assert_invariants(events, committed)
+    assert not old.running(), "the fenced instance must stop"
+    assert old.proc is not None and old.proc.returncode == 0
+    assert old.log().count('"fenced_shutting_down"') == 1
+
+
+def test_verifier_catches_a_number_given_twice(scenario: Scenario) -> None:
+    """The verifier itself can fail: a forged second output for another customer is caught."""
+    events = make_events(2, seed=801)
+    committed = read_committed(scenario.endpoints.bootstrap, scenario.output_topic)
+    from customer_ids.events import CustomerIdAssigned, now_utc  # noqa: PLC0415
+
+    committed.outputs = [
+        CustomerIdAssigned(
+            e.event_id,
+            e.event_id,
+            e.customer_id,
+            e.source_system,
+            "CU-00000001-8",
+            "CU",
+            1,
+            now_utc(),
+        )
+        for e in events
+    ]
+    with pytest.raises(AssertionError, match="numbers given to two customers"):
+        assert_invariants(events, committed)
