@@ -1,0 +1,315 @@
+"""Throughput benchmark: the service end to end against same-run ceilings.
+
+    .venv/bin/python bench/run.py            # full run (200,000 events, 3 runs)
+    .venv/bin/python bench/run.py --smoke    # tiny sizes, seconds
+
+Ceiling A: a transactional pass-through with the service's batching (consume, produce, send
+offsets, commit; no Redis). Ceiling B: Redis alone (INCR one by one; the allocation calls the
+service makes per batch). Then the service as a subprocess over the same pre-produced input,
+Redis memory per customer, and the speed of rebuilding Redis from the output topic.
+Prints a table and writes bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import redis
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from consumer.allocator import SequenceAllocator
+from consumer.assign import assign_numbers
+from consumer.bootstrap import topic_specs
+from consumer.recovery import read_log_state
+from customer_ids.codec import customer_created_codec
+from customer_ids.kafka_io import ensure_topics
+from customer_ids.keys import RedisKeys
+from customer_ids.settings import Settings
+from customer_ids.stack.kafka import kafka_version
+from producer.generator import generate_events
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def produce_input(bootstrap: str, topic: str, count: int) -> None:
+    codec = customer_created_codec()
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "enable.idempotence": True,
+            "compression.type": "lz4",
+        }
+    )
+    for event in generate_events(count, seed=42):
+        while True:
+            try:
+                producer.produce(
+                    topic, key=event.customer_id.encode(), value=codec.encode(event.to_record())
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    assert producer.flush(120) == 0
+
+
+def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], 10)
+        return sum(max(tp.offset, 0) for tp in offsets)
+    finally:
+        consumer.close()
+
+
+def ceiling_passthrough(bootstrap: str, topic: str, count: int, batch: int) -> float:
+    """Events/s of consume -> produce -> send_offsets -> commit with no Redis at all."""
+    tag = uuid.uuid4().hex[:8]
+    out = f"bench-{tag}.passthrough"
+    ensure_topics(bootstrap, {out: {"partitions": 6, "replication": 1}})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-pt-{tag}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": f"bench-pt-{tag}",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+    )
+    producer.init_transactions(30)
+    consumer.subscribe([topic])
+    done = 0
+    started = None
+    while done < count:
+        messages = [m for m in consumer.consume(batch, 0.05) if m.error() is None]
+        if not messages:
+            continue
+        started = started or time.monotonic()
+        producer.begin_transaction()
+        for m in messages:
+            producer.produce(out, key=m.key(), value=m.value())
+        last: dict[int, int] = {}
+        for m in messages:
+            last[m.partition()] = max(last.get(m.partition(), -1), m.offset())
+        producer.send_offsets_to_transaction(
+            [TopicPartition(topic, p, o + 1) for p, o in last.items()],
+            consumer.consumer_group_metadata(),
+        )
+        producer.commit_transaction()
+        done += len(messages)
+    consumer.close()
+    assert started is not None
+    return count / (time.monotonic() - started)
+
+
+def ceiling_redis(redis_url: str, ops: int, batch: int) -> dict[str, float]:
+    client = redis.Redis.from_url(redis_url)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    started = time.monotonic()
+    for _ in range(ops):
+        client.incr(f"{prefix}incr")
+    incr_rate = ops / (time.monotonic() - started)
+    allocator = SequenceAllocator(client, RedisKeys(prefix), 10, 5)
+    allocator.set_epoch("bench")
+    router = Settings().router
+    events = list(generate_events(ops * 5, seed=7))
+    started = time.monotonic()
+    for i in range(0, len(events), batch):
+        chunk = events[i : i + batch]
+        assign_numbers([(e, router.route(e)) for e in chunk], allocator, "bench")
+    alloc_rate = len(events) / (time.monotonic() - started)
+    _delete_prefix(client, prefix)
+    return {"incr_per_s": incr_rate, "allocate_numbers_per_s": alloc_rate}
+
+
+def redis_memory_per_customer(redis_url: str, customers: int, batch: int) -> float:
+    client = redis.Redis.from_url(redis_url)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    allocator = SequenceAllocator(client, RedisKeys(prefix), 10, 5)
+    allocator.set_epoch("bench")
+    router = Settings().router
+    before = int(client.info("memory")["used_memory"])
+    chunk = []
+    for event in generate_events(customers, seed=9):
+        chunk.append((event, router.route(event)))
+        if len(chunk) == batch:
+            assign_numbers(chunk, allocator, "bench")
+            chunk = []
+    if chunk:
+        assign_numbers(chunk, allocator, "bench")
+    after = int(client.info("memory")["used_memory"])
+    _delete_prefix(client, prefix)
+    return (after - before) / customers
+
+
+def _stamp(text: str) -> float:
+    from datetime import datetime  # noqa: PLC0415
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _delete_prefix(client: redis.Redis, prefix: str) -> None:
+    keys = list(client.scan_iter(f"{prefix}*", count=5000))
+    for i in range(0, len(keys), 1000):
+        client.delete(*keys[i : i + 1000])
+
+
+def run_service(bootstrap: str, redis_url: str, topic: str, count: int) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    env = dict(
+        os.environ,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        REDIS_URL=redis_url,
+        CUSTOMER_IDS_INPUT_TOPIC=topic,
+        CUSTOMER_IDS_OUTPUT_TOPIC=f"bench-{tag}.assigned",
+        CUSTOMER_IDS_DLQ_TOPIC=f"bench-{tag}.dlq",
+        CUSTOMER_IDS_WATERMARK_TOPIC=f"bench-{tag}.wm",
+        CUSTOMER_IDS_GROUP_ID=f"bench-{tag}",
+        CUSTOMER_IDS_REDIS_PREFIX=f"bench-{tag}:",
+        CUSTOMER_IDS_TRANSACTIONAL_ID=f"bench-{tag}",
+        CUSTOMER_IDS_METRICS_PORT="0",
+        CUSTOMER_IDS_LOG_FORMAT="json",
+        CUSTOMER_IDS_LOG_LEVEL="info",
+    )
+    log = open(ROOT / "bench" / "results" / f"service-{tag}.log", "wb")  # noqa: SIM115
+    spawned = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "customer_ids.cli", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        while True:
+            done = committed_total(bootstrap, f"bench-{tag}", topic, 6)
+            if done >= count:
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"service exited {proc.returncode}; see {log.name}")
+            time.sleep(0.1)
+        finished = time.monotonic()
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    settings = Settings.from_env(env)
+    started = time.monotonic()
+    state = read_log_state(settings)
+    rebuild_s = time.monotonic() - started
+    assert len(state.assignments) == count, (len(state.assignments), count)
+    batches = [
+        json.loads(line)
+        for line in Path(log.name).read_text().splitlines()
+        if '"batch_committed"' in line
+    ]
+    stamps = [_stamp(b["timestamp"]) for b in batches]
+    # From the start of the first batch to the commit of the last: the service at work.
+    working_s = max(stamps) - min(stamps) + batches[0]["ms"] / 1000
+    return {
+        "total_s": finished - spawned,
+        "working_s": working_s,
+        "batches": len(batches),
+        "numbers_per_s": count / (finished - spawned),
+        "numbers_per_s_working": count / working_s,
+        "rebuild_records_per_s": state.records_read / rebuild_s,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check it works")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=1_000_000,
+        help="customers for the Redis memory measurement",
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        args.events, args.runs, args.customers = 2000, 1, 5000
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:16379/0")
+    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    batch = Settings().batch_size
+    topic = f"bench-{uuid.uuid4().hex[:8]}.created"
+    ensure_topics(bootstrap, {topic: topic_specs(Settings())["customer.created"]})
+    produce_input(bootstrap, topic, args.events)
+
+    results: dict[str, Any] = {"events": args.events, "runs": args.runs, "batch_size": batch}
+    passthrough = [
+        ceiling_passthrough(bootstrap, topic, args.events, batch) for _ in range(args.runs)
+    ]
+    results["ceiling_a_passthrough_per_s"] = statistics.median(passthrough)
+    results["ceiling_b_redis"] = ceiling_redis(redis_url, max(2000, args.events // 20), batch)
+    service_runs = [run_service(bootstrap, redis_url, topic, args.events) for _ in range(args.runs)]
+    results["service_runs"] = service_runs
+    service = statistics.median(r["numbers_per_s"] for r in service_runs)
+    steady = statistics.median(r["numbers_per_s_working"] for r in service_runs)
+    results["service_numbers_per_s"] = service
+    results["service_numbers_per_s_after_startup"] = steady
+    results["ratio_to_ceiling_a"] = steady / results["ceiling_a_passthrough_per_s"]
+    results["rebuild_records_per_s"] = statistics.median(
+        r["rebuild_records_per_s"] for r in service_runs
+    )
+    results["redis_bytes_per_customer"] = redis_memory_per_customer(
+        redis_url, args.customers, batch
+    )
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "kafka": kafka_version(),
+        "redis": redis.Redis.from_url(redis_url).info()["redis_version"],
+    }
+
+    rows = [
+        (
+            "ceiling A: transactional pass-through (events/s)",
+            results["ceiling_a_passthrough_per_s"],
+        ),
+        ("ceiling B: Redis INCR one by one (ops/s)", results["ceiling_b_redis"]["incr_per_s"]),
+        (
+            "ceiling B: allocation calls alone (numbers/s)",
+            results["ceiling_b_redis"]["allocate_numbers_per_s"],
+        ),
+        ("service end to end incl. start-up (numbers/s)", service),
+        ("service while working, first to last batch (numbers/s)", steady),
+        ("ratio service / ceiling A", results["ratio_to_ceiling_a"]),
+        ("rebuild from output topic (records/s)", results["rebuild_records_per_s"]),
+        (
+            f"Redis bytes per customer ({args.customers:,} customers)",
+            results["redis_bytes_per_customer"],
+        ),
+    ]
+    print(f"\n{args.events:,} events, median of {args.runs} run(s), batch {batch}")
+    for name, value in rows:
+        print(f"  {name:55} {value:>14,.2f}")
+    out = ROOT / "bench" / "results" / "latest.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

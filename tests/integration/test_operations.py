@@ -1,0 +1,116 @@
+"""What ops rely on: metrics and health endpoints from a running service, no personal data in
+logs or metrics, clear start-up errors, and the bench harness still working."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.helpers.events import make_events, send
+from tests.helpers.own_redis import free_port
+from tests.helpers.service import Scenario, ServiceProcess
+from tests.helpers.verify import wait_for_outputs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_metrics_and_health_endpoints_and_no_personal_data_anywhere(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess]
+) -> None:
+    port = free_port()
+    sent = send(scenario, make_events(300, seed=91))
+    service = start_service(CUSTOMER_IDS_METRICS_PORT=str(port))
+    wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 300)
+    base = f"http://127.0.0.1:{port}"
+    assert fetch(f"{base}/healthz")[0] == 200
+    deadline = time.monotonic() + 10
+    while fetch(f"{base}/readyz")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert fetch(f"{base}/readyz") == (200, "ready\n")
+    status, metrics = fetch(f"{base}/metrics")
+    assert status == 200
+    assert 'customer_ids_numbers_assigned_total{sequence="CU"} 300.0' in metrics
+    assert "customer_ids_events_consumed_total 300.0" in metrics
+    assert "customer_ids_batch_seconds_bucket" in metrics
+    assert "customer_ids_redis_up 1.0" in metrics
+    personal = [v for e in sent for v in (e.display_name, e.email, e.phone) if v]
+    everything = service.log() + metrics
+    leaked = [v for v in personal if v in everything]
+    assert not leaked, f"personal data in logs or metrics: {leaked[:3]}"
+    assert service.terminate() == 0
+    assert fetch_fails(f"{base}/healthz")
+
+
+def fetch_fails(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2)
+    except (urllib.error.URLError, ConnectionError):
+        return True
+    return False
+
+
+def test_misconfiguration_stops_with_a_message_naming_the_variable() -> None:
+    env = dict(os.environ, CUSTOMER_IDS_BATCH_SIZE="many")
+    result = subprocess.run(
+        [sys.executable, "-m", "customer_ids.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "CUSTOMER_IDS_BATCH_SIZE='many' is not a whole number" in result.stderr
+
+
+def test_validate_command_exit_codes() -> None:
+    def run(*numbers: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "customer_ids.cli", "validate", *numbers],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert run("CU-00000001-8").returncode == 0
+    bad = run("CU-00000001-8", "CU-00000001-9")
+    assert bad.returncode == 1
+    assert "INVALID" in bad.stdout
+
+
+def test_bench_smoke_runs_and_writes_json(scenario: Scenario) -> None:
+    env = dict(
+        os.environ,
+        KAFKA_BOOTSTRAP_SERVERS=scenario.endpoints.bootstrap,
+        REDIS_URL=scenario.endpoints.redis_url,
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
+    assert data["events"] == 2000
+    assert data["ceiling_a_passthrough_per_s"] > 0
+    assert data["service_numbers_per_s"] > 0
+    assert 0 < data["redis_bytes_per_customer"] < 10_000
