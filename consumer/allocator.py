@@ -16,41 +16,52 @@ import redis
 from redis.lock import Lock
 
 from customer_ids.errors import CustomerIdsError, EpochChangedError
-from customer_ids.keys import RedisKeys
+from customer_ids.keys import RedisKeys, customer_field
+
+# Existing assignments of a batch's customers in one command. KEYS: a bucket per customer;
+# ARGV: the field digests. Returns the stored value or '' for each.
+_LOOKUP = """
+local out = {}
+for i = 1, #KEYS do
+  out[i] = redis.call('HGET', KEYS[i], ARGV[i]) or ''
+end
+return out
+"""
 
 # One atomic step per batch, run while holding the sequence locks:
 #   1. the epoch must be the one this batch started with (else Redis was lost or rebuilt);
 #   2. each counter must still hold the value the batch read under the lock (compare-and-set);
 #   3. raise it to start-1 if below, INCRBY the block size;
-#   4. HSETNX every new assignment and its reverse entry number -> customer.
+#   4. HSETNX every new assignment (and, if enabled, its reverse entry number -> customer).
 # Counter and assignments change together, so a crash never leaves a reserved but unrecorded
 # number: a retry finds the assignments and reissues the same numbers, and no gap opens.
-# KEYS: epoch, counters..., then (assignment bucket, number bucket) per new customer.
-# ARGV: epoch, counter count, (expected, floor, n) per counter, (field, value, number) per customer.
+# KEYS: epoch, counters..., then a bucket per new customer (and a number bucket if reverse).
+# ARGV: epoch, counter count, reverse (0/1), (expected, floor, n) per counter,
+#       then (field, value) per customer, plus (number, customer key) if reverse.
 _ALLOCATE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('EPOCH changed') end
 local c = tonumber(ARGV[2])
+local reverse = ARGV[3] == '1'
 for i = 1, c do
-  local key = KEYS[1 + i]
-  local current = redis.call('GET', key) or '0'
-  if current ~= ARGV[3 * i] then return redis.error_reply('COUNTER moved: ' .. key) end
+  local current = redis.call('GET', KEYS[1 + i]) or '0'
+  if current ~= ARGV[1 + 3 * i] then
+    return redis.error_reply('COUNTER moved: ' .. KEYS[1 + i])
+  end
 end
 for i = 1, c do
   local key = KEYS[1 + i]
-  local floor = tonumber(ARGV[3 * i + 1])
+  local floor = tonumber(ARGV[2 + 3 * i])
   if tonumber(redis.call('GET', key) or '0') < floor then redis.call('SET', key, floor) end
-  redis.call('INCRBY', key, ARGV[3 * i + 2])
+  redis.call('INCRBY', key, ARGV[3 + 3 * i])
 end
-local first_key, first_arg = 2 + c, 3 + 3 * c
-local n = (#KEYS - first_key + 1) / 2
+local k, a = 2 + c, 4 + 3 * c
 local clashes = 0
-for i = 0, n - 1 do
-  local field, value, number = ARGV[first_arg + 3 * i], ARGV[first_arg + 3 * i + 1],
-    ARGV[first_arg + 3 * i + 2]
-  if redis.call('HSETNX', KEYS[first_key + 2 * i], field, value) == 1 then
-    redis.call('HSETNX', KEYS[first_key + 2 * i + 1], number, field)
-  else
-    clashes = clashes + 1
+while k <= #KEYS do
+  if redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1]) == 0 then clashes = clashes + 1 end
+  k, a = k + 1, a + 2
+  if reverse then
+    redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1])
+    k, a = k + 1, a + 2
   end
 end
 return clashes
@@ -95,12 +106,19 @@ class SequenceAllocator:
     """A thin typed layer over redis-py: only the calls allocation needs."""
 
     def __init__(
-        self, client: redis.Redis, keys: RedisKeys, lock_timeout_s: float, lock_wait_s: float
+        self,
+        client: redis.Redis,
+        keys: RedisKeys,
+        lock_timeout_s: float,
+        lock_wait_s: float,
+        reverse_index: bool = False,
     ) -> None:
         self._redis = client
         self.keys = keys
+        self.reverse_index = reverse_index
         self._lock_timeout_s = lock_timeout_s
         self._lock_wait_s = lock_wait_s
+        self._lookup = client.register_script(_LOOKUP)
         self._allocate = client.register_script(_ALLOCATE)
         self._raise = client.register_script(_RAISE)
 
@@ -122,15 +140,16 @@ class SequenceAllocator:
             yield
 
     def lookup(self, customer_keys: Sequence[str]) -> dict[str, StoredAssignment]:
-        """Existing assignments of these customers, in one round trip."""
-        pipe = self._redis.pipeline(transaction=False)
-        for key in customer_keys:
-            pipe.hget(self.keys.assignments(key), key)
-        found = {}
-        for key, raw in zip(customer_keys, pipe.execute(), strict=True):
-            if raw is not None:
-                found[key] = StoredAssignment.decode(raw.decode())
-        return found
+        """Existing assignments of these customers, in one command."""
+        if not customer_keys:
+            return {}
+        fields = [customer_field(key) for key in customer_keys]
+        values = self._lookup(keys=[self.keys.assignments(f) for f in fields], args=fields)
+        return {
+            key: StoredAssignment.decode(raw.decode())
+            for key, raw in zip(customer_keys, values, strict=True)
+            if raw
+        }
 
     def counters(self, counter_names: Sequence[str]) -> dict[str, int]:
         """Current values of these counters (0 when new), read under the lock."""
@@ -148,13 +167,17 @@ class SequenceAllocator:
         `expected` maps counter -> (value read under the lock, floor = start - 1, block size).
         """
         counters = sorted(expected)
-        keys = [self.keys.epoch, *map(self.keys.counter, counters)]
-        args: list[str | int] = [epoch, len(counters)]
+        keys: list[str] = [self.keys.epoch, *map(self.keys.counter, counters)]
+        args: list[str | int | bytes] = [epoch, len(counters), int(self.reverse_index)]
         for counter in counters:
             args += list(expected[counter])
         for customer, assignment in new.items():
-            keys += [self.keys.assignments(customer), self.keys.numbers(assignment.number)]
-            args += [customer, assignment.encode(), assignment.number]
+            field = customer_field(customer)
+            keys.append(self.keys.assignments(field))
+            args += [field, assignment.encode()]
+            if self.reverse_index:
+                keys.append(self.keys.numbers(assignment.number))
+                args += [assignment.number, customer]
         try:
             clashes = self._allocate(keys=keys, args=args)
         except redis.ResponseError as exc:
@@ -169,18 +192,26 @@ class SequenceAllocator:
             self._raise(keys=[self.keys.counter(n) for n in names], args=[floors[n] for n in names])
 
     def epoch_is(self, epoch: str) -> bool:
-        """The fence after the batch's records reached the broker (see consumer/batch.py)."""
+        """The fence after the batch's records reached the broker (see consumer/service.py)."""
         return self.current_epoch() == epoch
 
     def set_epoch(self, epoch: str) -> None:
         self._redis.set(self.keys.epoch, epoch)
 
     def restore(self, assignments: dict[str, StoredAssignment]) -> None:
-        """Write assignments read back from the output topic (the record of truth)."""
-        pipe = self._redis.pipeline(transaction=False)
+        """Write assignments read back from the output topic (the record of truth), one HSET
+        per bucket."""
+        buckets: dict[str, dict[bytes, str]] = {}
+        numbers: dict[str, dict[str, str]] = {}
         for customer, assignment in assignments.items():
-            pipe.hset(self.keys.assignments(customer), customer, assignment.encode())
-            pipe.hset(self.keys.numbers(assignment.number), assignment.number, customer)
+            field = customer_field(customer)
+            buckets.setdefault(self.keys.assignments(field), {})[field] = assignment.encode()
+            if self.reverse_index:
+                key = self.keys.numbers(assignment.number)
+                numbers.setdefault(key, {})[assignment.number] = customer
+        pipe = self._redis.pipeline(transaction=False)
+        for key, mapping in (*buckets.items(), *numbers.items()):
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
         pipe.execute()
 
     def current_epoch(self) -> str | None:
@@ -188,6 +219,7 @@ class SequenceAllocator:
         return _text(raw)
 
     def customer_of(self, number: str) -> str | None:
+        """number -> customer key, from the reverse index (None when it is off or unknown)."""
         raw = self._redis.hget(self.keys.numbers(number), number)
         return _text(raw)
 

@@ -42,6 +42,7 @@ def build_allocator(settings: Settings, client: redis.Redis | None = None) -> Se
         RedisKeys(settings.redis_prefix),
         lock_timeout_s=settings.lock_timeout_ms / 1000,
         lock_wait_s=settings.lock_wait_ms / 1000,
+        reverse_index=settings.reverse_index,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -340,9 +341,9 @@ class AssignmentService:
         if numbers is not None:
             duplicates = sum(1 for a in numbers.assigned if a.duplicate)
             self.metrics.duplicates.inc(duplicates)
-            for a in numbers.assigned:
-                if not a.duplicate:
-                    self.metrics.assigned.labels(sequence=a.assignment.counter).inc()
+            per_counter = Counter(a.assignment.counter for a in numbers.assigned if not a.duplicate)
+            for counter, count in per_counter.items():
+                self.metrics.assigned.labels(sequence=counter).inc(count)
         log.info(
             "batch_committed",
             records=len(batch),

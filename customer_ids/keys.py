@@ -1,13 +1,23 @@
-"""Every Redis key name in one place. A prefix keeps tenants and tests apart."""
+"""Every Redis key name in one place. A prefix keeps tenants and tests apart.
+
+Assignments live in hash buckets, not one key per customer: each bucket stays a compact
+listpack while it holds at most `hash-max-listpack-entries` (128 by default) customers, so
+32,768 buckets keep about 4 million customers compact; past that, raise that Redis setting.
+The field is a 128-bit BLAKE2b digest of `source_system/customer_id`: fixed 16 bytes however
+long upstream ids are, with a collision chance like that of random UUIDs.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass
 
-# Customers are spread over this many hashes so each stays a compact listpack
-# (Redis' hash-max-listpack-entries defaults to 128) instead of one key per customer.
-ASSIGNMENT_BUCKETS = 16384
+ASSIGNMENT_BUCKETS = 32768
+
+
+def customer_field(customer_key: str) -> bytes:
+    return hashlib.blake2b(customer_key.encode(), digest_size=16).digest()
 
 
 @dataclass(frozen=True)
@@ -18,20 +28,16 @@ class RedisKeys:
     def epoch(self) -> str:
         return f"{self.prefix}epoch"
 
-    @property
-    def recovery_lock(self) -> str:
-        return f"{self.prefix}lock:recovery"
-
     def counter(self, counter_name: str) -> str:
         return f"{self.prefix}seq:{counter_name}"
 
     def lock(self, sequence_name: str) -> str:
         return f"{self.prefix}lock:{sequence_name}"
 
-    def assignments(self, customer_key: str) -> str:
-        """The hash bucket that holds this customer's assignment."""
-        return f"{self.prefix}map:{zlib.crc32(customer_key.encode()) % ASSIGNMENT_BUCKETS}"
+    def assignments(self, field: bytes) -> str:
+        """The hash bucket that holds the customer with this field digest."""
+        return f"{self.prefix}map:{int.from_bytes(field[:4], 'big') % ASSIGNMENT_BUCKETS}"
 
     def numbers(self, customer_number: str) -> str:
-        """The hash bucket of the reverse map, number -> customer."""
+        """The hash bucket of the optional reverse index, number -> customer."""
         return f"{self.prefix}num:{zlib.crc32(customer_number.encode()) % ASSIGNMENT_BUCKETS}"

@@ -17,6 +17,8 @@ def lookup(
     settings: Settings, customer: str | None, source: str | None, number: str | None, from_log: bool
 ) -> dict[str, Any] | None:
     key = f"{source}/{customer}" if customer else None
+    # number -> customer needs the reverse index; without it, the log answers.
+    from_log = from_log or (key is None and not settings.reverse_index)
     if not from_log:
         allocator = build_allocator(settings)
         if key is None and number is not None:

@@ -18,7 +18,7 @@ ROUNDS = 4
 
 @lru_cache(maxsize=64)
 def _domain(digits: int) -> tuple[int, int, int]:
-    size = 10**digits
+    size = int(10**digits)
     bits = max(2, (size - 1).bit_length())
     bits += bits % 2
     half = bits // 2
@@ -48,4 +48,4 @@ def scramble(value: int, digits: int, key: bytes) -> int:
 
 def capacity(digits: int) -> int:
     """How many numbers a scrambled sequence can issue: values 1 .. 10**digits - 1."""
-    return 10**digits - 1
+    return int(10**digits) - 1

@@ -62,6 +62,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CUSTOMER_IDS_REDIS_PREFIX", "cid:", "prefix of every Redis key the service uses"),
     Setting("CUSTOMER_IDS_LOCK_TIMEOUT_MS", "10000", "lease of the allocation lock"),
     Setting("CUSTOMER_IDS_LOCK_WAIT_MS", "5000", "longest wait for the allocation lock"),
+    Setting(
+        "CUSTOMER_IDS_REVERSE_INDEX",
+        "off",
+        "on: keep number -> customer in Redis for `lookup --number` (about 45 more bytes a "
+        "customer); off: that lookup reads the output topic",
+    ),
     Setting("CUSTOMER_IDS_CONFIG", "", "TOML file with [[sequences]]; overrides NUMBER_* vars"),
     Setting("CUSTOMER_IDS_SEQUENCE_NAME", "CU", "name of the default sequence"),
     Setting("CUSTOMER_IDS_NUMBER_FORMAT", DEFAULT_TEMPLATE, "number template of that sequence"),
@@ -124,6 +130,7 @@ class Settings:
     redis_prefix: str = "cid:"
     lock_timeout_ms: int = 10000
     lock_wait_ms: int = 5000
+    reverse_index: bool = False
     router: Router = field(
         default_factory=lambda: Router((Sequence("CU", NumberTemplate.parse(DEFAULT_TEMPLATE)),))
     )
@@ -153,6 +160,7 @@ class Settings:
             redis_prefix=_get(env, "CUSTOMER_IDS_REDIS_PREFIX"),
             lock_timeout_ms=_int(env, "CUSTOMER_IDS_LOCK_TIMEOUT_MS", 100, 600_000),
             lock_wait_ms=_int(env, "CUSTOMER_IDS_LOCK_WAIT_MS", 10, 600_000),
+            reverse_index=_choice(env, "CUSTOMER_IDS_REVERSE_INDEX", ("on", "off")) == "on",
             router=_router(env),
             metrics_port=_int(env, "CUSTOMER_IDS_METRICS_PORT", 0, 65535),
             log_format=_choice(env, "CUSTOMER_IDS_LOG_FORMAT", LOG_FORMATS),
