@@ -6,8 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consumer.allocator import SequenceAllocator, StoredAssignment
+from customer_ids.errors import CustomerIdsError
 from customer_ids.events import CustomerCreated
 from customer_ids.sequences import Router, Sequence
+
+
+class SequenceExhaustedError(CustomerIdsError):
+    """A bounded sequence has no values left; its events go to the dead-letter topic."""
+
+    def __init__(self, sequence: str, capacity: int) -> None:
+        super().__init__(
+            f"sequence {sequence} has issued all {capacity:,} numbers its template can show; "
+            "widen {seq:N:scrambled} for new customers (existing numbers stay valid)"
+        )
+        self.sequence = sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,9 +31,10 @@ class Assigned:
 
 @dataclass(frozen=True)
 class BatchNumbers:
-    assigned: list[Assigned]
+    assigned: list[Assigned | SequenceExhaustedError]  # aligned with the events given
     watermarks: dict[str, int]  # counter -> highest value it has handed out
     new_count: int
+    usage: dict[str, float]  # counter -> share of its range used, for bounded (scrambled) ones
 
 
 def assign_numbers(
@@ -36,6 +49,7 @@ def assign_numbers(
     with allocator.locked([seq.name for _, seq in first.values()]):
         existing = allocator.lookup(list(first))
         new_by_counter: dict[str, list[tuple[str, CustomerCreated, Sequence]]] = {}
+        exhausted: dict[str, SequenceExhaustedError] = {}
         for key, (event, sequence) in first.items():
             if key not in existing:
                 counter = sequence.counter_name(event.occurred_at)
@@ -44,24 +58,39 @@ def assign_numbers(
         expected: dict[str, tuple[int, int, int]] = {}
         new: dict[str, StoredAssignment] = {}
         watermarks: dict[str, int] = {}
-        for counter, customers in new_by_counter.items():
-            floor = customers[0][2].start - 1
+        usage: dict[str, float] = {}
+        for counter, waiting in new_by_counter.items():
+            sequence = waiting[0][2]
+            floor = sequence.start - 1
             base = max(current[counter], floor)
+            customers = waiting
+            capacity = sequence.template.capacity
+            if capacity is not None:
+                room = max(0, capacity - base)
+                customers = waiting[:room]
+                for key, _, _ in waiting[room:]:
+                    exhausted[key] = SequenceExhaustedError(sequence.name, capacity)
+                usage[counter] = (base + len(customers)) / capacity
+                if not customers:
+                    continue
             expected[counter] = (current[counter], floor, len(customers))
-            for offset, (key, event, sequence) in enumerate(customers, start=1):
+            for offset, (key, event, _) in enumerate(customers, start=1):
                 value = base + offset
                 new[key] = StoredAssignment(counter, value, sequence.render(value, event))
             watermarks[counter] = base + len(customers)
         if new:
             allocator.allocate(epoch, expected, new)
     seen_in_batch: set[str] = set()
-    assigned = []
+    assigned: list[Assigned | SequenceExhaustedError] = []
     for event, _ in events:
         key = event.customer_key
+        if key in exhausted:
+            assigned.append(exhausted[key])
+            continue
         duplicate = key in existing or key in seen_in_batch
         seen_in_batch.add(key)
         assigned.append(Assigned(event, existing.get(key) or new[key], duplicate))
-    return BatchNumbers(assigned=assigned, watermarks=watermarks, new_count=len(new))
+    return BatchNumbers(assigned, watermarks, len(new), usage)
 
 
 def routed(events: list[CustomerCreated], router: Router) -> list[tuple[CustomerCreated, Sequence]]:

@@ -1,7 +1,9 @@
-"""`customer-ids serve`: run the service until SIGTERM or Ctrl-C, then stop cleanly."""
+"""One worker of `customer-ids serve`: run the service until SIGTERM, Ctrl-C or the end of
+its supervisor, then stop cleanly."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
@@ -17,8 +19,18 @@ from customer_ids.settings import Settings
 log = get_logger("customer_ids.serve")
 
 
-def serve(settings: Settings) -> int:
+def _watch_parent(stop: threading.Event) -> None:
+    """Stop when the supervisor is gone (SIGKILLed), rather than run on unsupervised."""
+    parent = os.getppid()
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            log.warning("supervisor_gone_stopping")
+            stop.set()
+
+
+def serve_worker(settings: Settings) -> int:
     stop = threading.Event()
+    threading.Thread(target=_watch_parent, args=(stop,), daemon=True).start()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("stop_requested", signal=signal.Signals(signum).name)

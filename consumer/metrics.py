@@ -61,6 +61,12 @@ class ServiceMetrics:
         self.redis_up = Gauge("customer_ids_redis_up", "1 when Redis answers", registry=r)
         self.kafka_up = Gauge("customer_ids_kafka_up", "1 when the broker answers", registry=r)
         self.ready = Gauge("customer_ids_ready", "1 when serving", registry=r)
+        self.sequence_usage = Gauge(
+            "customer_ids_sequence_usage_ratio",
+            "Share of a bounded (scrambled) counter's range already issued",
+            ["counter"],
+            registry=r,
+        )
 
 
 class HealthServer:

@@ -17,6 +17,7 @@ from confluent_kafka import Message
 from consumer.allocator import SequenceAllocator, StoredAssignment
 from consumer.metrics import ServiceMetrics
 from customer_ids.codec import customer_id_assigned_codec
+from customer_ids.constants import ASSIGNMENT_HEADER
 from customer_ids.events import CustomerIdAssigned
 from customer_ids.kafka_io import read_to_end
 from customer_ids.logs import get_logger
@@ -47,12 +48,22 @@ def read_log_state(settings: Settings) -> LogState:
         floors[counter] = max(floors.get(counter, 0), int(message.value() or 0))
 
     def on_assigned(message: Message) -> None:
-        event = CustomerIdAssigned.from_record(codec.decode(message.value()))
-        counter = event.sequence_name  # the counter, period included (e.g. D:20231015)
-        assignments[event.customer_key] = StoredAssignment(
-            counter, event.sequence, event.customer_number
-        )
-        floors[counter] = max(floors.get(counter, 0), event.sequence)
+        # The key is source_system/customer_id; the header repeats the assignment, so the
+        # common case needs no Avro decode. Records without it are decoded.
+        headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
+        for name, value in headers:
+            if name == ASSIGNMENT_HEADER and isinstance(value, bytes):
+                stored = StoredAssignment.decode(value.decode())
+                customer = (message.key() or b"").decode()
+                break
+        else:
+            event = CustomerIdAssigned.from_record(codec.decode(message.value()))
+            # sequence_name is the counter, period included (e.g. D:20231015)
+            stored = StoredAssignment(event.sequence_name, event.sequence, event.customer_number)
+            customer = event.customer_key
+        assignments[customer] = stored
+        if stored.value > floors.get(stored.counter, 0):
+            floors[stored.counter] = stored.value
 
     read = read_to_end(settings.bootstrap_servers, settings.watermark_topic, on_watermark)
     read += read_to_end(settings.bootstrap_servers, settings.output_topic, on_assigned)

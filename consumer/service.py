@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer.allocator import AllocationConflictError, LockTimeoutError, SequenceAllocator
-from consumer.assign import BatchNumbers, assign_numbers
+from consumer.assign import Assigned, BatchNumbers, SequenceExhaustedError, assign_numbers
 from consumer.dead_letter import dead_letter_headers
 from consumer.metrics import ServiceMetrics
 from consumer.recovery import StateRecovery
+from consumer.watchdog import stall_guard
 from customer_ids.codec import AvroCodec
+from customer_ids.constants import ASSIGNMENT_HEADER
 from customer_ids.errors import (
     CustomerIdsError,
     DecodeError,
@@ -40,6 +43,7 @@ log = get_logger("customer_ids.service")
 OUTPUT_EVENT_NAMESPACE = uuid.UUID("6f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11")
 FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 MAX_BACKOFF_S = 5.0
+USAGE_WARNING = 0.9
 
 
 class RetryBatchError(CustomerIdsError):
@@ -69,7 +73,8 @@ class AssignmentService:
     # ---------------------------------------------------------------- lifecycle
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set; raises FencedError when a newer instance took over."""
-        self.producer.init_transactions(30)
+        with self._guard("init_transactions"):
+            self.producer.init_transactions(self._call_timeout)
         self.metrics.kafka_up.set(1)
         self.epoch = self._with_redis(stop, lambda: self.recovery.ensure(None))
         if self.epoch is None:
@@ -166,8 +171,10 @@ class AssignmentService:
             self._produce_outputs(decoded, numbers)
             # Fence (DESIGN §5): our records are on the broker, holding back read_committed
             # readers; if Redis was lost meanwhile, a recovery may not have seen them: abort.
-            if self.producer.flush(30) != 0:
-                raise RetryBatchError("outputs not delivered within 30s")
+            with self._guard("flush"):
+                undelivered = self.producer.flush(self._call_timeout)
+            if undelivered:
+                raise RetryBatchError(f"{undelivered} records not delivered in time")
             if not self.allocator.epoch_is(self.epoch):
                 raise EpochChangedError("Redis was lost or rebuilt during this batch")
         self._commit(batch)
@@ -207,7 +214,10 @@ class AssignmentService:
 
     def _produce_outputs(self, decoded: Decoded, numbers: BatchNumbers) -> None:
         assigned_at = now_utc()
-        for (_message, _, _), item in zip(decoded.good, numbers.assigned, strict=True):
+        for (message, _, _), item in zip(decoded.good, numbers.assigned, strict=True):
+            if isinstance(item, SequenceExhaustedError):
+                self._dead_letter(message, item)
+                continue
             event = item.event
             out = CustomerIdAssigned(
                 # Same input event, same output id: downstream can dedupe on it.
@@ -224,12 +234,25 @@ class AssignmentService:
                 self.settings.output_topic,
                 key=event.customer_key.encode(),
                 value=self.output_codec.encode(out.to_record()),
-                headers=[("causation_id", event.event_id.encode())],
+                # The assignment again, so a rebuild of Redis need not decode Avro.
+                headers=[
+                    ("causation_id", event.event_id.encode()),
+                    (ASSIGNMENT_HEADER, item.assignment.encode().encode()),
+                ],
             )
         for counter, value in numbers.watermarks.items():
             self.producer.produce(
                 self.settings.watermark_topic, key=counter.encode(), value=str(value).encode()
             )
+        for counter, used in numbers.usage.items():
+            self.metrics.sequence_usage.labels(counter=counter).set(used)
+            if used >= USAGE_WARNING:
+                log.warning(
+                    "sequence_nearly_exhausted",
+                    counter=counter,
+                    used=round(used, 4),
+                    hint="widen {seq:N:scrambled} before it runs out",
+                )
 
     # ---------------------------------------------------------------- transactions
     def _begin(self) -> None:
@@ -242,10 +265,12 @@ class AssignmentService:
         offsets = next_offsets(batch)
         for attempt in range(5):
             try:
-                self.producer.send_offsets_to_transaction(
-                    offsets, self.consumer.consumer_group_metadata(), 30
-                )
-                self.producer.commit_transaction(30)
+                with self._guard("send_offsets_to_transaction"):
+                    self.producer.send_offsets_to_transaction(
+                        offsets, self.consumer.consumer_group_metadata(), self._call_timeout
+                    )
+                with self._guard("commit_transaction"):
+                    self.producer.commit_transaction(self._call_timeout)
                 return
             except KafkaException as exc:
                 error = exc.args[0]
@@ -253,6 +278,13 @@ class AssignmentService:
                     time.sleep(0.2 * (attempt + 1))
                     continue
                 self._raise_kafka(exc)
+
+    @property
+    def _call_timeout(self) -> float:
+        return float(self.settings.kafka_call_timeout_s)
+
+    def _guard(self, call: str) -> AbstractContextManager[None]:
+        return stall_guard(call, self._call_timeout + 10)
 
     def _raise_kafka(self, exc: KafkaException) -> None:
         error = exc.args[0]
@@ -266,7 +298,8 @@ class AssignmentService:
         self.metrics.aborts.labels(reason=reason).inc()
         log.warning("batch_aborted", reason=reason, error=str(error)[:300], records=len(batch))
         try:
-            self.producer.abort_transaction(30)
+            with self._guard("abort_transaction"):
+                self.producer.abort_transaction(self._call_timeout)
         except KafkaException as exc:
             if exc.args[0].code() in FENCED_CODES:
                 raise FencedError(str(exc.args[0])) from exc
@@ -339,9 +372,13 @@ class AssignmentService:
             self.metrics.dead_lettered.labels(reason=type(error).__name__).inc()
         duplicates = 0
         if numbers is not None:
-            duplicates = sum(1 for a in numbers.assigned if a.duplicate)
+            done = [a for a in numbers.assigned if isinstance(a, Assigned)]
+            duplicates = sum(1 for a in done if a.duplicate)
             self.metrics.duplicates.inc(duplicates)
-            per_counter = Counter(a.assignment.counter for a in numbers.assigned if not a.duplicate)
+            for a in numbers.assigned:
+                if isinstance(a, SequenceExhaustedError):
+                    self.metrics.dead_lettered.labels(reason=type(a).__name__).inc()
+            per_counter = Counter(a.assignment.counter for a in done if not a.duplicate)
             for counter, count in per_counter.items():
                 self.metrics.assigned.labels(sequence=counter).inc(count)
         log.info(

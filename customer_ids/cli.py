@@ -39,9 +39,13 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from consumer.main import serve  # noqa: PLC0415
+    if args.worker:
+        from consumer.main import serve_worker  # noqa: PLC0415
 
-    return serve(settings)
+        return serve_worker(settings)
+    from consumer.supervisor import supervise  # noqa: PLC0415
+
+    return supervise(settings)
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
@@ -137,8 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run the ID-assignment service",
         description="Consume CustomerCreated, assign numbers, publish "
-        "CustomerIdAssigned exactly once. Stops cleanly on SIGTERM or Ctrl-C.",
+        "CustomerIdAssigned exactly once. Runs CUSTOMER_IDS_WORKERS worker processes and "
+        "restarts one that stalls or crashes. Stops cleanly on SIGTERM or Ctrl-C.",
     )
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser(

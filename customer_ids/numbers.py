@@ -8,11 +8,11 @@ digits, never truncated), `{date:FMT}` (strftime of the event's time in the conf
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from customer_ids import checkdigits
+from customer_ids import checkdigits, scramble
 from customer_ids.errors import ConfigError
 
 _TOKEN = re.compile(r"\{([^{}]*)\}")
@@ -38,11 +38,17 @@ class RenderContext:
 def _parse_token(body: str, template: str) -> Token:
     name, _, arg = body.partition(":")
     if name == "seq":
-        if not arg.isdigit() or not 1 <= int(arg) <= 18:
+        width, _, mode = arg.partition(":")
+        if not width.isdigit() or not 1 <= int(width) <= 18:
             raise ConfigError(
-                f"template {template!r}: {{seq:N}} needs a width N from 1 to 18, got {arg!r}"
+                f"template {template!r}: {{seq:N}} needs a width N from 1 to 18, got {width!r}"
             )
-        return Token("seq", width=int(arg))
+        if mode not in ("", "scrambled"):
+            raise ConfigError(
+                f"template {template!r}: {{seq:N:{mode}}} is unknown; the only mode is "
+                "{seq:N:scrambled}"
+            )
+        return Token("seq", arg=mode, width=int(width))
     if name == "date":
         if not arg or "%" not in arg:
             raise ConfigError(
@@ -60,7 +66,7 @@ def _parse_token(body: str, template: str) -> Token:
         return Token("check", arg=arg)
     raise ConfigError(
         f"template {template!r}: unknown token {{{body}}}; allowed: "
-        "{seq:N}, {date:FMT}, {type}, {region}, {check:luhn|damm|mod97}"
+        "{seq:N}, {seq:N:scrambled}, {date:FMT}, {type}, {region}, {check:luhn|damm|mod97}"
     )
 
 
@@ -71,9 +77,12 @@ class NumberTemplate:
     text: str
     tokens: tuple[Token, ...]
     zone: ZoneInfo
+    scramble_key: bytes | None = field(default=None, repr=False)
 
     @classmethod
-    def parse(cls, text: str, zone: str = "UTC") -> NumberTemplate:
+    def parse(
+        cls, text: str, zone: str = "UTC", scramble_key: bytes | None = None
+    ) -> NumberTemplate:
         tokens: list[Token] = []
         pos = 0
         for match in _TOKEN.finditer(text):
@@ -106,11 +115,28 @@ class NumberTemplate:
             tz = ZoneInfo(zone)
         except Exception as exc:
             raise ConfigError(f"unknown time zone {zone!r}; use an IANA name like UTC") from exc
-        return cls(text=text, tokens=tuple(tokens), zone=tz)
+        scrambled = seqs[0].arg == "scrambled"
+        if scrambled and not scramble_key:
+            raise ConfigError(
+                f"template {text!r} uses {{seq:N:scrambled}}, which needs a secret key: set "
+                "CUSTOMER_IDS_SCRAMBLE_KEY (16 or more characters)"
+            )
+        return cls(
+            text=text,
+            tokens=tuple(tokens),
+            zone=tz,
+            scramble_key=scramble_key if scrambled else None,
+        )
 
     @property
-    def min_seq_width(self) -> int:
-        return next(t.width for t in self.tokens if t.kind == "seq")
+    def seq_token(self) -> Token:
+        return next(t for t in self.tokens if t.kind == "seq")
+
+    @property
+    def capacity(self) -> int | None:
+        """Most sequence values this template can show; None when numbers may grow."""
+        token = self.seq_token
+        return scramble.capacity(token.width) if token.arg == "scrambled" else None
 
     def render(self, ctx: RenderContext) -> str:
         out: list[str] = []
@@ -118,7 +144,10 @@ class NumberTemplate:
             if token.kind == "text":
                 out.append(token.arg)
             elif token.kind == "seq":
-                out.append(f"{ctx.sequence:0{token.width}d}")
+                value = ctx.sequence
+                if self.scramble_key is not None:
+                    value = scramble.scramble(value, token.width, self.scramble_key)
+                out.append(f"{value:0{token.width}d}")
             elif token.kind == "date":
                 out.append(ctx.moment.astimezone(self.zone).strftime(token.arg))
             elif token.kind == "type":
@@ -137,7 +166,8 @@ class NumberTemplate:
             if token.kind == "text":
                 pattern += re.escape(token.arg)
             elif token.kind == "seq":
-                pattern += rf"\d{{{token.width},}}"
+                upper = token.width if token.arg == "scrambled" else ""
+                pattern += rf"\d{{{token.width},{upper}}}"
             elif token.kind == "date":
                 pattern += r"\d+"
             elif token.kind in ("type", "region"):

@@ -74,10 +74,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CUSTOMER_IDS_SEQUENCE_START", "1", "first value of that sequence"),
     Setting("CUSTOMER_IDS_SEQUENCE_PERIOD", "none", "none, daily, monthly or yearly reset"),
     Setting("CUSTOMER_IDS_TIMEZONE", "UTC", "time zone of date parts and period rollover"),
+    Setting("CUSTOMER_IDS_SCRAMBLE_KEY", "", "secret key of {seq:N:scrambled} (16+ characters)"),
     Setting("CUSTOMER_IDS_METRICS_PORT", "9400", "Prometheus /metrics, /healthz, /readyz (0: off)"),
     Setting("CUSTOMER_IDS_LOG_FORMAT", "auto", "auto (console on a TTY, else JSON), json, console"),
     Setting("CUSTOMER_IDS_LOG_LEVEL", "info", "debug, info, warning or error"),
     Setting("CUSTOMER_IDS_SHUTDOWN_TIMEOUT_S", "30", "bound on a clean stop after SIGTERM"),
+    Setting(
+        "CUSTOMER_IDS_WORKERS",
+        "1",
+        "worker processes of `serve`, each a group member with transactional.id <id>-w<n> "
+        "and metrics on METRICS_PORT+n",
+    ),
+    Setting(
+        "CUSTOMER_IDS_KAFKA_CALL_TIMEOUT_S",
+        "15",
+        "timeout of each transactional call; a call stuck 10s past it restarts the worker",
+    ),
 )
 _DEFAULTS = {s.env: s.default for s in SETTINGS}
 LOG_FORMATS = ("auto", "json", "console")
@@ -138,6 +150,8 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "info"
     shutdown_timeout_s: int = 30
+    workers: int = 1
+    kafka_call_timeout_s: int = 15
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -166,6 +180,8 @@ class Settings:
             log_format=_choice(env, "CUSTOMER_IDS_LOG_FORMAT", LOG_FORMATS),
             log_level=_choice(env, "CUSTOMER_IDS_LOG_LEVEL", LOG_LEVELS),
             shutdown_timeout_s=_int(env, "CUSTOMER_IDS_SHUTDOWN_TIMEOUT_S", 1, 3600),
+            workers=_int(env, "CUSTOMER_IDS_WORKERS", 1, 64),
+            kafka_call_timeout_s=_int(env, "CUSTOMER_IDS_KAFKA_CALL_TIMEOUT_S", 1, 600),
         )
         if settings.lock_timeout_ms * 2 > settings.transaction_timeout_ms:
             raise ConfigError(
@@ -186,6 +202,8 @@ class Settings:
                 )
             out[f.name] = str(value)
         out["redis_url"] = _mask_url(self.redis_url)
+        if any(s.template.scramble_key for s in self.router.sequences):
+            out["scramble_key"] = "***"
         return out
 
 
@@ -210,22 +228,32 @@ def _mask_url(url: str) -> str:
 def _router(env: Mapping[str, str]) -> Router:
     path = env.get("CUSTOMER_IDS_CONFIG", "").strip()
     zone = _get(env, "CUSTOMER_IDS_TIMEZONE")
+    key = _scramble_key(env)
     if not path:
         period = _choice(env, "CUSTOMER_IDS_SEQUENCE_PERIOD", PERIODS)
         return Router(
             (
                 Sequence(
                     name=_get(env, "CUSTOMER_IDS_SEQUENCE_NAME"),
-                    template=NumberTemplate.parse(_get(env, "CUSTOMER_IDS_NUMBER_FORMAT"), zone),
+                    template=NumberTemplate.parse(
+                        _get(env, "CUSTOMER_IDS_NUMBER_FORMAT"), zone, key
+                    ),
                     start=_int(env, "CUSTOMER_IDS_SEQUENCE_START", 1, 10**17),
                     period=period,  # type: ignore[arg-type]
                 ),
             )
         )
-    return load_sequences(Path(path), zone)
+    return load_sequences(Path(path), zone, key)
 
 
-def load_sequences(path: Path, zone: str = "UTC") -> Router:
+def _scramble_key(env: Mapping[str, str]) -> bytes | None:
+    key = env.get("CUSTOMER_IDS_SCRAMBLE_KEY", "")
+    if key and len(key) < 16:
+        raise ConfigError("CUSTOMER_IDS_SCRAMBLE_KEY is too short; use 16 or more characters")
+    return key.encode() or None
+
+
+def load_sequences(path: Path, zone: str = "UTC", key: bytes | None = None) -> Router:
     """Read [[sequences]] from a TOML file; every mistake names the sequence and the field."""
     try:
         data = tomllib.loads(path.read_text())
@@ -250,7 +278,7 @@ def load_sequences(path: Path, zone: str = "UTC") -> Router:
             sequences.append(
                 Sequence(
                     name=str(raw["name"]),
-                    template=NumberTemplate.parse(str(raw["template"]), zone),
+                    template=NumberTemplate.parse(str(raw["template"]), zone, key),
                     start=int(raw.get("start", 1)),
                     period=raw.get("period", "none"),
                     customer_types=frozenset(raw.get("customer_types", [])),

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from customer_ids.errors import CustomerIdsError
 
+# Processes this interpreter started, kept so they are reaped (no zombies, no ResourceWarning).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
 
 class StackError(CustomerIdsError):
     """The local stack cannot start; the message says what is wrong and what to do."""
@@ -56,6 +59,7 @@ def spawn(argv: list[str], pid_file: Path, log_file: Path, cwd: Path) -> subproc
             start_new_session=True,
         )
     pid_file.write_text(str(proc.pid))
+    _CHILDREN[proc.pid] = proc
     return proc
 
 
@@ -73,6 +77,9 @@ def stop(pid_file: Path, grace_seconds: float = 30.0) -> bool:
         os.kill(pid, signal.SIGKILL)
         while read_pid(pid_file) is not None:
             time.sleep(0.05)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait()
     pid_file.unlink(missing_ok=True)
     return True
 

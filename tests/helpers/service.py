@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -83,6 +84,7 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=True,  # so kill() takes the supervisor and its workers
             )
         return self
 
@@ -105,8 +107,10 @@ class ServiceProcess:
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
+        """SIGKILL the supervisor and every worker at once: a crash of the whole service."""
         assert self.proc is not None
-        self.proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
     def running(self) -> bool:

@@ -1,0 +1,118 @@
+"""`customer-ids dlq list|replay`: look at dead-lettered records and send them back in.
+
+Replay re-publishes a record's original key and bytes to the input topic, with audit headers
+naming where it came from, when, and why it was dead-lettered. Replaying is safe to repeat: a
+customer's number never changes, so a second replay yields the same number again (and a
+second output event with it), never a second number.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Message, Producer
+
+from customer_ids.errors import CustomerIdsError
+from customer_ids.kafka_io import client_config, read_to_end
+from customer_ids.settings import Settings
+
+REPLAY_HEADERS = ("replay.source", "replay.at", "replay.by", "replay.reason")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+    @property
+    def reason(self) -> str:
+        return self.headers.get("error.class", b"?").decode(errors="replace")
+
+    def summary(self) -> dict[str, Any]:
+        """What an operator needs to decide; never the value (it may hold personal data)."""
+        h = {k: v.decode(errors="replace") for k, v in self.headers.items()}
+        return {
+            "dlq_partition": self.partition,
+            "dlq_offset": self.offset,
+            "dead_lettered_at": datetime.fromtimestamp(self.timestamp_ms / 1000, UTC).isoformat(),
+            "error_class": h.get("error.class"),
+            "error_message": h.get("error.message"),
+            "source": f"{h.get('source.topic')}/{h.get('source.partition')}@"
+            f"{h.get('source.offset')}",
+            "value_bytes": len(self.value or b""),
+            "replayed_before": "replay.source" in h,
+        }
+
+
+def read_dead_letters(
+    settings: Settings, since: datetime | None = None, reason: str | None = None
+) -> list[DeadLetter]:
+    found: list[DeadLetter] = []
+
+    def keep(message: Message) -> None:
+        headers: dict[str, bytes] = {}
+        for name, value in message.headers() or []:  # type: ignore[union-attr]
+            if isinstance(value, bytes):
+                headers[name] = value
+        letter = DeadLetter(
+            message.partition() or 0,
+            message.offset() or 0,
+            message.timestamp()[1],
+            message.key(),
+            message.value(),
+            headers,
+        )
+        if since and letter.timestamp_ms < since.timestamp() * 1000:
+            return
+        if reason and letter.reason != reason:
+            return
+        found.append(letter)
+
+    read_to_end(settings.bootstrap_servers, settings.dlq_topic, keep)
+    return found
+
+
+def list_lines(letters: list[DeadLetter]) -> Iterator[str]:
+    for letter in letters:
+        yield json.dumps(letter.summary())
+
+
+def replay(settings: Settings, letters: list[DeadLetter]) -> int:
+    """Publish each record back to the input topic; returns how many were sent."""
+    failures: list[str] = []
+
+    def on_delivery(error: object, message: Message) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    producer = Producer(
+        client_config(settings.bootstrap_servers, {"enable.idempotence": True, "linger.ms": 20})
+    )
+    now = datetime.now(UTC).isoformat().encode()
+    for letter in letters:
+        audit = [
+            ("replay.source", f"{settings.dlq_topic}/{letter.partition}@{letter.offset}".encode()),
+            ("replay.at", now),
+            ("replay.by", socket.gethostname().encode()),
+            ("replay.reason", letter.headers.get("error.message", b"")[:500]),
+        ]
+        producer.produce(
+            settings.input_topic,
+            key=letter.key,
+            value=letter.value,
+            headers=audit,
+            on_delivery=on_delivery,
+        )
+        producer.poll(0)
+    if producer.flush(60) or failures:
+        raise CustomerIdsError(f"replay incomplete: {len(failures)} refused, e.g. {failures[:1]}")
+    return len(letters)

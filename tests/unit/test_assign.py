@@ -1,0 +1,116 @@
+"""Batch assignment rules with an in-memory allocator: reuse, dedupe, periods, exhaustion."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from consumer.allocator import StoredAssignment
+from consumer.assign import Assigned, SequenceExhaustedError, assign_numbers
+from customer_ids.events import CustomerCreated
+from customer_ids.numbers import NumberTemplate
+from customer_ids.sequences import Router
+from customer_ids.sequences import Sequence as NumberSequence
+
+
+class FakeAllocator:
+    """The allocator's contract, in memory."""
+
+    def __init__(self) -> None:
+        self.counters_: dict[str, int] = {}
+        self.assignments: dict[str, StoredAssignment] = {}
+        self.locks_taken: list[list[str]] = []
+
+    @contextmanager
+    def locked(self, names: Sequence[str], lease_s: float | None = None) -> Iterator[None]:
+        self.locks_taken.append(sorted(set(names)))
+        yield
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, StoredAssignment]:
+        return {k: self.assignments[k] for k in keys if k in self.assignments}
+
+    def counters(self, names: Sequence[str]) -> dict[str, int]:
+        return {n: self.counters_.get(n, 0) for n in names}
+
+    def allocate(
+        self,
+        epoch: str,
+        expected: dict[str, tuple[int, int, int]],
+        new: dict[str, StoredAssignment],
+    ) -> None:
+        for counter, (seen, floor, n) in expected.items():
+            assert self.counters_.get(counter, 0) == seen
+            self.counters_[counter] = max(seen, floor) + n
+        for key, value in new.items():
+            self.assignments.setdefault(key, value)
+
+
+def event(customer: str, when: datetime | None = None, kind: str = "INDIVIDUAL") -> CustomerCreated:
+    return CustomerCreated(
+        str(uuid.uuid4()), customer, "crm", kind, "DE", when or datetime(2024, 5, 1, tzinfo=UTC)
+    )
+
+
+def run(router: Router, events: list[CustomerCreated], fake: FakeAllocator) -> list[Any]:
+    return assign_numbers([(e, router.route(e)) for e in events], fake, "e").assigned  # type: ignore[arg-type]
+
+
+def test_existing_customers_keep_their_number_and_batch_duplicates_share_one() -> None:
+    router = Router((NumberSequence("CU", NumberTemplate.parse("CU{seq:4}")),))
+    fake = FakeAllocator()
+    first = run(router, [event("a"), event("b"), event("a")], fake)
+    assert [r.assignment.number for r in first] == ["CU0001", "CU0002", "CU0001"]
+    assert [r.duplicate for r in first] == [False, False, True]
+    again = run(router, [event("b"), event("c")], fake)
+    assert [r.assignment.number for r in again] == ["CU0002", "CU0003"]
+    assert again[0].duplicate
+
+
+def test_start_value_is_honoured() -> None:
+    router = Router((NumberSequence("CU", NumberTemplate.parse("CU{seq:6}"), start=100000),))
+    assert run(router, [event("a")], FakeAllocator())[0].assignment.number == "CU100000"
+
+
+def test_daily_sequence_rolls_over_at_midnight_in_its_zone() -> None:
+    template = NumberTemplate.parse("{date:%Y%m%d}{seq:3}", "Europe/Berlin")
+    router = Router((NumberSequence("D", template, period="daily"),))
+    before = datetime(2023, 10, 15, 21, 59, 59, 999000, tzinfo=UTC)  # 23:59:59.999 in Berlin
+    after = datetime(2023, 10, 15, 22, 0, 0, tzinfo=UTC)  # 00:00 on the 16th in Berlin
+    result = run(
+        router, [event("a", before), event("b", before), event("c", after)], FakeAllocator()
+    )
+    assert [r.assignment.number for r in result] == ["20231015001", "20231015002", "20231016001"]
+    assert [r.assignment.counter for r in result] == ["D:20231015", "D:20231015", "D:20231016"]
+
+
+def test_routing_sends_each_type_to_its_own_counter_and_locks_in_sorted_order() -> None:
+    router = Router(
+        (
+            NumberSequence(
+                "P", NumberTemplate.parse("P{seq:4}"), customer_types=frozenset({"INDIVIDUAL"})
+            ),
+            NumberSequence(
+                "B", NumberTemplate.parse("B{seq:4}"), customer_types=frozenset({"BUSINESS"})
+            ),
+        )
+    )
+    fake = FakeAllocator()
+    result = run(router, [event("a"), event("b", kind="BUSINESS"), event("c")], fake)
+    assert [r.assignment.number for r in result] == ["P0001", "B0001", "P0002"]
+    assert fake.locks_taken == [["B", "P"]]
+
+
+def test_a_bounded_sequence_dead_letters_what_does_not_fit() -> None:
+    template = NumberTemplate.parse("S{seq:1:scrambled}", scramble_key=b"k" * 16)
+    router = Router((NumberSequence("S", template),))
+    fake = FakeAllocator()
+    numbers = assign_numbers([(event(str(i)), router.sequences[0]) for i in range(12)], fake, "e")
+    done = [a for a in numbers.assigned if isinstance(a, Assigned)]
+    refused = [a for a in numbers.assigned if isinstance(a, SequenceExhaustedError)]
+    assert len(done) == 9 and len(refused) == 3
+    assert len({a.assignment.number for a in done}) == 9
+    assert numbers.usage == {"S": 1.0}
+    assert "sequence S has issued all 9 numbers" in str(refused[0])
