@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from types import FrameType
 
 from confluent_kafka import KafkaException
 
-from consumer.bootstrap import build_service
+from consumer.bootstrap import build_service, redis_client
 from consumer.metrics import HealthServer, ServiceMetrics
+from consumer.startup import StartupError, wait_for_kafka, wait_for_redis
 from customer_ids.errors import FencedError
 from customer_ids.logs import get_logger
 from customer_ids.settings import Settings
 
 log = get_logger("customer_ids.serve")
+EXIT_STARTUP = 2  # not restarted by the supervisor: waiting longer would not help
 
 
 def _watch_parent(stop: threading.Event) -> None:
@@ -38,6 +41,13 @@ def serve_worker(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    try:
+        wait_for_kafka(settings, settings.startup_timeout_s)
+        wait_for_redis(settings, redis_client(settings), settings.startup_timeout_s)
+    except StartupError as exc:
+        log.error("startup_failed", error=str(exc))
+        print(f"customer-ids: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
     metrics = ServiceMetrics()
     health = HealthServer(metrics, settings.metrics_port) if settings.metrics_port else None
     if health:

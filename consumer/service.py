@@ -44,6 +44,7 @@ OUTPUT_EVENT_NAMESPACE = uuid.UUID("6f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11")
 FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 MAX_BACKOFF_S = 5.0
 USAGE_WARNING = 0.9
+LAG_REPORT_S = 5.0
 
 
 class RetryBatchError(CustomerIdsError):
@@ -69,6 +70,7 @@ class AssignmentService:
     redis_ping: Callable[[], object]
     epoch: str | None = None
     _failures: int = 0
+    _next_lag_report: float = 0.0
 
     # ---------------------------------------------------------------- lifecycle
     def run(self, stop: threading.Event) -> None:
@@ -101,8 +103,18 @@ class AssignmentService:
                 batch = [m for m in messages if self._usable(m)]
                 if batch:
                     self._process_with_retries(batch, stop)
+                if time.monotonic() >= self._next_lag_report:
+                    self._report_lag()
         finally:
             self.metrics.ready.set(0)
+
+    def _report_lag(self) -> None:
+        """Records behind the end, per partition, from the client's cached high watermarks."""
+        self._next_lag_report = time.monotonic() + LAG_REPORT_S
+        for tp in self.consumer.position(self.consumer.assignment()):
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                self.metrics.lag.labels(partition=str(tp.partition)).set(high - tp.offset)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions_assigned", partitions=[p.partition for p in partitions])

@@ -110,6 +110,35 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime  # noqa: PLC0415
+
+    from customer_ids.dead_letters import list_lines, read_dead_letters, replay  # noqa: PLC0415
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError:
+            raise ConfigError(
+                f"--since {args.since!r}: use an ISO time like 2026-01-31T12:00Z"
+            ) from None
+        if since.tzinfo is None:
+            raise ConfigError(f"--since {args.since!r}: give a time zone, e.g. Z or +01:00")
+    letters = read_dead_letters(settings, since=since, reason=args.reason)
+    if args.action == "list":
+        for line in list_lines(letters):
+            print(line)
+        print(f"{len(letters)} dead-lettered record(s)", file=sys.stderr)
+        return 0
+    if args.dry_run:
+        print(f"would replay {len(letters)} record(s) to {settings.input_topic}", file=sys.stderr)
+        return 0
+    sent = replay(settings, letters)
+    print(f"replayed {sent} record(s) to {settings.input_topic}", file=sys.stderr)
+    return 0
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> int:
     for name, value in settings.masked().items():
         print(f"{name} = {value}")
@@ -204,6 +233,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer from the compacted output topic instead of Redis",
     )
     p.set_defaults(handler=_lookup)
+
+    p = sub.add_parser(
+        "dlq",
+        help="list dead-lettered records, or replay them after a fix",
+        description="list: one JSON line per dead-lettered record (reason, source, never the "
+        "value). replay: re-publish the original bytes to the input topic with replay.* audit "
+        "headers; repeating a replay never gives a customer a second number.",
+    )
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("--since", help="only records dead-lettered at or after this ISO time")
+    p.add_argument("--reason", help="only this error.class, e.g. ValidationError")
+    p.add_argument("--dry-run", action="store_true", help="replay: count, send nothing")
+    p.set_defaults(handler=_dlq)
 
     p = sub.add_parser("config", help="print the effective settings, secrets masked")
     p.set_defaults(handler=_config)

@@ -59,10 +59,8 @@ def read_dead_letters(
     found: list[DeadLetter] = []
 
     def keep(message: Message) -> None:
-        headers: dict[str, bytes] = {}
-        for name, value in message.headers() or []:  # type: ignore[union-attr]
-            if isinstance(value, bytes):
-                headers[name] = value
+        raw: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
+        headers = {name: value for name, value in raw if isinstance(value, bytes)}
         letter = DeadLetter(
             message.partition() or 0,
             message.offset() or 0,
@@ -99,7 +97,7 @@ def replay(settings: Settings, letters: list[DeadLetter]) -> int:
     )
     now = datetime.now(UTC).isoformat().encode()
     for letter in letters:
-        audit = [
+        audit: list[tuple[str, str | bytes | None]] = [
             ("replay.source", f"{settings.dlq_topic}/{letter.partition}@{letter.offset}".encode()),
             ("replay.at", now),
             ("replay.by", socket.gethostname().encode()),

@@ -90,6 +90,11 @@ SETTINGS: tuple[Setting, ...] = (
         "15",
         "timeout of each transactional call; a call stuck 10s past it restarts the worker",
     ),
+    Setting(
+        "CUSTOMER_IDS_STARTUP_TIMEOUT_S",
+        "60",
+        "how long start-up waits for Kafka and Redis before it gives up (exit 2)",
+    ),
 )
 _DEFAULTS = {s.env: s.default for s in SETTINGS}
 LOG_FORMATS = ("auto", "json", "console")
@@ -152,6 +157,7 @@ class Settings:
     shutdown_timeout_s: int = 30
     workers: int = 1
     kafka_call_timeout_s: int = 15
+    startup_timeout_s: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -182,6 +188,7 @@ class Settings:
             shutdown_timeout_s=_int(env, "CUSTOMER_IDS_SHUTDOWN_TIMEOUT_S", 1, 3600),
             workers=_int(env, "CUSTOMER_IDS_WORKERS", 1, 64),
             kafka_call_timeout_s=_int(env, "CUSTOMER_IDS_KAFKA_CALL_TIMEOUT_S", 1, 600),
+            startup_timeout_s=_int(env, "CUSTOMER_IDS_STARTUP_TIMEOUT_S", 1, 3600),
         )
         if settings.lock_timeout_ms * 2 > settings.transaction_timeout_ms:
             raise ConfigError(

@@ -62,6 +62,9 @@ class KafkaNode:
     cache_dir: Path
     port: int = 19092
     controller_port: int = 19093
+    # An extra SASL_PLAINTEXT listener with PLAIN users (name, password), for security tests.
+    sasl_port: int | None = None
+    sasl_users: tuple[tuple[str, str], ...] = ()
 
     @property
     def bootstrap(self) -> str:
@@ -124,11 +127,13 @@ class KafkaNode:
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
                     f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}{self._sasl_listener}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{self._sasl_listener}",
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+                    "SASL_PLAINTEXT:SASL_PLAINTEXT",
+                    *self._sasl_config(),
                     f"log.dirs={data}",
                     "num.partitions=1",
                     "offsets.topic.replication.factor=1",
@@ -149,6 +154,25 @@ class KafkaNode:
         log4j = self.home / "log4j2.properties"
         log4j.write_text(LOG4J2.format(log=self.log_file))
         return config
+
+    @property
+    def _sasl_listener(self) -> str:
+        return f",SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}" if self.sasl_port else ""
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
+
+    def _sasl_config(self) -> list[str]:
+        if not self.sasl_port:
+            return []
+        users = " ".join(f'user_{name}="{password}"' for name, password in self.sasl_users)
+        return [
+            "sasl.enabled.mechanisms=PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f"{users};",
+        ]
 
     def _java(self, main: str, *args: str) -> list[str]:
         java = require_program("java", "apt-get install -y openjdk-17-jre-headless")

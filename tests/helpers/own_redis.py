@@ -20,7 +20,8 @@ def free_port() -> int:
 
 
 class OwnRedis:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, extra_args: list[str] | None = None) -> None:
+        self.extra_args = extra_args or []
         server = shutil.which("redis-server")
         if server is None:
             raise AssertionError("redis-server is not installed: apt-get install -y redis-server")
@@ -47,6 +48,7 @@ class OwnRedis:
                 "no",
                 "--dir",
                 str(self.folder),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -57,6 +59,8 @@ class OwnRedis:
             try:
                 client.ping()
                 return self
+            except redis.AuthenticationError:
+                return self  # it answers; it wants a password
             except redis.RedisError:
                 time.sleep(0.05)
         raise AssertionError("own redis-server did not start")

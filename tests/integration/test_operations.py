@@ -48,6 +48,7 @@ def test_metrics_and_health_endpoints_and_no_personal_data_anywhere(
     assert "customer_ids_events_consumed_total 300.0" in metrics
     assert "customer_ids_batch_seconds_bucket" in metrics
     assert "customer_ids_redis_up 1.0" in metrics
+    assert "customer_ids_consumer_lag{partition=" in metrics
     personal = [v for e in sent for v in (e.display_name, e.email, e.phone) if v]
     everything = service.log() + metrics
     leaked = [v for v in personal if v in everything]
@@ -114,3 +115,53 @@ def test_bench_smoke_runs_and_writes_json(scenario: Scenario) -> None:
     assert data["ceiling_a_passthrough_per_s"] > 0
     assert data["service_numbers_per_s"] > 0
     assert 0 < data["redis_bytes_per_customer"] < 10_000
+
+
+def test_dead_letters_listed_and_replayed_after_a_fix_without_second_numbers(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    business_only = tmp_path / "business.toml"
+    business_only.write_text(
+        '[[sequences]]\nname = "B"\ntemplate = "B{seq:6}"\ncustomer_types = ["BUSINESS"]\n'
+    )
+    events = make_events(60, seed=93)
+    individuals = [e for e in events if e.customer_type != "BUSINESS"]
+    send(scenario, events)
+    service = start_service(CUSTOMER_IDS_CONFIG=str(business_only))
+    wait_for_outputs(
+        scenario.endpoints.bootstrap,
+        scenario.output_topic,
+        len(events) - len(individuals),
+        dlq_topic=scenario.dlq_topic,
+        dead_letters=len(individuals),
+    )
+    assert service.terminate() == 0
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "customer_ids.cli", "dlq", *args],
+            env=scenario.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    listed = [json.loads(line) for line in cli("list").stdout.splitlines()]
+    assert len(listed) == len(individuals)
+    assert {row["error_class"] for row in listed} == {"ValidationError"}
+    assert all("no sequence accepts" in row["error_message"] for row in listed)
+    assert not any(e.email and e.email in json.dumps(listed) for e in individuals)
+
+    start_service(CUSTOMER_IDS_NUMBER_FORMAT="X{seq:6}", CUSTOMER_IDS_SEQUENCE_NAME="B")
+    replayed = cli("replay", "--reason", "ValidationError")
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"replayed {len(individuals)} record(s)" in replayed.stderr
+    first = wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, len(events))
+    assert cli("replay", "--reason", "ValidationError").returncode == 0
+    twice = wait_for_outputs(
+        scenario.endpoints.bootstrap, scenario.output_topic, len(events) + len(individuals)
+    )
+    assert twice.numbers_by_customer() == first.numbers_by_customer()
+    assert all(len(n) == 1 for n in twice.numbers_by_customer().values())
+    assert len(twice.customers_by_number()) == len(events)

@@ -1,0 +1,92 @@
+"""Start-up checks: wait for Kafka and Redis with a bound, and fail fast on what waiting
+cannot fix (refused credentials), with a message that says what to change."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+import redis
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from customer_ids.errors import CustomerIdsError
+from customer_ids.kafka_io import client_config
+from customer_ids.logs import get_logger
+from customer_ids.settings import Settings
+
+log = get_logger("customer_ids.startup")
+AUTH_CODES = {
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+}
+
+
+class StartupError(CustomerIdsError):
+    """A service the worker needs is missing or refuses us; retrying will not help."""
+
+
+def _redis_where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 6379}"
+
+
+def wait_for_redis(settings: Settings, client: redis.Redis, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.AuthenticationError as exc:
+            if not urlsplit(settings.redis_url).password:
+                raise StartupError(
+                    f"Redis at {_redis_where(settings.redis_url)} requires a password: put it "
+                    "in REDIS_URL as redis://:password@host:port/0"
+                ) from None
+            raise StartupError(
+                f"Redis at {_redis_where(settings.redis_url)} refused the credentials in "
+                f"REDIS_URL ({exc}); set them as redis://user:password@host:port/0"
+            ) from None
+        except redis.ResponseError as exc:
+            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+                raise StartupError(
+                    f"Redis at {_redis_where(settings.redis_url)} requires a password: put it "
+                    "in REDIS_URL as redis://:password@host:port/0"
+                ) from None
+            raise
+        except redis.RedisError as exc:
+            if time.monotonic() > deadline:
+                raise StartupError(
+                    f"Redis at {_redis_where(settings.redis_url)} did not answer within "
+                    f"{timeout_s:.0f}s ({exc}); check REDIS_URL and that Redis runs"
+                ) from None
+            log.warning("waiting_for_redis", error=str(exc)[:200])
+            time.sleep(1)
+
+
+def wait_for_kafka(settings: Settings, timeout_s: float) -> None:
+    seen: list[KafkaError] = []  # SASL failures arrive here, not as list_topics' error
+    admin = AdminClient(client_config(settings.bootstrap_servers, {"error_cb": seen.append}))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if admin.list_topics(timeout=5).brokers:
+                return
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb
+            refused = [e for e in seen if e.code() in AUTH_CODES]
+            error = refused[0] if refused else exc.args[0]
+            if error.code() in AUTH_CODES:
+                raise StartupError(
+                    f"Kafka at {settings.bootstrap_servers} refused us: {error.str()}; check "
+                    "KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and "
+                    "KAFKA_SASL_PASSWORD"
+                ) from None
+            if time.monotonic() > deadline:
+                raise StartupError(
+                    f"Kafka at {settings.bootstrap_servers} did not answer within "
+                    f"{timeout_s:.0f}s ({error.str()}); check KAFKA_BOOTSTRAP_SERVERS"
+                ) from None
+            log.warning("waiting_for_kafka", error=error.str()[:200])
