@@ -38,6 +38,9 @@ from customer_ids.settings import Settings
 from customer_ids.stack.kafka import kafka_version
 from producer.generator import generate_events
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from latency import measure_latency
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -246,18 +249,32 @@ def main() -> int:
         default=1_000_000,
         help="customers for the Redis memory measurement",
     )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=60,
+        help="how long each latency rate is offered (0: skip)",
+    )
+    parser.add_argument("--rates", default="1000,5000", help="offered rates for latency")
     args = parser.parse_args()
     if args.smoke:
         args.events, args.runs, args.customers = 2000, 1, 5000
+        args.latency_seconds, args.rates = 2, "500"
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:16379/0")
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    batch = Settings().batch_size
+    settings = Settings.from_env()  # CUSTOMER_IDS_BATCH_SIZE, _WORKERS... apply to every part
+    batch = settings.batch_size
     topic = f"bench-{uuid.uuid4().hex[:8]}.created"
     ensure_topics(bootstrap, {topic: topic_specs(Settings())["customer.created"]})
     produce_input(bootstrap, topic, args.events)
 
-    results: dict[str, Any] = {"events": args.events, "runs": args.runs, "batch_size": batch}
+    results: dict[str, Any] = {
+        "events": args.events,
+        "runs": args.runs,
+        "batch_size": batch,
+        "workers": settings.workers,
+    }
     passthrough = [
         ceiling_passthrough(bootstrap, topic, args.events, batch) for _ in range(args.runs)
     ]
@@ -276,6 +293,11 @@ def main() -> int:
     results["redis_bytes_per_customer"] = redis_memory_per_customer(
         redis_url, args.customers, batch
     )
+    latency = []
+    if args.latency_seconds:
+        for rate in (int(r) for r in args.rates.split(",")):
+            latency.append(measure_latency(bootstrap, redis_url, rate, args.latency_seconds))
+    results["latency"] = latency
     results["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -302,7 +324,14 @@ def main() -> int:
             results["redis_bytes_per_customer"],
         ),
     ]
-    print(f"\n{args.events:,} events, median of {args.runs} run(s), batch {batch}")
+    for item in latency:
+        rows.append((f"latency p50 / p95 / p99 at {item['rate']:,}/s (ms)", item["p50_ms"]))
+        rows.append(("", item["p95_ms"]))
+        rows.append(("", item["p99_ms"]))
+    print(
+        f"\n{args.events:,} events, median of {args.runs} run(s), batch {batch}, "
+        f"{settings.workers} worker(s)"
+    )
     for name, value in rows:
         print(f"  {name:55} {value:>14,.2f}")
     out = ROOT / "bench" / "results" / "latest.json"

@@ -63,6 +63,7 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
                 "max.poll.interval.ms": 300000,
                 "session.timeout.ms": 15000,
                 "heartbeat.interval.ms": 3000,
+                "fetch.wait.max.ms": 50,
             },
         )
     )

@@ -110,11 +110,14 @@ class AssignmentService:
 
     def _report_lag(self) -> None:
         """Records behind the end, per partition, from the client's cached high watermarks."""
-        self._next_lag_report = time.monotonic() + LAG_REPORT_S
+        reported = 0
         for tp in self.consumer.position(self.consumer.assignment()):
             _, high = self.consumer.get_watermark_offsets(tp, cached=True)
             if tp.offset >= 0 and high >= 0:
                 self.metrics.lag.labels(partition=str(tp.partition)).set(high - tp.offset)
+                reported += 1
+        if reported:  # until a partition has a position, try again on the next loop
+            self._next_lag_report = time.monotonic() + LAG_REPORT_S
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions_assigned", partitions=[p.partition for p in partitions])

@@ -56,7 +56,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CUSTOMER_IDS_PARTITIONS", "6", "partitions of topics the service creates"),
     Setting("CUSTOMER_IDS_REPLICATION_FACTOR", "1", "replication factor of topics it creates"),
     Setting("CUSTOMER_IDS_BATCH_SIZE", "1000", "most records in one batch (one transaction)"),
-    Setting("CUSTOMER_IDS_BATCH_WAIT_MS", "50", "longest wait to fill a batch"),
+    Setting("CUSTOMER_IDS_BATCH_WAIT_MS", "10", "longest wait to fill a batch"),
     Setting("CUSTOMER_IDS_LINGER_MS", "5", "producer linger.ms"),
     Setting("CUSTOMER_IDS_TRANSACTION_TIMEOUT_MS", "60000", "producer transaction.timeout.ms"),
     Setting("CUSTOMER_IDS_REDIS_PREFIX", "cid:", "prefix of every Redis key the service uses"),
@@ -141,7 +141,7 @@ class Settings:
     partitions: int = 6
     replication_factor: int = 1
     batch_size: int = 1000
-    batch_wait_ms: int = 50
+    batch_wait_ms: int = 10
     linger_ms: int = 5
     transaction_timeout_ms: int = 60000
     redis_prefix: str = "cid:"
