@@ -16,6 +16,7 @@ from customer_ids import checkdigits, scramble
 from customer_ids.errors import ConfigError
 
 _TOKEN = re.compile(r"\{([^{}]*)\}")
+_NOT_DIGIT = re.compile(r"[^0-9]")
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class NumberTemplate:
     def parse(
         cls, text: str, zone: str = "UTC", scramble_key: bytes | None = None
     ) -> NumberTemplate:
+        if any(ord(ch) < 32 for ch in text):
+            raise ConfigError(f"template {text!r} contains a control character")
         tokens: list[Token] = []
         pos = 0
         for match in _TOKEN.finditer(text):
@@ -155,7 +158,7 @@ class NumberTemplate:
             elif token.kind == "region":
                 out.append(ctx.region)
             else:
-                digits = "".join(ch for ch in "".join(out) if ch.isdigit())
+                digits = _NOT_DIGIT.sub("", "".join(out))
                 out.append(checkdigits.SCHEMES[token.arg](digits))
         return "".join(out)
 

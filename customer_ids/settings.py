@@ -55,7 +55,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("CUSTOMER_IDS_PARTITIONS", "6", "partitions of topics the service creates"),
     Setting("CUSTOMER_IDS_REPLICATION_FACTOR", "1", "replication factor of topics it creates"),
-    Setting("CUSTOMER_IDS_BATCH_SIZE", "1000", "most records in one batch (one transaction)"),
+    Setting("CUSTOMER_IDS_BATCH_SIZE", "2500", "most records in one batch (one transaction)"),
     Setting("CUSTOMER_IDS_BATCH_WAIT_MS", "10", "longest wait to fill a batch"),
     Setting("CUSTOMER_IDS_LINGER_MS", "5", "producer linger.ms"),
     Setting("CUSTOMER_IDS_TRANSACTION_TIMEOUT_MS", "60000", "producer transaction.timeout.ms"),
@@ -140,7 +140,7 @@ class Settings:
     transactional_id: str = "customer-ids-local"
     partitions: int = 6
     replication_factor: int = 1
-    batch_size: int = 1000
+    batch_size: int = 2500
     batch_wait_ms: int = 10
     linger_ms: int = 5
     transaction_timeout_ms: int = 60000
