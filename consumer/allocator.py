@@ -201,17 +201,17 @@ class SequenceAllocator:
     def set_epoch(self, epoch: str) -> None:
         self._redis.set(self.keys.epoch, epoch)
 
-    def restore(self, assignments: dict[str, StoredAssignment]) -> None:
-        """Write assignments read back from the output topic (the record of truth), one HSET
-        per bucket."""
+    def restore(self, assignments: dict[str, str]) -> None:
+        """Write assignments read back from the output topic (the record of truth), in their
+        stored form, one HSET per bucket."""
         buckets: dict[str, dict[bytes, str]] = {}
         numbers: dict[str, dict[str, str]] = {}
-        for customer, assignment in assignments.items():
+        for customer, stored in assignments.items():
             field = customer_field(customer)
-            buckets.setdefault(self.keys.assignments(field), {})[field] = assignment.encode()
+            buckets.setdefault(self.keys.assignments(field), {})[field] = stored
             if self.reverse_index:
-                key = self.keys.numbers(assignment.number)
-                numbers.setdefault(key, {})[assignment.number] = customer
+                number = stored.split("|", 2)[2]
+                numbers.setdefault(self.keys.numbers(number), {})[number] = customer
         pipe = self._redis.pipeline(transaction=False)
         for key, mapping in (*buckets.items(), *numbers.items()):
             pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]

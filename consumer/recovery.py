@@ -25,7 +25,7 @@ from customer_ids.settings import Settings
 
 log = get_logger("customer_ids.recovery")
 RECOVERY_LEASE_S = 600.0
-RESTORE_CHUNK = 5000
+RESTORE_CHUNK = 200_000  # large enough that each bucket gets one HSET with many fields
 
 
 @dataclass(frozen=True)
@@ -33,39 +33,49 @@ class LogState:
     """What the Kafka log says Redis must hold at least."""
 
     floors: dict[str, int]
-    assignments: dict[str, StoredAssignment]
+    assignments: dict[str, str]  # customer key -> StoredAssignment.encode() form
     records_read: int
 
 
-def read_log_state(settings: Settings) -> LogState:
-    """Highest committed value per counter and every committed assignment."""
+def read_watermarks(settings: Settings) -> tuple[dict[str, int], int]:
+    """Highest committed value per counter, from the small compacted watermark topic."""
     floors: dict[str, int] = {}
-    assignments: dict[str, StoredAssignment] = {}
-    codec = customer_id_assigned_codec()
 
     def on_watermark(message: Message) -> None:
         counter = (message.key() or b"").decode()
         floors[counter] = max(floors.get(counter, 0), int(message.value() or 0))
 
+    read = read_to_end(settings.bootstrap_servers, settings.watermark_topic, on_watermark)
+    return floors, read
+
+
+def read_log_state(settings: Settings) -> LogState:
+    """Highest committed value per counter and every committed assignment."""
+    floors, read = read_watermarks(settings)
+    assignments: dict[str, str] = {}
+    codec = customer_id_assigned_codec()
+
     def on_assigned(message: Message) -> None:
-        # The key is source_system/customer_id; the header repeats the assignment, so the
-        # common case needs no Avro decode. Records without it are decoded.
+        # The key is source_system/customer_id; the header repeats the assignment in its
+        # stored form, so the common case needs no Avro decode. Older records are decoded.
         headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
         for name, value in headers:
-            if name == ASSIGNMENT_HEADER and isinstance(value, bytes):
-                stored = StoredAssignment.decode(value.decode())
+            if name == ASSIGNMENT_HEADER:
+                stored = value.decode()
                 customer = (message.key() or b"").decode()
+                counter, number, _ = stored.split("|", 2)
+                value_ = int(number)
                 break
         else:
             event = CustomerIdAssigned.from_record(codec.decode(message.value()))
             # sequence_name is the counter, period included (e.g. D:20231015)
-            stored = StoredAssignment(event.sequence_name, event.sequence, event.customer_number)
+            counter, value_ = event.sequence_name, event.sequence
+            stored = StoredAssignment(counter, value_, event.customer_number).encode()
             customer = event.customer_key
         assignments[customer] = stored
-        if stored.value > floors.get(stored.counter, 0):
-            floors[stored.counter] = stored.value
+        if value_ > floors.get(counter, 0):
+            floors[counter] = value_
 
-    read = read_to_end(settings.bootstrap_servers, settings.watermark_topic, on_watermark)
     read += read_to_end(settings.bootstrap_servers, settings.output_topic, on_assigned)
     return LogState(floors, assignments, read)
 
@@ -87,9 +97,10 @@ class StateRecovery:
             current = self._allocator.current_epoch()
             if current is not None and current != known_epoch:
                 if known_epoch is None:
-                    # Start-up: cheap insurance against a Redis that came back older than Kafka.
-                    state = read_log_state(self._settings)
-                    self._allocator.raise_counters(state.floors)
+                    # Start-up: cheap insurance against a Redis that came back older than Kafka
+                    # (the watermark topic is small; the output topic is not read).
+                    floors, _ = read_watermarks(self._settings)
+                    self._allocator.raise_counters(floors)
                 return current
             return self._rebuild(reason="start-up" if known_epoch is None else "epoch lost")
 
