@@ -103,5 +103,11 @@ def assert_invariants(
     unknown = set(causes) - sent_ids
     assert not unknown, f"outputs for events never sent: {sorted(unknown)[:3]}"
     assert set(by_customer) == {e.customer_key for e in sent}
+    # One line per check, for the fault suite's report (pytest -s shows it).
+    print(
+        f"\nverified: {len(sent)} records sent, {len(committed.outputs)} outputs, "
+        f"{len(by_customer)} customers, 0 customers with two numbers, 0 shared numbers, "
+        f"gaps {committed.gaps()}"
+    )
     if not allow_gaps:
         assert all(g == 0 for g in committed.gaps().values()), f"gaps: {committed.gaps()}"
