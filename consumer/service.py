@@ -158,7 +158,9 @@ class AssignmentService:
             if isinstance(exc, redis.RedisError):
                 self._wait_for_redis(stop)
             elif isinstance(exc, EpochChangedError):
+                self.metrics.ready.set(0)  # /readyz: not ready while recovering
                 self.epoch = self._with_redis(stop, lambda: self.recovery.ensure(self.epoch))
+                self.metrics.ready.set(1)
             else:
                 self._backoff(stop)
 

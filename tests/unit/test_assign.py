@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -114,3 +115,12 @@ def test_a_bounded_sequence_dead_letters_what_does_not_fit() -> None:
     assert len({a.assignment.number for a in done}) == 9
     assert numbers.usage == {"S": 1.0}
     assert "sequence S has issued all 9 numbers" in str(refused[0])
+
+
+def test_the_same_id_in_two_upstream_systems_is_two_customers() -> None:
+    router = Router((NumberSequence("CU", NumberTemplate.parse("CU{seq:4}")),))
+    fake = FakeAllocator()
+    shop = event("42")
+    crm = dataclasses.replace(event("42"), source_system="webshop")
+    result = run(router, [shop, crm, shop], fake)
+    assert [r.assignment.number for r in result] == ["CU0001", "CU0002", "CU0001"]

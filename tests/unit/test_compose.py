@@ -61,9 +61,21 @@ def test_kafka_is_the_pinned_version_with_one_broker_transaction_settings() -> N
 def test_redis_persists_and_every_long_running_service_has_a_healthcheck_or_restart() -> None:
     services = compose()["services"]
     assert "--appendonly" in services["redis"]["command"]
-    for name in ("kafka", "redis", "customer-ids"):
-        assert "healthcheck" in services[name], name
+    for name, service in services.items():
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+    for name in ("kafka", "redis", "customer-ids", "sales", "support", "marketing"):
         assert services[name]["restart"] == "unless-stopped", name
+
+
+def test_prometheus_scrapes_the_service_port() -> None:
+    services = compose()["services"]
+    mount = services["prometheus"]["volumes"][0].split(":")[0]
+    config = yaml.safe_load((ROOT / mount).read_text())
+    target = config["scrape_configs"][0]["dns_sd_configs"][0]
+    assert target["names"] == ["customer-ids"]
+    assert (
+        str(target["port"]) == services["customer-ids"]["environment"]["CUSTOMER_IDS_METRICS_PORT"]
+    )
 
 
 def test_dockerfile_copies_every_package_and_the_schemas() -> None:
