@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def service_env(bootstrap: str, redis_url: str, tag: str, **extra: str) -> dict[str, str]:
-    return dict(
+    """The service's environment with topics, group and key prefix of this run's own."""
+    env = dict(
         os.environ,
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         REDIS_URL=redis_url,
@@ -43,8 +44,9 @@ def service_env(bootstrap: str, redis_url: str, tag: str, **extra: str) -> dict[
         CUSTOMER_IDS_TRANSACTIONAL_ID=f"bench-{tag}",
         CUSTOMER_IDS_METRICS_PORT="0",
         CUSTOMER_IDS_LOG_FORMAT="json",
-        **extra,
     )
+    env.update(extra)
+    return env
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -39,7 +39,7 @@ from customer_ids.stack.kafka import kafka_version
 from producer.generator import generate_events
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from latency import measure_latency
+from latency import measure_latency, service_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -185,21 +185,8 @@ def _delete_prefix(client: redis.Redis, prefix: str) -> None:
 
 def run_service(bootstrap: str, redis_url: str, topic: str, count: int) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
-    env = dict(
-        os.environ,
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        REDIS_URL=redis_url,
-        CUSTOMER_IDS_INPUT_TOPIC=topic,
-        CUSTOMER_IDS_OUTPUT_TOPIC=f"bench-{tag}.assigned",
-        CUSTOMER_IDS_DLQ_TOPIC=f"bench-{tag}.dlq",
-        CUSTOMER_IDS_WATERMARK_TOPIC=f"bench-{tag}.wm",
-        CUSTOMER_IDS_GROUP_ID=f"bench-{tag}",
-        CUSTOMER_IDS_REDIS_PREFIX=f"bench-{tag}:",
-        CUSTOMER_IDS_TRANSACTIONAL_ID=f"bench-{tag}",
-        CUSTOMER_IDS_METRICS_PORT="0",
-        CUSTOMER_IDS_LOG_FORMAT="json",
-        CUSTOMER_IDS_LOG_LEVEL="info",
-    )
+    # The pre-produced input is shared by every run; everything else is this run's own.
+    env = service_env(bootstrap, redis_url, tag, CUSTOMER_IDS_INPUT_TOPIC=topic)
     log = open(ROOT / "bench" / "results" / f"service-{tag}.log", "wb")  # noqa: SIM115
     spawned = time.monotonic()
     proc = subprocess.Popen(
