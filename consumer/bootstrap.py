@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
 
 from consumer.allocator import SequenceAllocator
 from consumer.metrics import ServiceMetrics
@@ -14,7 +15,10 @@ from consumer.service import AssignmentService
 from customer_ids.codec import customer_created_codec, customer_id_assigned_codec
 from customer_ids.kafka_io import client_config, ensure_topics
 from customer_ids.keys import RedisKeys
+from customer_ids.logs import get_logger
 from customer_ids.settings import Settings
+
+log = get_logger("customer_ids.kafka")
 
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 
@@ -46,9 +50,23 @@ def build_allocator(settings: Settings, client: redis.Redis | None = None) -> Se
     )
 
 
+def kafka_error_reporter(metrics: ServiceMetrics) -> Callable[[KafkaError], None]:
+    """librdkafka reports losing every broker through error_cb; show it in kafka_up.
+    A committed batch sets it back to 1."""
+    down = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT}
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() in down:
+            metrics.kafka_up.set(0)
+        log.warning("kafka_client_error", error=error.str()[:300])
+
+    return on_error
+
+
 def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> AssignmentService:
     ensure_topics(settings.bootstrap_servers, topic_specs(settings))
     metrics = metrics or ServiceMetrics()
+    on_error = kafka_error_reporter(metrics)
     client = redis_client(settings)
     allocator = build_allocator(settings, client)
     consumer = Consumer(
@@ -64,6 +82,7 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
                 "session.timeout.ms": 15000,
                 "heartbeat.interval.ms": 3000,
                 "fetch.wait.max.ms": 50,
+                "error_cb": on_error,
             },
         )
     )
@@ -76,6 +95,7 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
                 "transaction.timeout.ms": settings.transaction_timeout_ms,
                 "linger.ms": settings.linger_ms,
                 "compression.type": "lz4",
+                "error_cb": on_error,
             },
         )
     )

@@ -288,6 +288,7 @@ class AssignmentService:
                     )
                 with self._guard("commit_transaction"):
                     self.producer.commit_transaction(self._call_timeout)
+                self.metrics.kafka_up.set(1)
                 return
             except KafkaException as exc:
                 error = exc.args[0]
