@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from consumer.allocator import SequenceAllocator
 from consumer.assign import assign_numbers
 from consumer.bootstrap import topic_specs
-from consumer.recovery import RESTORE_CHUNK, read_log_state
+from consumer.recovery import rebuild_map
 from customer_ids.codec import customer_created_codec
 from customer_ids.kafka_io import ensure_topics
 from customer_ids.keys import RedisKeys
@@ -212,10 +212,7 @@ def run_service(bootstrap: str, redis_url: str, topic: str, count: int) -> dict[
     client = redis.Redis.from_url(redis_url)
     scratch = SequenceAllocator(client, RedisKeys(f"bench-rebuild-{tag}:"), 10, 5)
     started = time.monotonic()
-    state = read_log_state(settings)
-    items = list(state.assignments.items())
-    for i in range(0, len(items), RESTORE_CHUNK):
-        scratch.restore(dict(items[i : i + RESTORE_CHUNK]))
+    state = rebuild_map(settings, scratch)
     rebuild_s = time.monotonic() - started
     assert len(state.assignments) == count, (len(state.assignments), count)
     _delete_prefix(client, f"bench-rebuild-{tag}:")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from confluent_kafka import Message
@@ -19,13 +21,13 @@ from consumer.metrics import ServiceMetrics
 from customer_ids.codec import customer_id_assigned_codec
 from customer_ids.constants import ASSIGNMENT_HEADER
 from customer_ids.events import CustomerIdAssigned
-from customer_ids.kafka_io import read_to_end
+from customer_ids.kafka_io import read_to_end, read_topics_to_end
 from customer_ids.logs import get_logger
 from customer_ids.settings import Settings
 
 log = get_logger("customer_ids.recovery")
 RECOVERY_LEASE_S = 600.0
-RESTORE_CHUNK = 200_000  # large enough that each bucket gets one HSET with many fields
+RESTORE_CHUNK = 50_000  # written while the next is read; larger chunks group buckets better
 
 
 @dataclass(frozen=True)
@@ -37,22 +39,33 @@ class LogState:
     records_read: int
 
 
-def read_watermarks(settings: Settings) -> tuple[dict[str, int], int]:
-    """Highest committed value per counter, from the small compacted watermark topic."""
-    floors: dict[str, int] = {}
-
+def _watermark_reader(floors: dict[str, int]) -> Callable[[Message], None]:
     def on_watermark(message: Message) -> None:
         counter = (message.key() or b"").decode()
         floors[counter] = max(floors.get(counter, 0), int(message.value() or 0))
 
-    read = read_to_end(settings.bootstrap_servers, settings.watermark_topic, on_watermark)
+    return on_watermark
+
+
+def read_watermarks(settings: Settings) -> tuple[dict[str, int], int]:
+    """Highest committed value per counter, from the small compacted watermark topic."""
+    floors: dict[str, int] = {}
+    read = read_to_end(
+        settings.bootstrap_servers, settings.watermark_topic, _watermark_reader(floors)
+    )
     return floors, read
 
 
-def read_log_state(settings: Settings) -> LogState:
-    """Highest committed value per counter and every committed assignment."""
-    floors, read = read_watermarks(settings)
+def read_log_state(
+    settings: Settings, on_chunk: Callable[[dict[str, str]], None] | None = None
+) -> LogState:
+    """Highest committed value per counter and every committed assignment.
+
+    With `on_chunk`, assignments are also handed over in chunks as they are read, so the
+    caller can write them to Redis while the rest is still being read."""
+    floors: dict[str, int] = {}
     assignments: dict[str, str] = {}
+    chunk: dict[str, str] = {}
     codec = customer_id_assigned_codec()
 
     def on_assigned(message: Message) -> None:
@@ -73,11 +86,34 @@ def read_log_state(settings: Settings) -> LogState:
             stored = StoredAssignment(counter, value_, event.customer_number).encode()
             customer = event.customer_key
         assignments[customer] = stored
+        if on_chunk is not None:
+            chunk[customer] = stored
+            if len(chunk) >= RESTORE_CHUNK:
+                on_chunk(chunk.copy())
+                chunk.clear()
         if value_ > floors.get(counter, 0):
             floors[counter] = value_
 
-    read += read_to_end(settings.bootstrap_servers, settings.output_topic, on_assigned)
+    read = read_topics_to_end(
+        settings.bootstrap_servers,
+        {settings.watermark_topic: _watermark_reader(floors), settings.output_topic: on_assigned},
+    )
+    if on_chunk is not None and chunk:
+        on_chunk(chunk)
     return LogState(floors, assignments, read)
+
+
+def rebuild_map(settings: Settings, allocator: SequenceAllocator) -> LogState:
+    """Read the log and restore every assignment into Redis, one chunk written while the
+    next is read (one writer thread, so chunks land in log order)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore") as writer:
+        pending: list[Future[None]] = []
+        state = read_log_state(
+            settings, lambda c: pending.append(writer.submit(allocator.restore, c))
+        )
+        for future in pending:
+            future.result()  # re-raise a failed write
+    return state
 
 
 class StateRecovery:
@@ -108,11 +144,8 @@ class StateRecovery:
         started = time.monotonic()
         epoch = uuid.uuid4().hex
         self._allocator.set_epoch(epoch)  # first: a batch that started before now will fail
-        state = read_log_state(self._settings)
+        state = rebuild_map(self._settings, self._allocator)
         self._allocator.raise_counters(state.floors)
-        items = list(state.assignments.items())
-        for i in range(0, len(items), RESTORE_CHUNK):
-            self._allocator.restore(dict(items[i : i + RESTORE_CHUNK]))
         seconds = time.monotonic() - started
         self._metrics.recoveries.inc()
         self._metrics.recovery_seconds.observe(seconds)
@@ -121,7 +154,7 @@ class StateRecovery:
             reason=reason,
             seconds=round(seconds, 3),
             records_read=state.records_read,
-            customers_restored=len(items),
+            customers_restored=len(state.assignments),
             counters=state.floors,
         )
         return epoch
