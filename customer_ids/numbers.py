@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from customer_ids import checkdigits, scramble
@@ -162,25 +163,68 @@ class NumberTemplate:
                 out.append(checkdigits.SCHEMES[token.arg](digits))
         return "".join(out)
 
-    def matches(self, number: str) -> bool:
-        """True when `number` could have been rendered by this template, check digit included."""
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
         pattern = ""
         for token in self.tokens:
             if token.kind == "text":
                 pattern += re.escape(token.arg)
             elif token.kind == "seq":
                 upper = token.width if token.arg == "scrambled" else ""
-                pattern += rf"\d{{{token.width},{upper}}}"
+                pattern += rf"(?P<seq>\d{{{token.width},{upper}}})"
             elif token.kind == "date":
-                pattern += r"\d+"
+                pattern += _date_pattern(token.arg)
             elif token.kind in ("type", "region"):
                 pattern += r"[A-Za-z0-9_]+"
             else:
                 pattern += rf"\d{{{checkdigits.WIDTHS[token.arg]}}}"
-        if not re.fullmatch(pattern, number):
-            return False
+        return re.compile(pattern)
+
+    def sequence_of(self, number: str) -> int | None:
+        """The sequence value `number` was rendered from, or None when it is not one of ours
+        (wrong shape or wrong check digit). The inverse of render() for the counter part."""
+        match = self._pattern.fullmatch(number)
+        if match is None:
+            return None
         check = next((t for t in self.tokens if t.kind == "check"), None)
-        if check is None:
-            return True
-        digits = "".join(ch for ch in number if ch.isdigit())
-        return checkdigits.is_valid(digits, check.arg)
+        if check is not None and not checkdigits.is_valid(_NOT_DIGIT.sub("", number), check.arg):
+            return None
+        value = int(match.group("seq"))
+        if self.scramble_key is not None:
+            value = scramble.unscramble(value, self.seq_token.width, self.scramble_key)
+        return value
+
+    def matches(self, number: str) -> bool:
+        """True when `number` could have been rendered by this template, check digit included."""
+        return self.sequence_of(number) is not None
+
+
+# strftime directives of fixed width, so a date part next to {seq:N} parses unambiguously.
+_DATE_WIDTHS = {
+    "Y": 4,
+    "y": 2,
+    "m": 2,
+    "d": 2,
+    "j": 3,
+    "H": 2,
+    "M": 2,
+    "U": 2,
+    "W": 2,
+    "V": 2,
+    "G": 4,
+    "u": 1,
+    "w": 1,
+}
+
+
+def _date_pattern(fmt: str) -> str:
+    out, i = "", 0
+    while i < len(fmt):
+        if fmt[i] == "%" and i + 1 < len(fmt):
+            width = _DATE_WIDTHS.get(fmt[i + 1])
+            out += rf"\d{{{width}}}" if width else r".+?"
+            i += 2
+        else:
+            out += re.escape(fmt[i])
+            i += 1
+    return out

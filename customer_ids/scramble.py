@@ -46,6 +46,27 @@ def scramble(value: int, digits: int, key: bytes) -> int:
     return x
 
 
+def _feistel_inverse(x: int, half: int, mask: int, key: bytes) -> int:
+    left, right = x >> half, x & mask
+    for round_number in reversed(range(ROUNDS)):
+        digest = hmac.new(
+            key, bytes([round_number]) + left.to_bytes(8, "big"), hashlib.sha256
+        ).digest()
+        left, right = right ^ (int.from_bytes(digest[:8], "big") & mask), left
+    return (left << half) | right
+
+
+def unscramble(image: int, digits: int, key: bytes) -> int:
+    """The value that scramble() mapped to `image`: the inverse permutation."""
+    size, half, mask = _domain(digits)
+    if not 0 <= image < size:
+        raise ValueError(f"{image} is outside the {digits}-digit range")
+    x = _feistel_inverse(image, half, mask, key)
+    while x >= size:
+        x = _feistel_inverse(x, half, mask, key)
+    return x
+
+
 def capacity(digits: int) -> int:
     """How many numbers a scrambled sequence can issue: values 1 .. 10**digits - 1."""
     return int(10**digits) - 1

@@ -16,7 +16,10 @@ class NumberCheck:
 def validate_number(number: str, router: Router) -> NumberCheck:
     """Valid when some configured sequence's template matches it, check digit included."""
     for sequence in router.sequences:
-        if sequence.template.matches(number):
-            return NumberCheck(True, f"sequence {sequence.name} ({sequence.template.text})")
+        value = sequence.template.sequence_of(number)
+        if value is not None:
+            return NumberCheck(
+                True, f"sequence {sequence.name} value {value} ({sequence.template.text})"
+            )
     templates = ", ".join(s.template.text for s in router.sequences)
     return NumberCheck(False, f"matches no configured template ({templates}) or bad check digit")

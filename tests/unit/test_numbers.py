@@ -59,3 +59,33 @@ def test_rendered_numbers_validate_and_a_changed_digit_does_not(seq: int, scheme
 def test_template_mistakes_name_what_is_wrong(template: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         NumberTemplate.parse(template)
+
+
+@given(
+    st.integers(min_value=1, max_value=10**9),
+    st.sampled_from(
+        [
+            "CU-{seq:8}-{check:luhn}",
+            "{date:%Y%m%d}{seq:3}",
+            "{type}-{region}-{seq:7}",
+            "P{seq:8}{check:damm}",
+            "{date:%Y}-{seq:6}{check:mod97}",
+        ]
+    ),
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
+    ),
+)
+def test_render_then_parse_gives_back_the_sequence_value(
+    seq: int, text: str, moment: datetime
+) -> None:
+    template = NumberTemplate.parse(text)
+    number = template.render(RenderContext(seq, moment, "B", "DE"))
+    assert template.sequence_of(number) == seq
+
+
+@given(st.integers(min_value=1, max_value=10**8 - 1))
+def test_scrambled_numbers_parse_back_to_their_counter_value(seq: int) -> None:
+    template = NumberTemplate.parse("S{seq:8:scrambled}{check:damm}", scramble_key=b"k" * 16)
+    number = template.render(RenderContext(seq, MOMENT, "B", "DE"))
+    assert template.sequence_of(number) == seq
