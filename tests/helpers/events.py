@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import fastavro
 
-from customer_ids.codec import MAGIC, schema_fingerprint, schemas_dir
+from customer_ids.codec import MAGIC, customer_created_codec, schema_fingerprint, schemas_dir
 from customer_ids.events import CustomerCreated, now_utc
 from producer.emitter import CustomerEventProducer
 from producer.generator import generate_events
@@ -57,18 +57,12 @@ def record_missing_country() -> bytes:
 
 
 def record_with_empty_customer_id() -> bytes:
-    from customer_ids.codec import customer_created_codec  # noqa: PLC0415
-
     event = CustomerCreated(str(uuid.uuid4()), "", "crm", "INDIVIDUAL", "DE", now_utc())
     return customer_created_codec().encode(event.to_record())
 
 
 def bad_values(seed: int = 1) -> dict[str, bytes | None]:
-    good = (
-        __import__("customer_ids.codec", fromlist=["x"])
-        .customer_created_codec()
-        .encode(make_events(1, seed=seed)[0].to_record())
-    )
+    good = customer_created_codec().encode(make_events(1, seed=seed)[0].to_record())
     return {
         "garbage": os.urandom(64),
         "truncated": good[:-7],

@@ -5,6 +5,7 @@ racing steps, which is the work the lock saves."""
 from __future__ import annotations
 
 import multiprocessing
+import random
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ def worker(redis_url: str, prefix: str, seed: int, use_lock: bool, out: Any, sta
     cls = SequenceAllocator if use_lock else UnlockedAllocator
     allocator = cls(client, RedisKeys(prefix), lock_timeout_s=10, lock_wait_s=30)
     events = list(generate_events(CUSTOMERS, seed=1))  # the same customers everywhere...
-    rng = __import__("random").Random(seed)
+    rng = random.Random(seed)
     rng.shuffle(events)  # ...in a different order
     router = Settings().router
     conflicts = 0
