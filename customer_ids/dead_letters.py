@@ -21,8 +21,6 @@ from customer_ids.errors import CustomerIdsError
 from customer_ids.kafka_io import client_config, read_to_end
 from customer_ids.settings import Settings
 
-REPLAY_HEADERS = ("replay.source", "replay.at", "replay.by", "replay.reason")
-
 
 @dataclass(frozen=True)
 class DeadLetter:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from functools import lru_cache
 
 ROUNDS = 4
@@ -25,46 +26,44 @@ def _domain(digits: int) -> tuple[int, int, int]:
     return size, half, (1 << half) - 1
 
 
+def _round(key: bytes, round_number: int, half_value: int, mask: int) -> int:
+    digest = hmac.new(key, bytes([round_number]) + half_value.to_bytes(8, "big"), hashlib.sha256)
+    return int.from_bytes(digest.digest()[:8], "big") & mask
+
+
 def _feistel(x: int, half: int, mask: int, key: bytes) -> int:
     left, right = x >> half, x & mask
     for round_number in range(ROUNDS):
-        digest = hmac.new(
-            key, bytes([round_number]) + right.to_bytes(8, "big"), hashlib.sha256
-        ).digest()
-        left, right = right, left ^ (int.from_bytes(digest[:8], "big") & mask)
+        left, right = right, left ^ _round(key, round_number, right, mask)
     return (left << half) | right
-
-
-def scramble(value: int, digits: int, key: bytes) -> int:
-    """The image of `value` (0 <= value < 10**digits) under the keyed permutation."""
-    size, half, mask = _domain(digits)
-    if not 0 <= value < size:
-        raise ValueError(f"{value} is outside the {digits}-digit range")
-    x = _feistel(value, half, mask, key)
-    while x >= size:
-        x = _feistel(x, half, mask, key)
-    return x
 
 
 def _feistel_inverse(x: int, half: int, mask: int, key: bytes) -> int:
     left, right = x >> half, x & mask
     for round_number in reversed(range(ROUNDS)):
-        digest = hmac.new(
-            key, bytes([round_number]) + left.to_bytes(8, "big"), hashlib.sha256
-        ).digest()
-        left, right = right ^ (int.from_bytes(digest[:8], "big") & mask), left
+        left, right = right ^ _round(key, round_number, left, mask), left
     return (left << half) | right
+
+
+def _walk(step: Callable[[int, int, int, bytes], int], x: int, digits: int, key: bytes) -> int:
+    """Cycle walking: apply `step` until the result falls inside the 10**digits range."""
+    size, half, mask = _domain(digits)
+    if not 0 <= x < size:
+        raise ValueError(f"{x} is outside the {digits}-digit range")
+    x = step(x, half, mask, key)
+    while x >= size:
+        x = step(x, half, mask, key)
+    return x
+
+
+def scramble(value: int, digits: int, key: bytes) -> int:
+    """The image of `value` (0 <= value < 10**digits) under the keyed permutation."""
+    return _walk(_feistel, value, digits, key)
 
 
 def unscramble(image: int, digits: int, key: bytes) -> int:
     """The value that scramble() mapped to `image`: the inverse permutation."""
-    size, half, mask = _domain(digits)
-    if not 0 <= image < size:
-        raise ValueError(f"{image} is outside the {digits}-digit range")
-    x = _feistel_inverse(image, half, mask, key)
-    while x >= size:
-        x = _feistel_inverse(x, half, mask, key)
-    return x
+    return _walk(_feistel_inverse, image, digits, key)
 
 
 def capacity(digits: int) -> int:

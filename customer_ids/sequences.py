@@ -96,12 +96,6 @@ class Router:
             f"region={event.country_code!r}"
         )
 
-    def by_name(self, name: str) -> Sequence:
-        for sequence in self.sequences:
-            if sequence.name == name:
-                return sequence
-        raise KeyError(name)
-
     def names(self) -> Iterable[str]:
         return (s.name for s in self.sequences)
 
