@@ -21,7 +21,7 @@ from consumer.metrics import ServiceMetrics
 from customer_ids.codec import customer_id_assigned_codec
 from customer_ids.constants import ASSIGNMENT_HEADER
 from customer_ids.events import CustomerIdAssigned
-from customer_ids.kafka_io import read_to_end, read_topics_to_end
+from customer_ids.log_reader import read_to_end, read_topics_to_end
 from customer_ids.logs import get_logger
 from customer_ids.settings import Settings
 

@@ -35,6 +35,26 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP, "Kafka brokers, host:port[,host:port]"),
     Setting("REDIS_URL", DEFAULT_REDIS_URL, "Redis URL (redis:// or rediss://, password allowed)"),
+    Setting(
+        "REDIS_SENTINELS",
+        "",
+        "Sentinels as host:port[,host:port]; when set, the primary is found (and followed "
+        "through failovers) through them, and REDIS_URL gives only password, TLS and db",
+    ),
+    Setting(
+        "REDIS_SENTINEL_SERVICE", "customer-ids", "the name Sentinel monitors the primary under"
+    ),
+    Setting(
+        "CUSTOMER_IDS_REDIS_REPLICA_ACKS",
+        "auto",
+        "replicas that must acknowledge a batch's allocation (WAIT) before its Kafka commit; "
+        "auto: 1 when the primary has a replica, else 0",
+    ),
+    Setting(
+        "CUSTOMER_IDS_REDIS_WAIT_MS",
+        "2000",
+        "longest WAIT for those acknowledgements; a batch without them aborts and retries",
+    ),
     Setting("CUSTOMER_IDS_INPUT_TOPIC", "customer.created", "topic of CustomerCreated events"),
     Setting(
         "CUSTOMER_IDS_OUTPUT_TOPIC",
@@ -60,7 +80,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CUSTOMER_IDS_LINGER_MS", "5", "producer linger.ms"),
     Setting("CUSTOMER_IDS_TRANSACTION_TIMEOUT_MS", "60000", "producer transaction.timeout.ms"),
     Setting("CUSTOMER_IDS_REDIS_PREFIX", "cid:", "prefix of every Redis key the service uses"),
-    Setting("CUSTOMER_IDS_LOCK_TIMEOUT_MS", "10000", "lease of the allocation lock"),
+    Setting(
+        "CUSTOMER_IDS_LOCK_TIMEOUT_MS",
+        "6000",
+        "lease of every Redis lock (allocation, recovery); a live holder renews it every "
+        "third of it, so a dead holder's lock frees within this time",
+    ),
     Setting("CUSTOMER_IDS_LOCK_WAIT_MS", "5000", "longest wait for the allocation lock"),
     Setting(
         "CUSTOMER_IDS_REVERSE_INDEX",
@@ -132,6 +157,10 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
 class Settings:
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     redis_url: str = DEFAULT_REDIS_URL
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_service: str = "customer-ids"
+    redis_replica_acks: int | None = None  # None: auto (1 when the primary has a replica)
+    redis_wait_ms: int = 2000
     input_topic: str = "customer.created"
     output_topic: str = "customer.id-assigned"
     dlq_topic: str = "customer.created.dlq"
@@ -145,7 +174,7 @@ class Settings:
     linger_ms: int = 5
     transaction_timeout_ms: int = 60000
     redis_prefix: str = "cid:"
-    lock_timeout_ms: int = 10000
+    lock_timeout_ms: int = 6000
     lock_wait_ms: int = 5000
     reverse_index: bool = False
     router: Router = field(
@@ -165,6 +194,10 @@ class Settings:
         settings = cls(
             bootstrap_servers=_get(env, "KAFKA_BOOTSTRAP_SERVERS"),
             redis_url=_redis_url(_get(env, "REDIS_URL")),
+            redis_sentinels=_sentinels(env),
+            redis_sentinel_service=_get(env, "REDIS_SENTINEL_SERVICE"),
+            redis_replica_acks=_replica_acks(env),
+            redis_wait_ms=_int(env, "CUSTOMER_IDS_REDIS_WAIT_MS", 10, 60_000),
             input_topic=_get(env, "CUSTOMER_IDS_INPUT_TOPIC"),
             output_topic=_get(env, "CUSTOMER_IDS_OUTPUT_TOPIC"),
             dlq_topic=_get(env, "CUSTOMER_IDS_DLQ_TOPIC"),
@@ -221,6 +254,29 @@ def _redis_url(url: str) -> str:
             "for example redis://127.0.0.1:6379/0"
         )
     return url
+
+
+def _sentinels(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    raw = _get(env, "REDIS_SENTINELS")
+    out = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"REDIS_SENTINELS={raw!r}: {item!r} is not host:port; use for example "
+                "127.0.0.1:26379,127.0.0.1:26380"
+            )
+        out.append((host, int(port)))
+    return tuple(out)
+
+
+def _replica_acks(env: Mapping[str, str]) -> int | None:
+    raw = _get(env, "CUSTOMER_IDS_REDIS_REPLICA_ACKS").lower()
+    if raw == "auto":
+        return None
+    if not raw.isdigit() or int(raw) > 10:
+        raise ConfigError(f"CUSTOMER_IDS_REDIS_REPLICA_ACKS={raw!r}: use auto or 0..10")
+    return int(raw)
 
 
 def _mask_url(url: str) -> str:

@@ -11,7 +11,7 @@ from confluent_kafka import Message
 
 from customer_ids.codec import customer_id_assigned_codec
 from customer_ids.events import CustomerCreated, CustomerIdAssigned
-from customer_ids.kafka_io import read_to_end
+from customer_ids.log_reader import read_to_end
 
 
 @dataclass
