@@ -1,62 +1,83 @@
-"""Redis side of allocation: lock, look up, reserve a block with INCRBY, record (DESIGN §3, §5).
+"""The Redis number store: counters, the customer -> number map, and the checks that keep a
+Redis that went back in time from handing out a number twice (DESIGN §3, §5).
 
-Uniqueness comes from INCRBY on one counter key. The lock makes "look up, reserve, record" one
-step across instances: without it two instances racing on a customer would both read, and the
-loser's compare-and-set would fail and burn its batch. Every write first checks the epoch, so a
-wiped Redis is noticed before a reset counter can hand out 1 again.
+Uniqueness comes from INCRBY on one counter key. Every write that allocates first checks, in
+the same Lua step, that the state is the one the caller validated: the epoch (a uuid; missing
+after a wipe, `rebuilding:<token>` during a recovery) and the server's identity (run_id and
+master_replid, which change on every restart and failover; a restored snapshot, a lost AOF
+tail and a promoted replica that lagged all come with one). The identity the state was last
+validated on is stored beside it, so any server that comes back with older data is noticed
+before it allocates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import redis
-from redis.lock import Lock
 
-from customer_ids.errors import CustomerIdsError, EpochChangedError
+from consumer.leases import Lease, Leases
+from consumer.store import AllocationConflictError, StateChangedError, StoredAssignment, StoreStatus
+from customer_ids.errors import CustomerIdsError
 from customer_ids.keys import RedisKeys, customer_field
 
+# Shared by the scripts that must refuse a state that is not the caller's. KEYS[1] is the
+# epoch key, KEYS[2] the stored identity.
+_CHECK_STATE = """
+local function identity()
+  local s = redis.call('INFO', 'server')
+  local r = redis.call('INFO', 'replication')
+  return (string.match(s, 'run_id:(%x+)') or '?') .. '/' ..
+         (string.match(r, 'master_replid:(%x+)') or '?')
+end
+local function state_error(epoch)
+  if redis.call('GET', KEYS[1]) ~= epoch then return 'STATE epoch changed' end
+  if redis.call('GET', KEYS[2]) ~= identity() then return 'STATE server changed' end
+  return nil
+end
+"""
+
 # Existing assignments of a batch's customers in one command. KEYS: a bucket per customer;
-# ARGV: the field digests. Returns one string, the stored value or '' for each, joined by
-# newlines (templates may not contain control characters): parsing one reply instead of
-# thousands is most of the lookup's client-side cost.
+# ARGV: the field digests. One array reply, '' where a customer has none.
 _LOOKUP = """
 local out = {}
 for i = 1, #KEYS do
   out[i] = redis.call('HGET', KEYS[i], ARGV[i]) or ''
 end
-return table.concat(out, '\\n')
+return out
 """
 
 # One atomic step per batch, run while holding the sequence locks:
-#   1. the epoch must be the one this batch started with (else Redis was lost or rebuilt);
+#   1. the state must be the one this batch started with (epoch and server identity);
 #   2. each counter must still hold the value the batch read under the lock (compare-and-set);
 #   3. raise it to start-1 if below, INCRBY the block size;
 #   4. HSETNX every new assignment (and, if enabled, its reverse entry number -> customer).
-# Counter and assignments change together, so a crash never leaves a reserved but unrecorded
-# number: a retry finds the assignments and reissues the same numbers, and no gap opens.
-# KEYS: epoch, counters..., then a bucket per new customer (and a number bucket if reverse).
+# KEYS: epoch, identity, counters..., then a bucket per new customer (and a number bucket).
 # ARGV: epoch, counter count, reverse (0/1), (expected, floor, n) per counter,
 #       then (field, value) per customer, plus (number, customer key) if reverse.
-_ALLOCATE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('EPOCH changed') end
+_ALLOCATE = (
+    _CHECK_STATE
+    + """
+local bad = state_error(ARGV[1])
+if bad then return redis.error_reply(bad) end
 local c = tonumber(ARGV[2])
 local reverse = ARGV[3] == '1'
 for i = 1, c do
-  local current = redis.call('GET', KEYS[1 + i]) or '0'
+  local current = redis.call('GET', KEYS[2 + i]) or '0'
   if current ~= ARGV[1 + 3 * i] then
-    return redis.error_reply('COUNTER moved: ' .. KEYS[1 + i])
+    return redis.error_reply('COUNTER moved: ' .. KEYS[2 + i])
   end
 end
 for i = 1, c do
-  local key = KEYS[1 + i]
+  local key = KEYS[2 + i]
   local floor = tonumber(ARGV[2 + 3 * i])
-  if tonumber(redis.call('GET', key) or '0') < floor then redis.call('SET', key, floor) end
+  if tonumber(redis.call('GET', key) or '0') < floor then
+    redis.call('SET', key, ARGV[2 + 3 * i])
+  end
   redis.call('INCRBY', key, ARGV[3 + 3 * i])
 end
-local k, a = 2 + c, 4 + 3 * c
+local k, a = 3 + c, 4 + 3 * c
 local clashes = 0
 while k <= #KEYS do
   if redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1]) == 0 then clashes = clashes + 1 end
@@ -68,6 +89,52 @@ while k <= #KEYS do
 end
 return clashes
 """
+)
+
+# The fence after a batch's records reached the broker: the state must still be the batch's;
+# then raise the checkpoint of each output partition to the end of what the batch wrote there.
+# Returns the number of connected replicas (for WAIT). KEYS: epoch, identity, checkpoint.
+# ARGV: epoch, then (field, offset) pairs.
+_FENCE = (
+    _CHECK_STATE
+    + """
+local bad = state_error(ARGV[1])
+if bad then return redis.error_reply(bad) end
+for i = 2, #ARGV, 2 do
+  local current = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
+  if current < tonumber(ARGV[i + 1]) then redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
+end
+local r = redis.call('INFO', 'replication')
+return tonumber(string.match(r, 'connected_slaves:(%d+)') or '0')
+"""
+)
+
+# {epoch or false, stored identity or false, live identity}. KEYS: epoch, identity.
+_STATUS = (
+    _CHECK_STATE
+    + """
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), identity()}
+"""
+)
+
+# The end of a recovery: only the recovery that set `rebuilding:<token>` may declare the state
+# valid, so one that lost its lease (and was taken over) cannot. KEYS: epoch, identity,
+# checkpoint. ARGV: token, new epoch, then (field, offset) pairs.
+_COMPLETE = (
+    _CHECK_STATE
+    + """
+if redis.call('GET', KEYS[1]) ~= 'rebuilding:' .. ARGV[1] then
+  return redis.error_reply('SUPERSEDED by another recovery')
+end
+for i = 3, #ARGV, 2 do
+  local current = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
+  if current < tonumber(ARGV[i + 1]) then redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('SET', KEYS[2], identity())
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+)
 
 # Raise-only: a counter never moves backwards.
 _RAISE = """
@@ -79,77 +146,53 @@ return #KEYS
 """
 
 
-class AllocationConflictError(CustomerIdsError):
-    """Redis changed under us although we held the lock (an expired lease); retry the batch."""
+class RecoverySupersededError(StateChangedError):
+    """Another recovery took over this one (its lease expired); its result is void."""
 
 
-class LockTimeoutError(CustomerIdsError):
-    """Another instance held a sequence lock longer than CUSTOMER_IDS_LOCK_WAIT_MS."""
+class ReplicasBehindError(CustomerIdsError):
+    """Fewer replicas than required acknowledged the batch's allocation in time."""
 
 
-@dataclass(frozen=True, slots=True)
-class StoredAssignment:
-    """What Redis keeps per customer: enough to re-issue the same event byte for byte."""
-
-    counter: str
-    value: int
-    number: str
-
-    def encode(self) -> str:
-        return f"{self.counter}|{self.value}|{self.number}"
-
-    @classmethod
-    def decode(cls, raw: str) -> StoredAssignment:
-        counter, value, number = raw.split("|", 2)
-        return cls(counter, int(value), number)
-
-
-class SequenceAllocator:
-    """A thin typed layer over redis-py: only the calls allocation needs."""
+class RedisNumberStore:
+    """The NumberStore on Redis: a thin typed layer over redis-py with the scripts above."""
 
     def __init__(
         self,
         client: redis.Redis,
         keys: RedisKeys,
-        lock_timeout_s: float,
+        leases: Leases,
         lock_wait_s: float,
         reverse_index: bool = False,
     ) -> None:
         self._redis = client
         self.keys = keys
+        self.leases = leases
         self.reverse_index = reverse_index
-        self._lock_timeout_s = lock_timeout_s
         self._lock_wait_s = lock_wait_s
         self._lookup = client.register_script(_LOOKUP)
         self._allocate = client.register_script(_ALLOCATE)
+        self._fence = client.register_script(_FENCE)
+        self._status = client.register_script(_STATUS)
+        self._complete = client.register_script(_COMPLETE)
         self._raise = client.register_script(_RAISE)
 
+    # ------------------------------------------------------------ allocation
     @contextmanager
-    def locked(self, sequence_names: Sequence[str], lease_s: float | None = None) -> Iterator[None]:
-        """Hold the locks of these sequences, taken in sorted order so instances never deadlock."""
-        with ExitStack() as stack:
-            for name in sorted(set(sequence_names)):
-                lock: Lock = self._redis.lock(
-                    self.keys.lock(name),
-                    timeout=lease_s or self._lock_timeout_s,
-                    blocking_timeout=self._lock_wait_s,
-                )
-                if not lock.acquire():
-                    raise LockTimeoutError(
-                        f"lock {self.keys.lock(name)} not acquired within {self._lock_wait_s}s"
-                    )
-                stack.callback(_release_quietly, lock)
-            yield
+    def locked(self, sequence_names: Sequence[str]) -> Iterator[Lease]:
+        with self.leases.hold(
+            [self.keys.lock(n) for n in sequence_names], wait_s=self._lock_wait_s
+        ) as lease:
+            yield lease
 
     def lookup(self, customer_keys: Sequence[str]) -> dict[str, StoredAssignment]:
         """Existing assignments of these customers, in one command."""
         if not customer_keys:
             return {}
         fields = [customer_field(key) for key in customer_keys]
-        joined = self._lookup(keys=[self.keys.assignments(f) for f in fields], args=fields)
-        values = joined.decode().split("\n")
+        values = self._lookup(keys=[self.keys.assignments(f) for f in fields], args=fields)
         return {
-            key: StoredAssignment.decode(raw)
+            key: StoredAssignment.decode(raw.decode())
             for key, raw in zip(customer_keys, values, strict=True)
             if raw
         }
@@ -162,15 +205,12 @@ class SequenceAllocator:
     def allocate(
         self,
         epoch: str,
-        expected: dict[str, tuple[int, int, int]],
-        new: dict[str, StoredAssignment],
+        expected: Mapping[str, tuple[int, int, int]],
+        new: Mapping[str, StoredAssignment],
     ) -> None:
-        """Advance counters and record new assignments in one atomic, epoch-checked step.
-
-        `expected` maps counter -> (value read under the lock, floor = start - 1, block size).
-        """
+        """`expected` maps counter -> (value read under the lock, floor = start - 1, block)."""
         counters = sorted(expected)
-        keys: list[str] = [self.keys.epoch, *map(self.keys.counter, counters)]
+        keys: list[str] = [self.keys.epoch, self.keys.identity, *map(self.keys.counter, counters)]
         args: list[str | int | bytes] = [epoch, len(counters), int(self.reverse_index)]
         for counter in counters:
             args += list(expected[counter])
@@ -184,26 +224,73 @@ class SequenceAllocator:
         try:
             clashes = self._allocate(keys=keys, args=args)
         except redis.ResponseError as exc:
-            raise _allocation_error(exc) from exc
+            raise _script_error(exc) from exc
         if clashes:
             # Only possible when a lock lease expired under a paused holder: abort and retry.
             raise AllocationConflictError(f"{clashes} customer(s) were recorded concurrently")
 
-    def raise_counters(self, floors: dict[str, int]) -> None:
+    # ------------------------------------------------------------ the fence and durability
+    def fence(self, epoch: str, checkpoint: Mapping[str, int]) -> int:
+        """Refuse (StateChangedError) unless the state is still `epoch` on the same server;
+        record how far each output partition is covered. Returns the connected replicas."""
+        args: list[str | int] = [epoch]
+        for field, offset in checkpoint.items():
+            args += [field, offset]
+        try:
+            replicas = self._fence(
+                keys=[self.keys.epoch, self.keys.identity, self.keys.checkpoint], args=args
+            )
+        except redis.ResponseError as exc:
+            raise _script_error(exc) from exc
+        return int(replicas)
+
+    def wait_for_replicas(self, replicas: int, timeout_ms: int) -> None:
+        """WAIT until `replicas` acknowledged every write so far (DESIGN §5.1)."""
+        if replicas <= 0:
+            return
+        acked = int(self._redis.execute_command("WAIT", replicas, timeout_ms))  # type: ignore[no-untyped-call]
+        if acked < replicas:
+            raise ReplicasBehindError(
+                f"{acked} of {replicas} Redis replica(s) acknowledged within {timeout_ms} ms"
+            )
+
+    # ------------------------------------------------------------ recovery
+    def status(self) -> StoreStatus:
+        epoch, stored, live = self._status(keys=[self.keys.epoch, self.keys.identity])
+        return StoreStatus(_text(epoch), _text(stored), _text(live) or "")
+
+    def begin_rebuild(self, token: str, forget_checkpoint: bool = False) -> None:
+        """From now on nobody allocates or commits against this state until complete().
+        A state that was lost starts from nothing, checkpoint included."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self.keys.epoch, f"rebuilding:{token}")
+        if forget_checkpoint:
+            pipe.delete(self.keys.checkpoint)
+        pipe.execute()
+
+    def checkpoint(self) -> dict[str, int]:
+        raw = self._redis.hgetall(self.keys.checkpoint)
+        return {_text(k) or "": int(v) for k, v in raw.items()}
+
+    def complete_rebuild(self, token: str, epoch: str, checkpoint: Mapping[str, int]) -> None:
+        args: list[str | int] = [token, epoch]
+        for field, offset in checkpoint.items():
+            args += [field, offset]
+        try:
+            self._complete(
+                keys=[self.keys.epoch, self.keys.identity, self.keys.checkpoint], args=args
+            )
+        except redis.ResponseError as exc:
+            raise _script_error(exc) from exc
+
+    def raise_counters(self, floors: Mapping[str, int]) -> None:
         if floors:
             names = sorted(floors)
             self._raise(keys=[self.keys.counter(n) for n in names], args=[floors[n] for n in names])
 
-    def epoch_is(self, epoch: str) -> bool:
-        """The fence after the batch's records reached the broker (see consumer/service.py)."""
-        return self.current_epoch() == epoch
-
-    def set_epoch(self, epoch: str) -> None:
-        self._redis.set(self.keys.epoch, epoch)
-
-    def restore(self, assignments: dict[str, str]) -> None:
+    def restore(self, assignments: Mapping[str, str]) -> None:
         """Write assignments read back from the output topic (the record of truth), in their
-        stored form, one HSET per bucket."""
+        stored form, one HSET per bucket. Overwrites: the log is right where Redis differs."""
         buckets: dict[str, dict[bytes, str]] = {}
         numbers: dict[str, dict[str, str]] = {}
         for customer, stored in assignments.items():
@@ -217,32 +304,30 @@ class SequenceAllocator:
             pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
         pipe.execute()
 
-    def current_epoch(self) -> str | None:
-        raw = self._redis.get(self.keys.epoch)
-        return _text(raw)
+    def mark_valid_for_tests(self, epoch: str) -> None:
+        """Declare an empty state valid on this server (tests and the bench start from it)."""
+        token = "setup"
+        self.begin_rebuild(token)
+        self.complete_rebuild(token, epoch, {})
 
     def customer_of(self, number: str) -> str | None:
         """number -> customer key, from the reverse index (None when it is off or unknown)."""
-        raw = self._redis.hget(self.keys.numbers(number), number)
-        return _text(raw)
+        return _text(self._redis.hget(self.keys.numbers(number), number))
 
 
 def _text(raw: object) -> str | None:
     """redis-py returns bytes unless decode_responses is set; accept both."""
-    if raw is None:
+    if raw is None or raw is False:
         return None
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _allocation_error(exc: redis.ResponseError) -> Exception:
-    if "EPOCH" in str(exc):
-        return EpochChangedError("Redis state changed since this batch began (lost or rebuilt)")
-    if "COUNTER moved" in str(exc):
-        return AllocationConflictError(str(exc))
+def _script_error(exc: redis.ResponseError) -> Exception:
+    text = str(exc)
+    if "SUPERSEDED" in text:
+        return RecoverySupersededError(text)
+    if "STATE" in text:
+        return StateChangedError(f"Redis is not the state this batch started from ({text})")
+    if "COUNTER moved" in text:
+        return AllocationConflictError(text)
     return exc
-
-
-def _release_quietly(lock: Lock) -> None:
-    """A lease that expired (or a wiped Redis) has nothing to release; that is not an error."""
-    with suppress(redis.exceptions.LockError, redis.RedisError):
-        lock.release()

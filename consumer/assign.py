@@ -3,9 +3,10 @@ the next values of their counters. The Redis work is three round trips under the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from consumer.allocator import SequenceAllocator, StoredAssignment
+from consumer.store import NumberStore, StateBehindLogError, StoredAssignment
 from customer_ids.errors import CustomerIdsError
 from customer_ids.events import CustomerCreated
 from customer_ids.sequences import Router, Sequence
@@ -39,10 +40,15 @@ class BatchNumbers:
 
 def assign_numbers(
     events: list[tuple[CustomerCreated, Sequence]],
-    allocator: SequenceAllocator,
+    allocator: NumberStore,
     epoch: str,
+    floors: Mapping[str, int] | None = None,
 ) -> BatchNumbers:
-    """Give every event its customer's number. Call with events already routed."""
+    """Give every event its customer's number. Call with events already routed.
+
+    `floors` are the highest values known to be committed per counter (this instance's own
+    commits, the watermark topic): a counter below its floor means Redis went back in time,
+    and nothing may be allocated from it (StateChangedError)."""
     first: dict[str, tuple[CustomerCreated, Sequence]] = {}
     for event, sequence in events:
         first.setdefault(event.customer_key, (event, sequence))
@@ -55,6 +61,12 @@ def assign_numbers(
                 counter = sequence.counter_name(event.occurred_at)
                 new_by_counter.setdefault(counter, []).append((key, event, sequence))
         current = allocator.counters(list(new_by_counter)) if new_by_counter else {}
+        behind = {c: v for c, v in current.items() if v < (floors or {}).get(c, 0)}
+        if behind:
+            raise StateBehindLogError(
+                "counters below values already committed: "
+                + ", ".join(f"{c} at {v} < {(floors or {})[c]}" for c, v in sorted(behind.items()))
+            )
         expected: dict[str, tuple[int, int, int]] = {}
         new: dict[str, StoredAssignment] = {}
         watermarks: dict[str, int] = {}

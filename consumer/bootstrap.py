@@ -8,7 +8,8 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaError, Producer
 
-from consumer.allocator import SequenceAllocator
+from consumer.allocator import RedisNumberStore
+from consumer.leases import Leases, owner_name
 from consumer.metrics import ServiceMetrics
 from consumer.recovery import StateRecovery
 from consumer.service import AssignmentService
@@ -40,14 +41,34 @@ def redis_client(settings: Settings) -> redis.Redis:
     )
 
 
-def build_allocator(settings: Settings, client: redis.Redis | None = None) -> SequenceAllocator:
-    return SequenceAllocator(
+def build_allocator(
+    settings: Settings,
+    client: redis.Redis | None = None,
+    on_wait: Callable[[str | None], None] | None = None,
+) -> RedisNumberStore:
+    return number_store(
         client or redis_client(settings),
-        RedisKeys(settings.redis_prefix),
-        lock_timeout_s=settings.lock_timeout_ms / 1000,
+        settings.redis_prefix,
+        lease_s=settings.lock_timeout_ms / 1000,
         lock_wait_s=settings.lock_wait_ms / 1000,
+        owner=owner_name(settings.transactional_id),
         reverse_index=settings.reverse_index,
+        on_wait=on_wait,
     )
+
+
+def number_store(
+    client: redis.Redis,
+    prefix: str,
+    lease_s: float = 6.0,
+    lock_wait_s: float = 5.0,
+    owner: str = "tool",
+    reverse_index: bool = False,
+    on_wait: Callable[[str | None], None] | None = None,
+) -> RedisNumberStore:
+    """The Redis store under `prefix`, its locks leased and renewed."""
+    leases = Leases(client, lease_s, owner, on_wait)
+    return RedisNumberStore(client, RedisKeys(prefix), leases, lock_wait_s, reverse_index)
 
 
 def kafka_error_reporter(metrics: ServiceMetrics) -> Callable[[KafkaError], None]:

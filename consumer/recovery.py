@@ -1,9 +1,18 @@
-"""Rebuild Redis from Kafka (DESIGN §5): the output topic is the record of truth.
+"""Make Redis valid again from the Kafka log (DESIGN §5): the output topic is the record of truth.
 
-At start-up and whenever the epoch is missing: under every sequence lock, write a new epoch,
-then read the watermark and output topics to their ends with read_committed (which waits for
-transactions still open), raise each counter to the highest number committed, and restore the
-customer -> number map. Only then does allocation go on.
+A recovery runs under one leased, renewed lock and is all or nothing: it first marks the state
+`rebuilding`, so nobody allocates or commits against it; only a completed recovery (the one
+whose token is still in the marker) declares it valid, with a new epoch, the identity of the
+server it ran on, and the checkpoint it reached. A recovery that dies half way leaves the
+marker, and the next one starts over.
+
+What is read: the watermark topic (small, compacted) for counter floors, and the output topic
+from the checkpoint that the surviving state records. Every batch raises that checkpoint after
+its records reached the broker and before it commits, so a Redis that went back to an older
+state still holds every assignment below its own checkpoint (a lagging replica, an AOF that
+lost its tail and a snapshot are all a prefix of the writes). A failover then costs reading
+the last seconds of the log, not all of it; a wiped Redis has no checkpoint and is rebuilt in
+full.
 """
 
 from __future__ import annotations
@@ -12,149 +21,250 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import Message
 
-from consumer.allocator import SequenceAllocator, StoredAssignment
+from consumer import failpoints
+from consumer.allocator import RedisNumberStore
+from consumer.leases import Lease
 from consumer.metrics import ServiceMetrics
+from consumer.store import StoredAssignment
 from customer_ids.codec import customer_id_assigned_codec
 from customer_ids.constants import ASSIGNMENT_HEADER
+from customer_ids.errors import DecodeError, ValidationError
 from customer_ids.events import CustomerIdAssigned
-from customer_ids.log_reader import read_to_end, read_topics_to_end
+from customer_ids.log_reader import end_offsets, read_to_end, read_topics_to_end
 from customer_ids.logs import get_logger
 from customer_ids.settings import Settings
 
 log = get_logger("customer_ids.recovery")
-RECOVERY_LEASE_S = 600.0
 RESTORE_CHUNK = 50_000  # written while the next is read; larger chunks group buckets better
 
 
-@dataclass(frozen=True)
+def watermark_counter(key: bytes | None) -> str:
+    """Watermark keys are `counter@transactional_id` (older ones just `counter`)."""
+    return (key or b"").decode(errors="replace").rsplit("@", 1)[0]
+
+
+def checkpoint_field(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+@dataclass
 class LogState:
-    """What the Kafka log says Redis must hold at least."""
+    """What the Kafka log says Redis must hold at least, counted as it is read."""
 
-    floors: dict[str, int]
-    assignments: dict[str, str]  # customer key -> StoredAssignment.encode() form
-    records_read: int
+    floors: dict[str, int] = field(default_factory=dict)
+    restored: int = 0
+    records_read: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> records
+
+    def floor(self, counter: str, value: int) -> None:
+        if value > self.floors.get(counter, 0):
+            self.floors[counter] = value
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
-def _watermark_reader(floors: dict[str, int]) -> Callable[[Message], None]:
-    def on_watermark(message: Message) -> None:
-        counter = (message.key() or b"").decode()
-        floors[counter] = max(floors.get(counter, 0), int(message.value() or 0))
+def _on_watermark(state: LogState) -> Callable[[Message], None]:
+    def handle(message: Message) -> None:
+        state.records_read += 1
+        try:
+            state.floor(watermark_counter(message.key()), int(message.value() or 0))
+        except ValueError:
+            state.skip("watermark not a number")
 
-    return on_watermark
+    return handle
 
 
-def read_watermarks(settings: Settings) -> tuple[dict[str, int], int]:
-    """Highest committed value per counter, from the small compacted watermark topic."""
-    floors: dict[str, int] = {}
-    read = read_to_end(
-        settings.bootstrap_servers, settings.watermark_topic, _watermark_reader(floors)
-    )
-    return floors, read
+def _assignment_of(message: Message, codec_decode: Callable[[bytes], object]) -> tuple[str, str]:
+    """(customer key, stored form) of one output record; the header spares an Avro decode."""
+    headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
+    for name, value in headers:
+        if name == ASSIGNMENT_HEADER:
+            return (message.key() or b"").decode(), value.decode()
+    event = CustomerIdAssigned.from_record(codec_decode(message.value()))  # type: ignore[arg-type]
+    stored = StoredAssignment(event.sequence_name, event.sequence, event.customer_number)
+    return event.customer_key, stored.encode()
+
+
+def read_watermarks(settings: Settings) -> dict[str, int]:
+    """Highest committed value per counter, from the small compacted watermark topic.
+
+    Each instance writes its own key per counter, so the last record of every key is that
+    instance's highest, and the maximum over keys is a safe floor (DESIGN §5.5)."""
+    state = LogState()
+    read_to_end(settings.bootstrap_servers, settings.watermark_topic, _on_watermark(state), None)
+    return state.floors
 
 
 def read_log_state(
-    settings: Settings, on_chunk: Callable[[dict[str, str]], None] | None = None
+    settings: Settings,
+    on_chunk: Callable[[dict[str, str]], None],
+    start: dict[tuple[str, int], int] | None = None,
+    ends: dict[tuple[str, int], int] | None = None,
 ) -> LogState:
-    """Highest committed value per counter and every committed assignment.
-
-    With `on_chunk`, assignments are also handed over in chunks as they are read, so the
-    caller can write them to Redis while the rest is still being read."""
-    floors: dict[str, int] = {}
-    assignments: dict[str, str] = {}
+    """Counter floors from the watermark and output topics, and every committed assignment
+    from `start` on, handed to `on_chunk` in chunks as they are read (memory stays bounded).
+    Tombstones and records that are not ours are counted and skipped, never fatal."""
+    state = LogState()
     chunk: dict[str, str] = {}
-    codec = customer_id_assigned_codec()
+    decode = customer_id_assigned_codec().decode
 
     def on_assigned(message: Message) -> None:
-        # The key is source_system/customer_id; the header repeats the assignment in its
-        # stored form, so the common case needs no Avro decode. Older records are decoded.
-        headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
-        for name, value in headers:
-            if name == ASSIGNMENT_HEADER:
-                stored = value.decode()
-                customer = (message.key() or b"").decode()
-                counter, number, _ = stored.split("|", 2)
-                value_ = int(number)
-                break
-        else:
-            event = CustomerIdAssigned.from_record(codec.decode(message.value()))
-            # sequence_name is the counter, period included (e.g. D:20231015)
-            counter, value_ = event.sequence_name, event.sequence
-            stored = StoredAssignment(counter, value_, event.customer_number).encode()
-            customer = event.customer_key
-        assignments[customer] = stored
-        if on_chunk is not None:
-            chunk[customer] = stored
-            if len(chunk) >= RESTORE_CHUNK:
-                on_chunk(chunk.copy())
-                chunk.clear()
-        if value_ > floors.get(counter, 0):
-            floors[counter] = value_
+        state.records_read += 1
+        if message.value() is None:
+            state.skip("tombstone")
+            return
+        try:
+            customer, stored = _assignment_of(message, decode)
+            assignment = StoredAssignment.decode(stored)
+        except (DecodeError, ValidationError, ValueError, KeyError, TypeError):
+            state.skip("not a CustomerIdAssigned record")
+            return
+        chunk[customer] = stored
+        state.floor(assignment.counter, assignment.value)
+        if len(chunk) >= RESTORE_CHUNK:
+            on_chunk(chunk.copy())
+            state.restored += len(chunk)
+            chunk.clear()
 
-    read = read_topics_to_end(
+    def report(handled: int, partitions_left: int) -> None:
+        log.info("recovery_progress", records_read=handled, partitions_left=partitions_left)
+
+    read_topics_to_end(
         settings.bootstrap_servers,
-        {settings.watermark_topic: _watermark_reader(floors), settings.output_topic: on_assigned},
+        {settings.watermark_topic: _on_watermark(state), settings.output_topic: on_assigned},
+        timeout=None,
+        start=start,
+        ends=ends,
+        progress=report,
     )
-    if on_chunk is not None and chunk:
+    if chunk:
         on_chunk(chunk)
-    return LogState(floors, assignments, read)
+        state.restored += len(chunk)
+    return state
 
 
-def rebuild_map(settings: Settings, allocator: SequenceAllocator) -> LogState:
-    """Read the log and restore every assignment into Redis, one chunk written while the
-    next is read (one writer thread, so chunks land in log order)."""
+def rebuild_map(
+    settings: Settings,
+    store: RedisNumberStore,
+    start: dict[tuple[str, int], int] | None = None,
+    ends: dict[tuple[str, int], int] | None = None,
+    lease: Lease | None = None,
+) -> LogState:
+    """Read the log and restore its assignments into Redis, one chunk written while the next
+    is read (one writer thread, so chunks land in log order)."""
+
+    def write(chunk: dict[str, str]) -> None:
+        if lease is not None:
+            lease.check()  # a recovery that lost its lease stops writing
+        store.restore(chunk)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore") as writer:
         pending: list[Future[None]] = []
         state = read_log_state(
-            settings, lambda c: pending.append(writer.submit(allocator.restore, c))
+            settings, lambda c: pending.append(writer.submit(write, c)), start, ends
         )
         for future in pending:
             future.result()  # re-raise a failed write
     return state
 
 
+@dataclass(frozen=True)
+class Valid:
+    """A state to allocate under: its epoch and the highest committed value per counter."""
+
+    epoch: str
+    floors: dict[str, int]
+
+
 class StateRecovery:
-    """Keeps Redis at least as far as the Kafka log, rebuilding it when it was lost."""
+    """Keeps Redis at least as far as the Kafka log, recovering it when it went back."""
 
     def __init__(
-        self, allocator: SequenceAllocator, settings: Settings, metrics: ServiceMetrics
+        self,
+        store: RedisNumberStore,
+        settings: Settings,
+        metrics: ServiceMetrics,
+        on_wait: Callable[[str | None], None] | None = None,
     ) -> None:
-        self._allocator = allocator
+        self._store = store
         self._settings = settings
         self._metrics = metrics
+        self._on_wait = on_wait or (lambda reason: None)
 
-    def ensure(self, known_epoch: str | None) -> str:
-        """The epoch to allocate under. Rebuilds when Redis has none; adopts a newer one."""
-        names = list(self._settings.router.names())
-        with self._allocator.locked(names, lease_s=RECOVERY_LEASE_S):
-            current = self._allocator.current_epoch()
-            if current is not None and current != known_epoch:
-                if known_epoch is None:
-                    # Start-up: cheap insurance against a Redis that came back older than Kafka
-                    # (the watermark topic is small; the output topic is not read).
-                    floors, _ = read_watermarks(self._settings)
-                    self._allocator.raise_counters(floors)
-                return current
-            return self._rebuild(reason="start-up" if known_epoch is None else "epoch lost")
+    def ensure(self, known_epoch: str | None, force: str | None = None) -> Valid:
+        """A valid state to allocate under. Adopts one that another instance made valid;
+        recovers when the state is lost, being rebuilt by nobody, on a server other than the
+        one it was validated on, or (`force`, the reason) known to be behind the log."""
+        status = self._store.status()
+        if status.valid and (force is None or status.epoch != known_epoch):
+            assert status.epoch is not None
+            return Valid(status.epoch, read_watermarks(self._settings))
+        self._on_wait("recovering Redis from Kafka")
+        with self._store.leases.hold([self._store.keys.recovery_lock], wait_s=None) as lease:
+            status = self._store.status()  # another instance may have finished meanwhile
+            if status.valid and (force is None or status.epoch != known_epoch):
+                assert status.epoch is not None
+                return Valid(status.epoch, read_watermarks(self._settings))
+            reason = force or _reason(status.epoch, status.stored_identity, status.live_identity)
+            return self._recover(reason, full=status.epoch is None, lease=lease)
 
-    def _rebuild(self, reason: str) -> str:
+    def _recover(self, reason: str, full: bool, lease: Lease) -> Valid:
         started = time.monotonic()
+        token = uuid.uuid4().hex
+        store, settings = self._store, self._settings
+        start_fields = {} if full else store.checkpoint()
+        store.begin_rebuild(token, forget_checkpoint=full)
+        log.warning("redis_recovery_started", reason=reason, full=full)
+        failpoints.reached("recovery_started")
+        # The end is sampled after the marker: a batch that appends after it fails its fence.
+        ends = {
+            tp: high
+            for tp, (low, high) in end_offsets(
+                settings.bootstrap_servers, [settings.output_topic, settings.watermark_topic]
+            ).items()
+            if high > low
+        }
+        output_parts = [tp for tp in ends if tp[0] == settings.output_topic]
+        start = {
+            tp: start_fields[checkpoint_field(*tp)]
+            for tp in output_parts
+            if checkpoint_field(*tp) in start_fields
+        }
+        state = rebuild_map(settings, store, start, ends, lease)
+        lease.check()
+        store.raise_counters(state.floors)
+        lease.check()
         epoch = uuid.uuid4().hex
-        self._allocator.set_epoch(epoch)  # first: a batch that started before now will fail
-        state = rebuild_map(self._settings, self._allocator)
-        self._allocator.raise_counters(state.floors)
+        store.complete_rebuild(
+            token, epoch, {checkpoint_field(*tp): ends[tp] for tp in output_parts}
+        )
         seconds = time.monotonic() - started
         self._metrics.recoveries.inc()
         self._metrics.recovery_seconds.observe(seconds)
         log.warning(
             "redis_state_rebuilt_from_kafka",
             reason=reason,
+            full=full,
             seconds=round(seconds, 3),
             records_read=state.records_read,
-            customers_restored=len(state.assignments),
+            customers_restored=state.restored,
+            skipped=state.skipped,
             counters=state.floors,
         )
-        return epoch
+        self._on_wait(None)
+        return Valid(epoch, state.floors)
+
+
+def _reason(epoch: str | None, stored: str | None, live: str) -> str:
+    if epoch is None:
+        return "epoch lost"
+    if epoch.startswith("rebuilding:"):
+        return "an earlier recovery did not finish"
+    if stored != live:
+        return f"server changed (restart, restore or failover): {stored} -> {live}"
+    return "state behind the log"

@@ -15,25 +15,23 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from consumer.allocator import AllocationConflictError, LockTimeoutError, SequenceAllocator
+from consumer import failpoints
+from consumer.allocator import RedisNumberStore, ReplicasBehindError
 from consumer.assign import Assigned, BatchNumbers, SequenceExhaustedError, assign_numbers
 from consumer.dead_letter import dead_letter_headers
+from consumer.leases import LeaseLostError, LockTimeoutError
 from consumer.metrics import ServiceMetrics
-from consumer.recovery import StateRecovery
+from consumer.recovery import StateRecovery, Valid, checkpoint_field
+from consumer.store import AllocationConflictError, StateBehindLogError, StateChangedError
 from consumer.watchdog import stall_guard
 from customer_ids.codec import AvroCodec
 from customer_ids.constants import ASSIGNMENT_HEADER
-from customer_ids.errors import (
-    CustomerIdsError,
-    DecodeError,
-    EpochChangedError,
-    FencedError,
-    ValidationError,
-)
+from customer_ids.errors import CustomerIdsError, DecodeError, FencedError, ValidationError
 from customer_ids.events import CustomerCreated, CustomerIdAssigned, now_utc
 from customer_ids.logs import get_logger
 from customer_ids.sequences import Sequence
@@ -62,13 +60,17 @@ class AssignmentService:
     settings: Settings
     consumer: Consumer
     producer: Producer
-    allocator: SequenceAllocator
+    allocator: RedisNumberStore
     recovery: StateRecovery
     metrics: ServiceMetrics
     input_codec: AvroCodec
     output_codec: AvroCodec
     redis_ping: Callable[[], object]
     epoch: str | None = None
+    # Highest value known committed per counter (recovery's reading of the log, then our own
+    # commits): a counter below it means Redis went back in time.
+    floors: dict[str, int] = field(default_factory=dict)
+    _delivered: dict[int, int] = field(default_factory=dict)  # output partition -> next offset
     _failures: int = 0
     _next_lag_report: float = 0.0
 
@@ -78,8 +80,7 @@ class AssignmentService:
         with self._guard("init_transactions"):
             self.producer.init_transactions(self._call_timeout)
         self.metrics.kafka_up.set(1)
-        self.epoch = self._with_redis(stop, lambda: self.recovery.ensure(None))
-        if self.epoch is None:
+        if not self._adopt(stop, lambda: self.recovery.ensure(None)):
             return
         self.consumer.subscribe(
             [self.settings.input_topic],
@@ -149,20 +150,33 @@ class AssignmentService:
             self._failures = 0
         except (
             RetryBatchError,
-            EpochChangedError,
+            StateChangedError,
             AllocationConflictError,
             LockTimeoutError,
+            LeaseLostError,
+            ReplicasBehindError,
             redis.RedisError,
         ) as exc:
             self._abort_and_rewind(batch, reason=type(exc).__name__, error=exc)
             if isinstance(exc, redis.RedisError):
                 self._wait_for_redis(stop)
-            elif isinstance(exc, EpochChangedError):
+            elif isinstance(exc, StateChangedError):
+                force = str(exc) if isinstance(exc, StateBehindLogError) else None
                 self.metrics.ready.set(0)  # /readyz: not ready while recovering
-                self.epoch = self._with_redis(stop, lambda: self.recovery.ensure(self.epoch))
-                self.metrics.ready.set(1)
+                if self._adopt(stop, lambda: self.recovery.ensure(self.epoch, force)):
+                    self.metrics.ready.set(1)
             else:
                 self._backoff(stop)
+
+    def _adopt(self, stop: threading.Event, ensure: Callable[[], Valid]) -> bool:
+        """Allocate from now on under the state `ensure` made valid; False if stopped first."""
+        valid = self._with_redis(stop, ensure)
+        if valid is None:
+            return False
+        self.epoch = valid.epoch
+        for counter, value in valid.floors.items():
+            self.floors[counter] = max(self.floors.get(counter, 0), value)
+        return True
 
     def _process(self, batch: list[Message]) -> None:
         """Sort librdkafka's errors into our three kinds wherever in the batch they arise."""
@@ -182,20 +196,43 @@ class AssignmentService:
             assert self.epoch is not None
             lock_started = time.monotonic()
             numbers = assign_numbers(
-                [(e, s) for _, e, s in decoded.good], self.allocator, self.epoch
+                [(e, s) for _, e, s in decoded.good], self.allocator, self.epoch, self.floors
             )
             self.metrics.lock_wait.observe(time.monotonic() - lock_started)
+            self._delivered.clear()
             self._produce_outputs(decoded, numbers)
-            # Fence (DESIGN §5): our records are on the broker, holding back read_committed
-            # readers; if Redis was lost meanwhile, a recovery may not have seen them: abort.
             with self._guard("flush"):
                 undelivered = self.producer.flush(self._call_timeout)
             if undelivered:
                 raise RetryBatchError(f"{undelivered} records not delivered in time")
-            if not self.allocator.epoch_is(self.epoch):
-                raise EpochChangedError("Redis was lost or rebuilt during this batch")
+            self._fence()
+            failpoints.reached("before_commit")
         self._commit(batch)
+        if numbers is not None:
+            for counter, value in numbers.watermarks.items():
+                self.floors[counter] = max(self.floors.get(counter, 0), value)
         self._account(batch, decoded, numbers, time.monotonic() - started)
+
+    def _fence(self) -> None:
+        """DESIGN §5.4: our records are on the broker, holding back read_committed readers.
+        If Redis is no longer the state we allocated against (lost, rebuilt, restarted from
+        older data, failed over), a recovery may not have seen them: abort. Otherwise record
+        how far the output partitions are covered, and wait for the replicas (§5.1)."""
+        assert self.epoch is not None
+        topic = self.settings.output_topic
+        replicas = self.allocator.fence(
+            self.epoch, {checkpoint_field(topic, p): o for p, o in self._delivered.items()}
+        )
+        wanted = self.settings.redis_replica_acks
+        if wanted is None:  # auto: one acknowledgement whenever the primary has a replica
+            wanted = min(1, replicas)
+        self.allocator.wait_for_replicas(wanted, self.settings.redis_wait_ms)
+
+    def _on_output_delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            partition, offset = message.partition(), message.offset()
+            if partition is not None and offset is not None:
+                self._delivered[partition] = max(self._delivered.get(partition, 0), offset + 1)
 
     def _decode(self, batch: list[Message]) -> Decoded:
         decoded = Decoded()
@@ -213,8 +250,17 @@ class AssignmentService:
                 decoded.good.append((message, event, sequence))
         return decoded
 
+    def _produce(self, topic: str, **kwargs: Any) -> None:
+        """produce(), waiting for room when the local queue is full (a large batch)."""
+        while True:
+            try:
+                self.producer.produce(topic, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
     def _dead_letter(self, message: Message, error: Exception) -> None:
-        self.producer.produce(
+        self._produce(
             self.settings.dlq_topic,
             key=message.key(),
             value=message.value(),
@@ -247,7 +293,7 @@ class AssignmentService:
                 sequence=item.assignment.value,
                 assigned_at=assigned_at,
             )
-            self.producer.produce(
+            self._produce(
                 self.settings.output_topic,
                 key=event.customer_key.encode(),
                 value=self.output_codec.encode(out.to_record()),
@@ -256,10 +302,15 @@ class AssignmentService:
                     ("causation_id", event.event_id.encode()),
                     (ASSIGNMENT_HEADER, item.assignment.encode().encode()),
                 ],
+                on_delivery=self._on_output_delivered,
             )
+        # One key per counter and instance: an instance's own batches commit in order, so the
+        # last record of each key is its highest, whatever the others do (DESIGN §5.5).
         for counter, value in numbers.watermarks.items():
-            self.producer.produce(
-                self.settings.watermark_topic, key=counter.encode(), value=str(value).encode()
+            self._produce(
+                self.settings.watermark_topic,
+                key=f"{counter}@{self.settings.transactional_id}".encode(),
+                value=str(value).encode(),
             )
         for counter, used in numbers.usage.items():
             self.metrics.sequence_usage.labels(counter=counter).set(used)
@@ -351,9 +402,10 @@ class AssignmentService:
         waited = 0
         while not stop.is_set():
             # Keep serving the group (rebalance callbacks, max.poll.interval) while paused.
-            for message in self.consumer.consume(num_messages=100, timeout=0):
-                if message.error() is None:
-                    self._rewind([message])
+            # A partition assigned meanwhile is not paused: put back all it delivered, each
+            # partition to its first record (one seek per message would keep only the last).
+            consumed = self.consumer.consume(num_messages=100, timeout=0)
+            self._rewind([m for m in consumed if m.error() is None])
             self._backoff(stop)
             try:
                 self.redis_ping()
@@ -366,7 +418,7 @@ class AssignmentService:
         self.metrics.ready.set(1)
         log.info("redis_available_resuming", attempts=waited + 1)
 
-    def _with_redis(self, stop: threading.Event, call: Callable[[], str]) -> str | None:
+    def _with_redis(self, stop: threading.Event, call: Callable[[], Valid]) -> Valid | None:
         """Run call, waiting out Redis outages and lock timeouts; None if stopped first."""
         while not stop.is_set():
             try:
@@ -374,7 +426,7 @@ class AssignmentService:
                 self._failures = 0
                 self.metrics.redis_up.set(1)
                 return result
-            except (redis.RedisError, LockTimeoutError) as exc:
+            except (redis.RedisError, LockTimeoutError, LeaseLostError, StateChangedError) as exc:
                 log.warning("redis_retry", error=str(exc)[:200])
                 self.metrics.redis_up.set(0)
                 self._backoff(stop)

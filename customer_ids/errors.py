@@ -17,9 +17,5 @@ class ValidationError(CustomerIdsError):
     """A record decoded but breaks a rule (an empty id, a bad country code)."""
 
 
-class EpochChangedError(CustomerIdsError):
-    """Redis state was rebuilt or lost since this batch began; the batch must abort."""
-
-
 class FencedError(CustomerIdsError):
     """A newer instance with the same transactional.id took over; this one must stop."""

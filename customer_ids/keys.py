@@ -26,7 +26,22 @@ class RedisKeys:
 
     @property
     def epoch(self) -> str:
+        """A uuid while the state is valid; `rebuilding:<token>` while a recovery runs."""
         return f"{self.prefix}epoch"
+
+    @property
+    def identity(self) -> str:
+        """run_id/master_replid of the server the last recovery validated the state on."""
+        return f"{self.prefix}identity"
+
+    @property
+    def checkpoint(self) -> str:
+        """Hash: output partition -> offset below which every committed assignment is held."""
+        return f"{self.prefix}checkpoint"
+
+    @property
+    def recovery_lock(self) -> str:
+        return f"{self.prefix}lock:recovery"
 
     def counter(self, counter_name: str) -> str:
         return f"{self.prefix}seq:{counter_name}"

@@ -1,4 +1,12 @@
-"""Reading topics to their end: what the service's recovery, lookups and the tests share."""
+"""Reading topics to their true end: what recovery, lookups and the tests share.
+
+"The end" is sampled with a read_uncommitted client: its end offset is the high watermark,
+past every record a producer has flushed, including those of transactions still open. A
+read_committed client's own end offset is the last stable offset, which stops *before* open
+transactions, so a reader that trusted it would miss a batch that commits a moment later
+(DESIGN §5.3). Reading read_committed up to the high watermark waits for those transactions
+to commit or abort.
+"""
 
 from __future__ import annotations
 
@@ -11,40 +19,22 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 from customer_ids.errors import CustomerIdsError
 from customer_ids.kafka_io import client_config
 
+Partition = tuple[str, int]
+
 
 class TopicReadError(CustomerIdsError):
-    """A topic could not be read to its end in time."""
+    """A topic could not be read to its end (no progress for too long, or a broker error)."""
 
 
-def read_to_end(
-    bootstrap: str,
-    topic: str,
-    handle: Callable[[Message], None],
-    timeout: float = 120.0,
-) -> int:
-    """Read every committed record of `topic`, from the beginning to the end sampled now."""
-    return read_topics_to_end(bootstrap, {topic: handle}, timeout)
-
-
-def read_topics_to_end(
-    bootstrap: str,
-    handlers: Mapping[str, Callable[[Message], None]],
-    timeout: float = 120.0,
-) -> int:
-    """Read every committed record of these topics, from the beginning to the end sampled now,
-    with one consumer (its start-up is most of the cost of reading a small topic).
-
-    read_committed cannot pass an open transaction, so this also waits for every transaction
-    that was open when the end was sampled to commit or abort. Returns the records handled.
-    """
-    consumer = Consumer(
+def _consumer(bootstrap: str, isolation: str) -> Consumer:
+    return Consumer(
         client_config(
             bootstrap,
             {
                 "group.id": f"customer-ids-reader-{uuid.uuid4()}",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
+                "isolation.level": isolation,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": True,
                 "fetch.max.bytes": 52428800,
@@ -52,41 +42,100 @@ def read_topics_to_end(
             },
         )
     )
+
+
+def end_offsets(bootstrap: str, topics: list[str]) -> dict[Partition, tuple[int, int]]:
+    """(low, high watermark) of every partition of these topics, sampled read_uncommitted."""
+    sampler = _consumer(bootstrap, "read_uncommitted")
     try:
-        ends: dict[tuple[str, int], int] = {}
-        for topic in handlers:
-            info = consumer.list_topics(topic, timeout=30).topics.get(topic)
+        ends: dict[Partition, tuple[int, int]] = {}
+        for topic in topics:
+            info = sampler.list_topics(topic, timeout=30).topics.get(topic)
             if info is None or info.error is not None:
                 continue
             for p in info.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-                if high > low:
-                    ends[(topic, p)] = high
-        if not ends:
-            return 0
-        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in ends])
+                ends[(topic, p)] = sampler.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=30, cached=False
+                )
+        return ends
+    finally:
+        sampler.close()
+
+
+def read_to_end(
+    bootstrap: str,
+    topic: str,
+    handle: Callable[[Message], None],
+    timeout: float | None = 120.0,
+) -> int:
+    """Read every committed record of `topic`, from the beginning to the end sampled now."""
+    return read_topics_to_end(bootstrap, {topic: handle}, timeout=timeout)
+
+
+def read_topics_to_end(
+    bootstrap: str,
+    handlers: Mapping[str, Callable[[Message], None]],
+    *,
+    timeout: float | None = 120.0,
+    start: Mapping[Partition, int] | None = None,
+    ends: Mapping[Partition, int] | None = None,
+    stall_s: float = 300.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Read the committed records of these topics from `start` (default: the beginning) up to
+    `ends` (default: the true end sampled now), with one read_committed consumer.
+
+    `timeout=None` sets no overall limit (a large topic takes as long as it takes); the read
+    fails only when it makes no progress for `stall_s`. `progress(handled, remaining)` is
+    called about every five seconds. Returns the records handled.
+    """
+    if ends is None:
+        ends = {
+            tp: high
+            for tp, (low, high) in end_offsets(bootstrap, list(handlers)).items()
+            if high > low
+        }
+    begin = {tp: (start or {}).get(tp, OFFSET_BEGINNING) for tp in ends}
+    todo = {tp: end for tp, end in ends.items() if end > max(begin[tp], 0)}
+    if not todo:
+        return 0
+    consumer = _consumer(bootstrap, "read_committed")
+    try:
+        consumer.assign([TopicPartition(t, p, begin[(t, p)]) for t, p in todo])
         handled = 0
-        deadline = time.monotonic() + timeout
-        pending = set(ends)
-        while pending:
-            if time.monotonic() > deadline:
+        started = last_progress = next_report = time.monotonic()
+        while todo:
+            now = time.monotonic()
+            if timeout is not None and now - started > timeout:
                 raise TopicReadError(
                     f"reading {sorted(handlers)} to the end took over {timeout:.0f}s; "
-                    f"partitions {sorted(pending)} not finished"
+                    f"partitions {sorted(todo)} not finished"
                 )
+            if now - last_progress > stall_s:
+                raise TopicReadError(
+                    f"reading {sorted(handlers)}: no progress for {stall_s:.0f}s; "
+                    f"partitions {sorted(todo)} not finished"
+                )
+            if progress is not None and now >= next_report:
+                next_report = now + 5.0
+                progress(handled, len(todo))
             for message in consumer.consume(num_messages=10000, timeout=0.05):
                 error = message.error()
                 if error is None:
                     handlers[message.topic() or ""](message)
                     handled += 1
-                elif error.code() != KafkaError._PARTITION_EOF:
+                    last_progress = time.monotonic()
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    # At the end the position may stay on a transaction marker; EOF says where.
+                    tp = (message.topic() or "", message.partition() or 0)
+                    if tp in todo and (message.offset() or 0) >= todo[tp]:
+                        del todo[tp]
+                else:
                     raise TopicReadError(f"reading {message.topic()}: {error}")
-            positions = consumer.position([TopicPartition(t, p) for t, p in pending])
-            pending -= {
-                (tp.topic, tp.partition)
-                for tp in positions
-                if tp.offset >= ends[(tp.topic, tp.partition)]
-            }
+            for position in consumer.position([TopicPartition(t, p) for t, p in todo]):
+                if position.offset >= todo[(position.topic, position.partition)]:
+                    del todo[(position.topic, position.partition)]
+                    last_progress = time.monotonic()
         return handled
     finally:
         consumer.close()

@@ -1,16 +1,14 @@
 """Fault injection against the real broker and Redis, the service as real subprocesses.
 
 Each test checks the four invariants with the independent verifier. The CI subset runs small
-sizes; `pytest -m faults` runs the full sizes.
+sizes; `CUSTOMER_IDS_FULL_FAULTS=1 scripts/test tests/e2e` runs the full sizes.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,40 +16,11 @@ import redis
 
 from producer.emitter import CustomerEventProducer
 from tests.helpers.events import bad_values, make_events, send
+from tests.helpers.load import send_slowly, sized
 from tests.helpers.own_redis import OwnRedis
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.services import Endpoints
 from tests.helpers.verify import assert_invariants, read_committed, wait_for_outputs
-
-FULL = os.environ.get("CUSTOMER_IDS_FULL_FAULTS") == "1"
-
-
-def sized(small: int, full: int) -> int:
-    return full if FULL else small
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    server = OwnRedis(tmp_path).start()
-    yield server
-    server.stop()
-
-
-def send_slowly(scenario: Scenario, events: list, seconds: float) -> threading.Thread:  # type: ignore[type-arg]
-    """Send events spread over `seconds` from a thread, so faults land while events flow."""
-
-    def run() -> None:
-        with CustomerEventProducer(scenario.endpoints.bootstrap, scenario.input_topic) as out:
-            started = time.monotonic()
-            for i, event in enumerate(events):
-                out.emit_event(event)
-                delay = started + seconds * i / len(events) - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_sigkill_at_random_moments_keeps_every_invariant_without_gaps(

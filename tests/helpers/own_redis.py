@@ -74,12 +74,29 @@ class OwnRedis:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGCONT)
 
+    def snapshot(self) -> Path:
+        """SAVE now and keep a copy: the state to go back to later."""
+        client = redis.Redis.from_url(self.url, socket_timeout=30)
+        client.save()
+        kept = self.folder / f"snapshot-{time.monotonic_ns()}.rdb"
+        shutil.copy(self.folder / "dump.rdb", kept)
+        return kept
+
+    def restart_from(self, snapshot: Path) -> None:
+        """A crash, then a start from an older snapshot (a restored backup, an RDB that missed
+        the last writes): same address, older data, a new run_id."""
+        self.stop()
+        shutil.copy(snapshot, self.folder / "dump.rdb")
+        self.start()
+
     def restart_empty(self) -> None:
         """A restart without persistence: every key is gone."""
         self.stop()
+        (self.folder / "dump.rdb").unlink(missing_ok=True)
         self.start()
 
     def stop(self) -> None:
+        """SIGKILL: no save on the way out."""
         if self.proc is not None and self.proc.poll() is None:
             self.resume()
             self.proc.kill()

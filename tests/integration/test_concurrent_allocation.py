@@ -13,20 +13,21 @@ from typing import Any
 
 import redis
 
-from consumer.allocator import AllocationConflictError, SequenceAllocator
+from consumer.allocator import RedisNumberStore
 from consumer.assign import Assigned, assign_numbers, routed
-from customer_ids.keys import RedisKeys
+from consumer.bootstrap import number_store
+from consumer.store import AllocationConflictError
 from customer_ids.settings import Settings
 from producer.generator import generate_events
 from tests.helpers.services import Endpoints
 
 
-class UnlockedAllocator(SequenceAllocator):
+class UnlockedAllocator(RedisNumberStore):
     """The same allocator with the lock taken away, to show what the lock prevents."""
 
     @contextmanager
-    def locked(self, sequence_names: Any, lease_s: float | None = None) -> Iterator[None]:
-        yield
+    def locked(self, sequence_names: Any) -> Iterator[Any]:
+        yield None
 
 
 CUSTOMERS = 1500
@@ -35,8 +36,9 @@ BATCH = 15
 
 def worker(redis_url: str, prefix: str, seed: int, use_lock: bool, out: Any, start: Any) -> None:
     client = redis.Redis.from_url(redis_url)
-    cls = SequenceAllocator if use_lock else UnlockedAllocator
-    allocator = cls(client, RedisKeys(prefix), lock_timeout_s=10, lock_wait_s=30)
+    allocator = number_store(client, prefix, lease_s=10, lock_wait_s=30)
+    if not use_lock:
+        allocator = UnlockedAllocator(client, allocator.keys, allocator.leases, 30)
     events = list(generate_events(CUSTOMERS, seed=1))  # the same customers everywhere...
     rng = random.Random(seed)
     rng.shuffle(events)  # ...in a different order
@@ -62,7 +64,7 @@ def run_workers(
     endpoints: Endpoints, use_lock: bool, processes: int = 4
 ) -> tuple[list[dict[str, str]], int]:
     prefix = f"t-{uuid.uuid4().hex[:8]}:"
-    redis.Redis.from_url(endpoints.redis_url).set(f"{prefix}epoch", "e1")
+    number_store(redis.Redis.from_url(endpoints.redis_url), prefix).mark_valid_for_tests("e1")
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     start = ctx.Barrier(processes)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from consumer.allocator import StoredAssignment
+import pytest
+
 from consumer.assign import Assigned, SequenceExhaustedError, assign_numbers
+from consumer.store import NumberStore, StateBehindLogError, StoredAssignment
 from customer_ids.events import CustomerCreated
 from customer_ids.numbers import NumberTemplate
 from customer_ids.sequences import Router
@@ -26,7 +28,7 @@ class FakeAllocator:
         self.locks_taken: list[list[str]] = []
 
     @contextmanager
-    def locked(self, names: Sequence[str], lease_s: float | None = None) -> Iterator[None]:
+    def locked(self, names: Sequence[str]) -> Iterator[None]:
         self.locks_taken.append(sorted(set(names)))
         yield
 
@@ -39,8 +41,8 @@ class FakeAllocator:
     def allocate(
         self,
         epoch: str,
-        expected: dict[str, tuple[int, int, int]],
-        new: dict[str, StoredAssignment],
+        expected: Mapping[str, tuple[int, int, int]],
+        new: Mapping[str, StoredAssignment],
     ) -> None:
         for counter, (seen, floor, n) in expected.items():
             assert self.counters_.get(counter, 0) == seen
@@ -55,8 +57,8 @@ def event(customer: str, when: datetime | None = None, kind: str = "INDIVIDUAL")
     )
 
 
-def run(router: Router, events: list[CustomerCreated], fake: FakeAllocator) -> list[Any]:
-    return assign_numbers([(e, router.route(e)) for e in events], fake, "e").assigned  # type: ignore[arg-type]
+def run(router: Router, events: list[CustomerCreated], fake: NumberStore) -> list[Any]:
+    return assign_numbers([(e, router.route(e)) for e in events], fake, "e").assigned
 
 
 def test_existing_customers_keep_their_number_and_batch_duplicates_share_one() -> None:
@@ -124,3 +126,16 @@ def test_the_same_id_in_two_upstream_systems_is_two_customers() -> None:
     crm = dataclasses.replace(event("42"), source_system="webshop")
     result = run(router, [shop, crm, shop], fake)
     assert [r.assignment.number for r in result] == ["CU0001", "CU0002", "CU0001"]
+
+
+def test_a_counter_below_a_committed_value_refuses_to_allocate() -> None:
+    """Redis that went back in time on the same server: nothing else shows it."""
+    router = Router((NumberSequence("CU", NumberTemplate.parse("CU{seq:4}")),))
+    fake = FakeAllocator()
+    fake.counters_["CU"] = 40  # the log says 57 was committed
+    with pytest.raises(StateBehindLogError, match="CU at 40 < 57"):
+        assign_numbers([(event("a"), router.sequences[0])], fake, "e", {"CU": 57})
+    assert fake.assignments == {}
+    fake.counters_["CU"] = 57
+    done = assign_numbers([(event("a"), router.sequences[0])], fake, "e", {"CU": 57})
+    assert done.assigned[0].assignment.value == 58  # type: ignore[union-attr]
