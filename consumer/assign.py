@@ -1,5 +1,10 @@
 """Numbers for one batch of decoded events: reuse the number a customer has, give the rest
-the next values of their counters. The Redis work is three round trips under the locks."""
+the next values of their counters. The store work is three round trips under the locks.
+
+Every event gets one result, in order: `Assigned`, or the error that sends that record (and
+only that record) to the dead-letter topic: a time or text that cannot go into a number, a
+sequence that is full.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from consumer.store import NumberStore, StateBehindLogError, StoredAssignment
-from customer_ids.errors import CustomerIdsError
+from customer_ids.errors import CustomerIdsError, ValidationError
 from customer_ids.events import CustomerCreated
 from customer_ids.sequences import Router, Sequence
 
 
 class SequenceExhaustedError(CustomerIdsError):
-    """A bounded sequence has no values left; its events go to the dead-letter topic."""
+    """A sequence has no values left; its new customers go to the dead-letter topic."""
 
-    def __init__(self, sequence: str, capacity: int) -> None:
-        super().__init__(
-            f"sequence {sequence} has issued all {capacity:,} numbers its template can show; "
-            "widen {seq:N:scrambled} for new customers (existing numbers stay valid)"
+    def __init__(self, sequence: Sequence) -> None:
+        hint = (
+            "widen {seq:N:scrambled} for new customers"
+            if sequence.template.capacity is not None
+            else "start a new sequence for new customers"
         )
-        self.sequence = sequence
+        super().__init__(
+            f"sequence {sequence.name} has issued all {sequence.capacity:,} numbers it can "
+            f"show; {hint} (existing numbers stay valid)"
+        )
+        self.sequence = sequence.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,79 +40,113 @@ class Assigned:
     duplicate: bool  # the customer had this number already (redelivery or a repeated event)
 
 
+Outcome = Assigned | CustomerIdsError
+
+
 @dataclass(frozen=True)
 class BatchNumbers:
-    assigned: list[Assigned | SequenceExhaustedError]  # aligned with the events given
+    outcomes: list[Outcome]  # one per event given, in order
     watermarks: dict[str, int]  # counter -> highest value it has handed out
     new_count: int
     usage: dict[str, float]  # counter -> share of its range used, for bounded (scrambled) ones
 
+    @property
+    def assigned(self) -> list[Assigned]:
+        return [o for o in self.outcomes if isinstance(o, Assigned)]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A customer without a number yet, with the counter its number will come from."""
+
+    key: str
+    event: CustomerCreated
+    sequence: Sequence
+    counter: str
+
+
+def _check_renderable(event: CustomerCreated, sequence: Sequence) -> str:
+    """The event's counter, after checking its time and text can go into a number at all
+    (a render with the first value), so a failure is this record's, found before the lock."""
+    counter = sequence.counter_name(event.occurred_at)
+    sequence.render(sequence.start, event)
+    return counter
+
 
 def assign_numbers(
     events: list[tuple[CustomerCreated, Sequence]],
-    allocator: NumberStore,
+    store: NumberStore,
     epoch: str,
     floors: Mapping[str, int] | None = None,
 ) -> BatchNumbers:
-    """Give every event its customer's number. Call with events already routed.
+    """Give every event its customer's number, or the error that dead-letters it.
 
     `floors` are the highest values known to be committed per counter (this instance's own
     commits, the watermark topic): a counter below its floor means Redis went back in time,
-    and nothing may be allocated from it (StateChangedError)."""
+    and nothing may be allocated from it (StateBehindLogError)."""
+    failed: dict[str, CustomerIdsError] = {}
     first: dict[str, tuple[CustomerCreated, Sequence]] = {}
     for event, sequence in events:
         first.setdefault(event.customer_key, (event, sequence))
-    with allocator.locked([seq.name for _, seq in first.values()]):
-        existing = allocator.lookup(list(first))
-        new_by_counter: dict[str, list[tuple[str, CustomerCreated, Sequence]]] = {}
-        exhausted: dict[str, SequenceExhaustedError] = {}
+    if not first:
+        return BatchNumbers([], {}, 0, {})
+    with store.locked([seq.name for _, seq in first.values()]):
+        existing = store.lookup(list(first))
+        pending: dict[str, list[_Pending]] = {}
         for key, (event, sequence) in first.items():
-            if key not in existing:
-                counter = sequence.counter_name(event.occurred_at)
-                new_by_counter.setdefault(counter, []).append((key, event, sequence))
-        current = allocator.counters(list(new_by_counter)) if new_by_counter else {}
-        behind = {c: v for c, v in current.items() if v < (floors or {}).get(c, 0)}
-        if behind:
-            raise StateBehindLogError(
-                "counters below values already committed: "
-                + ", ".join(f"{c} at {v} < {(floors or {})[c]}" for c, v in sorted(behind.items()))
-            )
+            if key in existing:
+                continue
+            try:
+                counter = _check_renderable(event, sequence)
+            except ValidationError as exc:
+                failed[key] = exc
+                continue
+            pending.setdefault(counter, []).append(_Pending(key, event, sequence, counter))
+        current = store.counters(list(pending)) if pending else {}
+        _refuse_if_behind(current, floors or {})
         expected: dict[str, tuple[int, int, int]] = {}
         new: dict[str, StoredAssignment] = {}
         watermarks: dict[str, int] = {}
         usage: dict[str, float] = {}
-        for counter, waiting in new_by_counter.items():
-            sequence = waiting[0][2]
+        for counter, waiting in pending.items():
+            sequence = waiting[0].sequence
             floor = sequence.start - 1
             base = max(current[counter], floor)
-            customers = waiting
-            capacity = sequence.template.capacity
-            if capacity is not None:
-                room = max(0, capacity - base)
-                customers = waiting[:room]
-                for key, _, _ in waiting[room:]:
-                    exhausted[key] = SequenceExhaustedError(sequence.name, capacity)
-                usage[counter] = (base + len(customers)) / capacity
-                if not customers:
-                    continue
-            expected[counter] = (current[counter], floor, len(customers))
-            for offset, (key, event, _) in enumerate(customers, start=1):
+            room = max(0, sequence.capacity - base)
+            for item in waiting[room:]:
+                failed[item.key] = SequenceExhaustedError(sequence)
+            taken = waiting[:room]
+            if sequence.template.capacity is not None:
+                usage[counter] = (base + len(taken)) / sequence.capacity
+            if not taken:
+                continue
+            expected[counter] = (current[counter], floor, len(taken))
+            for offset, item in enumerate(taken, start=1):
                 value = base + offset
-                new[key] = StoredAssignment(counter, value, sequence.render(value, event))
-            watermarks[counter] = base + len(customers)
+                new[item.key] = StoredAssignment(counter, value, sequence.render(value, item.event))
+            watermarks[counter] = base + len(taken)
         if new:
-            allocator.allocate(epoch, expected, new)
+            store.allocate(epoch, expected, new)
     seen_in_batch: set[str] = set()
-    assigned: list[Assigned | SequenceExhaustedError] = []
+    outcomes: list[Outcome] = []
     for event, _ in events:
         key = event.customer_key
-        if key in exhausted:
-            assigned.append(exhausted[key])
+        if key in failed:
+            outcomes.append(failed[key])
             continue
         duplicate = key in existing or key in seen_in_batch
         seen_in_batch.add(key)
-        assigned.append(Assigned(event, existing.get(key) or new[key], duplicate))
-    return BatchNumbers(assigned, watermarks, len(new), usage)
+        outcomes.append(Assigned(event, existing.get(key) or new[key], duplicate))
+    return BatchNumbers(outcomes, watermarks, len(new), usage)
+
+
+def _refuse_if_behind(current: Mapping[str, int], floors: Mapping[str, int]) -> None:
+    behind = {c: v for c, v in current.items() if v < floors.get(c, 0)}
+    if behind:
+        raise StateBehindLogError(
+            "counters below values already committed: "
+            + ", ".join(f"{c} at {v} < {floors[c]}" for c, v in sorted(behind.items()))
+        )
 
 
 def routed(events: list[CustomerCreated], router: Router) -> list[tuple[CustomerCreated, Sequence]]:

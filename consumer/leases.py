@@ -27,6 +27,7 @@ from customer_ids.logs import get_logger
 
 log = get_logger("customer_ids.leases")
 REPORT_EVERY_S = 5.0
+FIRST_REPORT_S = 1.0
 
 
 class LockTimeoutError(CustomerIdsError):
@@ -114,7 +115,7 @@ class Leases:
         lock: Lock = self._redis.lock(name, timeout=self.lease_s, thread_local=False)
         token = f"{self._owner}|{int(time.time() * 1000)}|{uuid.uuid4().hex[:12]}"
         started = time.monotonic()
-        next_report = started + REPORT_EVERY_S
+        next_report = started + FIRST_REPORT_S
         while True:
             left = None if wait_s is None else wait_s - (time.monotonic() - started)
             slice_s = 1.0 if left is None else max(0.0, min(1.0, left))

@@ -1,8 +1,10 @@
 """One worker of `customer-ids serve`: run the service until SIGTERM, Ctrl-C or the end of
-its supervisor, then stop cleanly."""
+its supervisor, then stop cleanly. Its exit code tells the supervisor what to do next
+(consumer/exit_codes.py)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -12,14 +14,36 @@ from types import FrameType
 from confluent_kafka import KafkaException
 
 from consumer.bootstrap import build_service, redis_client
+from consumer.exit_codes import EXIT_CONFIG, EXIT_CRASH, EXIT_STOPPED, EXIT_TEMPFAIL
 from consumer.metrics import HealthServer, ServiceMetrics
-from consumer.startup import StartupError, wait_for_kafka, wait_for_redis
+from consumer.startup import StartupError, StartupTimeoutError, wait_for_kafka, wait_for_redis
 from customer_ids.errors import FencedError
 from customer_ids.logs import get_logger
 from customer_ids.settings import Settings
 
 log = get_logger("customer_ids.serve")
-EXIT_STARTUP = 2  # not restarted by the supervisor: waiting longer would not help
+
+
+def startup_exit_code(error: StartupError) -> int:
+    """A wait that timed out may succeed on the next start; refused credentials will not."""
+    return EXIT_TEMPFAIL if isinstance(error, StartupTimeoutError) else EXIT_CONFIG
+
+
+def metrics_port_message(port: int, error: OSError, worker: int, workers: int) -> str:
+    """What to change when the health server cannot listen, naming the setting."""
+    reason = "is already in use" if error.errno == errno.EADDRINUSE else f"failed: {error}"
+    message = (
+        f"listening on metrics port {port} {reason}; set CUSTOMER_IDS_METRICS_PORT to a "
+        "free port, or to 0 to turn /metrics, /healthz and /readyz off"
+    )
+    if workers > 1:
+        message += (
+            f". With CUSTOMER_IDS_WORKERS={workers}, worker n listens on "
+            f"CUSTOMER_IDS_METRICS_PORT+n: this is worker {worker}, so the base port is "
+            f"{port - worker} and ports {port - worker}..{port - worker + workers - 1} "
+            "must all be free"
+        )
+    return message
 
 
 def _watch_parent(stop: threading.Event) -> None:
@@ -31,7 +55,13 @@ def _watch_parent(stop: threading.Event) -> None:
             stop.set()
 
 
-def serve_worker(settings: Settings) -> int:
+def _fail(event: str, message: str, code: int) -> int:
+    log.error(event, error=message, exit_code=code)
+    print(f"customer-ids: {message}", file=sys.stderr)
+    return code
+
+
+def serve_worker(settings: Settings, worker: int = 0) -> int:
     stop = threading.Event()
     threading.Thread(target=_watch_parent, args=(stop,), daemon=True).start()
 
@@ -41,19 +71,32 @@ def serve_worker(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    try:
-        wait_for_kafka(settings, settings.startup_timeout_s)
-        wait_for_redis(settings, redis_client(settings), settings.startup_timeout_s)
-    except StartupError as exc:
-        log.error("startup_failed", error=str(exc))
-        print(f"customer-ids: {exc}", file=sys.stderr)
-        return EXIT_STARTUP
     metrics = ServiceMetrics()
-    health = HealthServer(metrics, settings.metrics_port) if settings.metrics_port else None
-    if health:
+    # Bind the port before waiting for Kafka and Redis: a taken port is a configuration
+    # error, and it should stop start-up at once, not after a minute of waiting.
+    health = None
+    if settings.metrics_port:
+        try:
+            health = HealthServer(metrics, settings.metrics_port)
+        except OSError as exc:
+            message = metrics_port_message(settings.metrics_port, exc, worker, settings.workers)
+            return _fail("metrics_port_unavailable", message, EXIT_CONFIG)
         health.start()
+    try:
+        try:
+            wait_for_kafka(settings, settings.startup_timeout_s)
+            wait_for_redis(settings, redis_client(settings), settings.startup_timeout_s)
+        except StartupError as exc:
+            return _fail("startup_failed", str(exc), startup_exit_code(exc))
+        return _run(settings, metrics, stop)
+    finally:
+        if health:
+            health.stop()
+
+
+def _run(settings: Settings, metrics: ServiceMetrics, stop: threading.Event) -> int:
     service = build_service(settings, metrics)
-    code = 0
+    code = EXIT_STOPPED
     try:
         service.run(stop)
     except FencedError as exc:
@@ -69,10 +112,8 @@ def serve_worker(settings: Settings) -> int:
             error=str(exc.args[0])[:300],
             hint="the producer or consumer cannot go on; restart the service",
         )
-        code = 1
+        code = EXIT_CRASH
     finally:
         service.consumer.close()
-        if health:
-            health.stop()
         log.info("service_stopped")
     return code

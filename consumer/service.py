@@ -22,8 +22,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from consumer import failpoints
 from consumer.allocator import RedisNumberStore, ReplicasBehindError
-from consumer.assign import Assigned, BatchNumbers, SequenceExhaustedError, assign_numbers
-from consumer.dead_letter import dead_letter_headers
+from consumer.assign import Assigned, BatchNumbers, assign_numbers
+from consumer.dead_letter import dead_letter_headers, dead_letter_record
 from consumer.leases import LeaseLostError, LockTimeoutError
 from consumer.metrics import ServiceMetrics
 from consumer.recovery import StateRecovery, Valid, checkpoint_field
@@ -260,12 +260,11 @@ class AssignmentService:
                 self.producer.poll(0.05)
 
     def _dead_letter(self, message: Message, error: Exception) -> None:
-        self._produce(
-            self.settings.dlq_topic,
-            key=message.key(),
-            value=message.value(),
-            headers=dead_letter_headers(message, error),
+        # A record too large to write again with its headers goes as a reference to it.
+        key, value, headers = dead_letter_record(
+            message.key(), message.value(), dead_letter_headers(message, error)
         )
+        self._produce(self.settings.dlq_topic, key=key, value=value, headers=headers)
         log.warning(
             "dead_lettered",
             reason=type(error).__name__,
@@ -277,8 +276,8 @@ class AssignmentService:
 
     def _produce_outputs(self, decoded: Decoded, numbers: BatchNumbers) -> None:
         assigned_at = now_utc()
-        for (message, _, _), item in zip(decoded.good, numbers.assigned, strict=True):
-            if isinstance(item, SequenceExhaustedError):
+        for (message, _, _), item in zip(decoded.good, numbers.outcomes, strict=True):
+            if not isinstance(item, Assigned):
                 self._dead_letter(message, item)
                 continue
             event = item.event
@@ -442,12 +441,12 @@ class AssignmentService:
             self.metrics.dead_lettered.labels(reason=type(error).__name__).inc()
         duplicates = 0
         if numbers is not None:
-            done = [a for a in numbers.assigned if isinstance(a, Assigned)]
+            done = numbers.assigned
             duplicates = sum(1 for a in done if a.duplicate)
             self.metrics.duplicates.inc(duplicates)
-            for a in numbers.assigned:
-                if isinstance(a, SequenceExhaustedError):
-                    self.metrics.dead_lettered.labels(reason=type(a).__name__).inc()
+            for outcome in numbers.outcomes:
+                if not isinstance(outcome, Assigned):
+                    self.metrics.dead_lettered.labels(reason=type(outcome).__name__).inc()
             per_counter = Counter(a.assignment.counter for a in done if not a.duplicate)
             for counter, count in per_counter.items():
                 self.metrics.assigned.labels(sequence=counter).inc(count)

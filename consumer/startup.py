@@ -1,5 +1,9 @@
 """Start-up checks: wait for Kafka and Redis with a bound, and fail fast on what waiting
-cannot fix (refused credentials), with a message that says what to change."""
+cannot fix (refused credentials), with a message that says what to change.
+
+A wait that ran out is StartupTimeoutError: the service may be back a minute later (a broker
+restart, a stall-guard restart racing a failover), so the supervisor starts the worker again.
+Any other StartupError is final."""
 
 from __future__ import annotations
 
@@ -25,7 +29,12 @@ AUTH_CODES = {
 
 
 class StartupError(CustomerIdsError):
-    """A service the worker needs is missing or refuses us; retrying will not help."""
+    """A service the worker needs refuses us (credentials, permissions); retrying will not
+    help."""
+
+
+class StartupTimeoutError(StartupError):
+    """A service the worker needs did not answer within the start-up bound; it may later."""
 
 
 def _redis_where(url: str) -> str:
@@ -58,7 +67,7 @@ def wait_for_redis(settings: Settings, client: redis.Redis, timeout_s: float) ->
             raise
         except redis.RedisError as exc:
             if time.monotonic() > deadline:
-                raise StartupError(
+                raise StartupTimeoutError(
                     f"Redis at {_redis_where(settings.redis_url)} did not answer within "
                     f"{timeout_s:.0f}s ({exc}); check REDIS_URL and that Redis runs"
                 ) from None
@@ -72,7 +81,9 @@ def wait_for_kafka(settings: Settings, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            if admin.list_topics(timeout=5).brokers:
+            # Never wait past the bound: one metadata request waits at most 5 s.
+            remaining = deadline - time.monotonic()
+            if admin.list_topics(timeout=min(5.0, max(0.5, remaining))).brokers:
                 return
         except KafkaException as exc:
             admin.poll(0)  # serves error_cb
@@ -85,7 +96,7 @@ def wait_for_kafka(settings: Settings, timeout_s: float) -> None:
                     "KAFKA_SASL_PASSWORD"
                 ) from None
             if time.monotonic() > deadline:
-                raise StartupError(
+                raise StartupTimeoutError(
                     f"Kafka at {settings.bootstrap_servers} did not answer within "
                     f"{timeout_s:.0f}s ({error.str()}); check KAFKA_BOOTSTRAP_SERVERS"
                 ) from None

@@ -1,10 +1,11 @@
 """`customer-ids serve`: run CUSTOMER_IDS_WORKERS worker processes and keep them running.
 
 Each worker is a full consumer-group member with its own transactional.id, so one host can
-use more than one core. A worker that stalls or crashes is started again after a backoff; one
-that was fenced or stopped (exit 0) or misconfigured (exit 2) is not. SIGTERM is passed on to
-every worker, which finishes or aborts its batch and commits; after the shutdown timeout the
-rest are killed.
+use more than one core. A worker that stalls, crashes, is killed by a signal or timed out
+waiting for Kafka or Redis at start-up is started again after a backoff; one that was fenced
+or stopped (exit 0) or misconfigured (exit 2) is not (consumer/exit_codes.py). SIGTERM is
+passed on to every worker, which finishes or aborts its batch and commits; after the shutdown
+timeout the rest are killed.
 """
 
 from __future__ import annotations
@@ -18,13 +19,22 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
-from consumer.watchdog import EXIT_RESTART
+from consumer.exit_codes import EXIT_STOPPED, should_restart
 from customer_ids.logs import get_logger
 from customer_ids.settings import Settings
 
 log = get_logger("customer_ids.supervisor")
-RESTART_CODES = {EXIT_RESTART, 1, -signal.SIGKILL, -signal.SIGSEGV}
 MAX_BACKOFF_S = 30.0
+# A worker that ran this long was healthy: its next crash starts the backoff over, so one
+# crash a day never waits the full MAX_BACKOFF_S.
+HEALTHY_RUN_S = 60.0
+
+
+def restart_backoff(restarts: int, ran_for_s: float) -> tuple[int, float]:
+    """(restarts so far, seconds to wait) for a worker that just exited unexpectedly after
+    running `ran_for_s`, given the `restarts` before it."""
+    restarts = 1 if ran_for_s >= HEALTHY_RUN_S else restarts + 1
+    return restarts, min(MAX_BACKOFF_S, 0.5 * 2 ** min(restarts, 6))
 
 
 @dataclass
@@ -34,10 +44,13 @@ class Worker:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     restart_at: float = 0.0
+    started_at: float = 0.0
 
     def start(self) -> None:
+        self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "customer_ids.cli", "serve", "--worker"], env=self.env
+            [sys.executable, "-m", "customer_ids.cli", "serve", "--worker", str(self.index)],
+            env=self.env,
         )
         log.info(
             "worker_started",
@@ -71,7 +84,7 @@ def supervise(settings: Settings) -> int:
     ]
     for worker in workers:
         worker.start()
-    code = 0
+    code = EXIT_STOPPED
     while not stop.is_set() and any(w.proc is not None or w.restart_at for w in workers):
         for worker in workers:
             if worker.proc is None:
@@ -83,23 +96,34 @@ def supervise(settings: Settings) -> int:
             if returncode is None:
                 continue
             worker.proc = None
-            if returncode in RESTART_CODES:
-                worker.restarts += 1
-                delay = min(MAX_BACKOFF_S, 0.5 * 2 ** min(worker.restarts, 6))
+            if should_restart(returncode):
+                ran_for_s = time.monotonic() - worker.started_at
+                worker.restarts, delay = restart_backoff(worker.restarts, ran_for_s)
                 worker.restart_at = time.monotonic() + delay
                 log.warning(
                     "worker_exited_restarting",
                     worker=worker.index,
                     code=returncode,
+                    signal=_signal_name(returncode),
                     restarts=worker.restarts,
                     in_seconds=delay,
                 )
             else:
                 log.info("worker_exited", worker=worker.index, code=returncode)
-                code = max(code, returncode)
+                code = max(code, returncode)  # a configuration error outlives clean stops
         stop.wait(0.2)
     _stop_all(workers, settings.shutdown_timeout_s)
     return code
+
+
+def _signal_name(returncode: int) -> str | None:
+    """The signal that ended a worker (Popen reports it as a negative returncode)."""
+    if returncode >= 0:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return str(-returncode)
 
 
 def _stop_all(workers: list[Worker], timeout_s: float) -> None:

@@ -14,9 +14,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from consumer.exit_codes import EXIT_TEMPFAIL
 from customer_ids.logs import get_logger
-
-EXIT_RESTART = 75  # EX_TEMPFAIL: the supervisor restarts a worker that exits with it
 
 log = get_logger("customer_ids.watchdog")
 
@@ -28,7 +27,7 @@ def _expire(call: str, seconds: float) -> None:
         seconds=seconds,
         hint="librdkafka#5456: a transactional call overran its timeout; a fresh worker takes over",
     )
-    os._exit(EXIT_RESTART)
+    os._exit(EXIT_TEMPFAIL)  # the supervisor restarts a worker that exits with it
 
 
 @contextmanager

@@ -20,8 +20,8 @@ def _stack(args: argparse.Namespace) -> int:
 
     stack = LocalStack.default()
     if args.action == "up":
-        seconds = stack.up()
-        print("\n".join(stack.env_lines()))
+        seconds = stack.up(redis_ha=args.redis_ha)
+        print("\n".join(stack.env_lines(redis_ha=args.redis_ha)))
         print(
             f"# stack ready in {seconds:.1f}s (kafka pid {stack.kafka.running_pid()}, "
             f"redis pid {stack.redis.running_pid()})",
@@ -35,14 +35,18 @@ def _stack(args: argparse.Namespace) -> int:
     kafka, redis_pid = stack.kafka.running_pid(), stack.redis.running_pid()
     print(f"kafka  {f'up (pid {kafka}) on {stack.kafka.bootstrap}' if kafka else 'down'}")
     print(f"redis  {f'up (pid {redis_pid}) on {stack.redis.url}' if redis_pid else 'down'}")
-    return 0 if kafka and redis_pid else 1
+    ha_lines = stack.ha.status_lines()
+    for line in ha_lines:
+        print(line)
+    ha_ok = not ha_lines or stack.ha.all_running()
+    return 0 if kafka and redis_pid and ha_ok else 1
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    if args.worker:
+    if args.worker is not None:
         from consumer.main import serve_worker  # noqa: PLC0415
 
-        return serve_worker(settings)
+        return serve_worker(settings, args.worker)
     from consumer.supervisor import supervise  # noqa: PLC0415
 
     return supervise(settings)
@@ -164,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
         "and redis-server on 127.0.0.1. `up` prints lines a shell can eval.",
     )
     p.add_argument("action", choices=["up", "status", "down"])
+    p.add_argument(
+        "--redis-ha",
+        action="store_true",
+        help="up: also a replica of Redis and three Sentinels (prints REDIS_SENTINELS)",
+    )
     p.set_defaults(handler=_stack, needs_settings=False)
 
     p = sub.add_parser(
@@ -173,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         "CustomerIdAssigned exactly once. Runs CUSTOMER_IDS_WORKERS worker processes and "
         "restarts one that stalls or crashes. Stops cleanly on SIGTERM or Ctrl-C.",
     )
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    # Set by the supervisor: run one worker, the n-th (which names its metrics port in errors).
+    p.add_argument("--worker", type=int, nargs="?", const=0, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser(

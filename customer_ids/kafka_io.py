@@ -1,5 +1,5 @@
-"""Small helpers over confluent-kafka that several commands share: client config and topic
-creation with AdminClient."""
+"""Small helpers over confluent-kafka that several commands share: client config, and topic
+creation with AdminClient that also checks the topics that already exist."""
 
 from __future__ import annotations
 
@@ -7,10 +7,18 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import KafkaError
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
+from customer_ids.errors import ConfigError
 from customer_ids.logs import kafka_logger
+
+POLICY = "cleanup.policy"
 
 # Passed straight through to every client, so SASL and TLS work without code changes.
 SECURITY_ENV = {
@@ -40,9 +48,12 @@ def client_config(
 def ensure_topics(
     bootstrap: str, specs: Mapping[str, dict[str, Any]], timeout: float = 30.0
 ) -> list[str]:
-    """Create the topics that are missing; returns the names created.
+    """Create the topics that are missing, then check that those that already existed have
+    the cleanup.policy their spec asks for; returns the names created.
 
-    `specs` maps name -> {"partitions": n, "replication": r, "config": {...}}.
+    `specs` maps name -> {"partitions": n, "replication": r, "config": {...}}. A topic made by
+    someone else with cleanup.policy=delete would silently expire the record of truth, so it
+    raises ConfigError saying how to fix it.
     """
     admin = AdminClient(client_config(bootstrap))
     existing = set(admin.list_topics(timeout=timeout).topics)
@@ -70,4 +81,75 @@ def ensure_topics(
                 ):
                     continue  # another instance created it at the same moment
                 raise
+    to_check = [
+        name
+        for name, spec in specs.items()
+        if POLICY in spec.get("config", {}) and name not in created
+    ]
+    if to_check:
+        expected = {name: specs[name].get("config", {}) for name in to_check}
+        check_topic_policies(expected, _describe_topics(admin, to_check, timeout), bootstrap)
     return created
+
+
+def _describe_topics(
+    admin: AdminClient, names: list[str], timeout: float
+) -> dict[str, dict[str, str]]:
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+    described: dict[str, dict[str, str]] = {}
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
+        try:
+            entries = future.result()
+        except KafkaException as exc:
+            if exc.args and exc.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                raise ConfigError(
+                    f"Kafka refused to describe topic {resource.name}'s configuration: grant "
+                    "this principal DescribeConfigs on the topic"
+                ) from exc
+            raise
+        described[resource.name] = {key: entry.value for key, entry in entries.items()}
+    return described
+
+
+def check_topic_policies(
+    expected: Mapping[str, Mapping[str, str]],
+    actual: Mapping[str, Mapping[str, str]],
+    bootstrap: str = "HOST:PORT",
+) -> None:
+    """Raise ConfigError naming every topic whose cleanup.policy lacks what `expected` asks.
+
+    `expected` maps topic -> its spec's config; `actual` maps topic -> its described config.
+    A policy of compact,delete still deletes by retention, so it passes only when both
+    retention.ms and retention.bytes are unbounded (-1).
+    """
+    problems = []
+    for topic, config in expected.items():
+        wanted = config.get(POLICY)
+        if wanted is None or topic not in actual:
+            continue
+        current = actual[topic].get(POLICY, "delete")  # Kafka's default
+        policies = {p.strip() for p in current.split(",")}
+        missing = set(wanted.split(",")) - policies
+        fix = (
+            f"kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type topics "
+            f"--entity-name {topic} --add-config {POLICY}={wanted}"
+        )
+        if missing:
+            problems.append(
+                f"topic {topic} has {POLICY}={current} but must be {wanted}: it holds records "
+                f"the service must never lose. Fix: {fix}"
+            )
+        elif "delete" in policies and "delete" not in wanted:
+            bounded = {
+                key: actual[topic].get(key)
+                for key in ("retention.ms", "retention.bytes")
+                if actual[topic].get(key, "-1") != "-1"
+            }
+            if bounded:
+                limits = ", ".join(f"{key}={value}" for key, value in bounded.items())
+                problems.append(
+                    f"topic {topic} has {POLICY}={current} with {limits}, so its records "
+                    f"expire; it must be {wanted}. Fix: {fix}"
+                )
+    if problems:
+        raise ConfigError("; ".join(problems))

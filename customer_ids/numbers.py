@@ -3,6 +3,11 @@
 `CU-{seq:8}-{check:luhn}` gives CU-00012345-7. Tokens: `{seq:N}` (zero-padded to at least N
 digits, never truncated), `{date:FMT}` (strftime of the event's time in the configured zone),
 `{type}`, `{region}`, `{check:luhn|damm|mod97}` over every digit before it.
+
+What one event brings into its number (its time, its type and region) is checked as it is
+rendered: a time outside the calendar in the configured zone, or text a number must never
+hold, raises ValidationError for that event alone, so it is dead-lettered and the rest of its
+batch goes on.
 """
 
 from __future__ import annotations
@@ -14,10 +19,43 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from customer_ids import checkdigits, scramble
-from customer_ids.errors import ConfigError
+from customer_ids.errors import ConfigError, ValidationError
 
 _TOKEN = re.compile(r"\{([^{}]*)\}")
 _NOT_DIGIT = re.compile(r"[^0-9]")
+# Stored assignments are "counter|value|number" and lookup replies are joined with newlines,
+# so a number may hold neither; nor anything a person cannot read back.
+SEPARATOR = "|"
+# The allocation scripts run in Redis's Lua, whose numbers are doubles: above 2**53 - 1 two
+# counter values can round to the same number. No counter may pass it, whatever the template.
+MAX_COUNTER = 2**53 - 1
+
+
+def is_number_text(text: str) -> bool:
+    """True when `text` may appear in a number: printable, without the stored separator."""
+    return SEPARATOR not in text and text.isprintable()
+
+
+def local_strftime(moment: datetime, zone: ZoneInfo, fmt: str) -> str:
+    """`moment` in `zone`, formatted. datetime stops at years 1 and 9999, so an event time at
+    the edge of the calendar can fall outside it in the zone: that one event is refused."""
+    try:
+        return moment.astimezone(zone).strftime(fmt)
+    except (OverflowError, ValueError):
+        raise ValidationError(
+            f"event time {moment.isoformat()} is out of the range numbers can show: in time "
+            f"zone {zone.key} it falls outside the years 1 to 9999; correct occurred_at "
+            "upstream and replay the dead letter"
+        ) from None
+
+
+def _number_text(name: str, value: str) -> str:
+    if not is_number_text(value):
+        raise ValidationError(
+            f"{name} {value!r} cannot be part of a number: it holds {SEPARATOR!r} or a control "
+            "or unprintable character; correct it upstream and replay the dead letter"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -56,6 +94,11 @@ def _parse_token(body: str, template: str) -> Token:
             raise ConfigError(
                 f"template {template!r}: {{date:FMT}} needs a strftime format such as %Y%m%d"
             )
+        if not is_number_text(datetime(2000, 12, 31, 23, 59, 59).strftime(arg)):
+            raise ConfigError(
+                f"template {template!r}: {{date:{arg}}} renders {SEPARATOR!r} or a control "
+                "character (such as %n or %t); use digits and printable separators"
+            )
         return Token("date", arg=arg)
     if name in ("type", "region") and not arg:
         return Token(name)
@@ -85,8 +128,11 @@ class NumberTemplate:
     def parse(
         cls, text: str, zone: str = "UTC", scramble_key: bytes | None = None
     ) -> NumberTemplate:
-        if any(ord(ch) < 32 for ch in text):
-            raise ConfigError(f"template {text!r} contains a control character")
+        if not is_number_text(text):
+            raise ConfigError(
+                f"template {text!r} contains {SEPARATOR!r} or a control or unprintable "
+                "character, which a number must never hold"
+            )
         tokens: list[Token] = []
         pos = 0
         for match in _TOKEN.finditer(text):
@@ -138,9 +184,12 @@ class NumberTemplate:
 
     @property
     def capacity(self) -> int | None:
-        """Most sequence values this template can show; None when numbers may grow."""
+        """Most sequence values this template can show (never past MAX_COUNTER); None when
+        numbers may grow, where only MAX_COUNTER bounds them (see Sequence.capacity)."""
         token = self.seq_token
-        return scramble.capacity(token.width) if token.arg == "scrambled" else None
+        if token.arg != "scrambled":
+            return None
+        return min(scramble.capacity(token.width), MAX_COUNTER)
 
     def render(self, ctx: RenderContext) -> str:
         out: list[str] = []
@@ -153,11 +202,11 @@ class NumberTemplate:
                     value = scramble.scramble(value, token.width, self.scramble_key)
                 out.append(f"{value:0{token.width}d}")
             elif token.kind == "date":
-                out.append(ctx.moment.astimezone(self.zone).strftime(token.arg))
+                out.append(local_strftime(ctx.moment, self.zone, token.arg))
             elif token.kind == "type":
-                out.append(ctx.customer_type)
+                out.append(_number_text("customer_type", ctx.customer_type))
             elif token.kind == "region":
-                out.append(ctx.region)
+                out.append(_number_text("region (country_code)", ctx.region))
             else:
                 digits = _NOT_DIGIT.sub("", "".join(out))
                 out.append(checkdigits.SCHEMES[token.arg](digits))

@@ -15,7 +15,7 @@ from typing import Literal
 
 from customer_ids.errors import ConfigError
 from customer_ids.events import CustomerCreated
-from customer_ids.numbers import NumberTemplate, RenderContext
+from customer_ids.numbers import MAX_COUNTER, NumberTemplate, RenderContext, local_strftime
 
 Period = Literal["none", "daily", "monthly", "yearly"]
 PERIODS: tuple[str, ...] = ("none", "daily", "monthly", "yearly")
@@ -43,6 +43,21 @@ class Sequence:
             )
         if self.start < 1:
             raise ConfigError(f"sequence {self.name}: start must be 1 or more, got {self.start}")
+        if self.start > self.capacity:
+            if self.capacity < MAX_COUNTER:
+                why = f"{{seq:{self.template.seq_token.width}:scrambled}} has that many values"
+            else:
+                why = "counters stay exact only up to 2**53 - 1"
+            raise ConfigError(
+                f"sequence {self.name}: start {self.start} is past the last value it can "
+                f"issue, {self.capacity} ({why}); use a start from 1 to {self.capacity}"
+            )
+
+    @property
+    def capacity(self) -> int:
+        """The most values this sequence's counters may reach: its template's range, and
+        never more than MAX_COUNTER (Lua's doubles), so no counter can round onto another."""
+        return min(self.template.capacity or MAX_COUNTER, MAX_COUNTER)
 
     def accepts(self, event: CustomerCreated) -> bool:
         return (not self.customer_types or event.customer_type in self.customer_types) and (
@@ -50,11 +65,12 @@ class Sequence:
         )
 
     def counter_name(self, moment: datetime) -> str:
-        """The counter this event's number comes from: the name, plus the period if any."""
+        """The counter this event's number comes from: the name, plus the period if any.
+        Raises ValidationError for a time the period cannot be named for (year 1 or 9999)."""
         if self.period == "none":
             return self.name
-        local = moment.astimezone(self.template.zone)
-        return f"{self.name}:{local.strftime(_PERIOD_FORMAT[self.period])}"
+        period = local_strftime(moment, self.template.zone, _PERIOD_FORMAT[self.period])
+        return f"{self.name}:{period}"
 
     def render(self, value: int, event: CustomerCreated) -> str:
         return self.template.render(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from customer_ids.errors import ConfigError
-from customer_ids.numbers import NumberTemplate
+from customer_ids.numbers import MAX_COUNTER, NumberTemplate
 from customer_ids.sequences import PERIODS, Router, Sequence
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
@@ -118,7 +118,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CUSTOMER_IDS_STARTUP_TIMEOUT_S",
         "60",
-        "how long start-up waits for Kafka and Redis before it gives up (exit 2)",
+        "how long a worker waits for Kafka and Redis at start-up before it exits 75 and the "
+        "supervisor starts it again",
     ),
 )
 _DEFAULTS = {s.env: s.default for s in SETTINGS}
@@ -301,7 +302,7 @@ def _router(env: Mapping[str, str]) -> Router:
                     template=NumberTemplate.parse(
                         _get(env, "CUSTOMER_IDS_NUMBER_FORMAT"), zone, key
                     ),
-                    start=_int(env, "CUSTOMER_IDS_SEQUENCE_START", 1, 10**17),
+                    start=_int(env, "CUSTOMER_IDS_SEQUENCE_START", 1, MAX_COUNTER),
                     period=period,  # type: ignore[arg-type]
                 ),
             )
@@ -314,6 +315,12 @@ def _scramble_key(env: Mapping[str, str]) -> bytes | None:
     if key and len(key) < 16:
         raise ConfigError("CUSTOMER_IDS_SCRAMBLE_KEY is too short; use 16 or more characters")
     return key.encode() or None
+
+
+def _whole(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{what} = {value!r} is not a whole number; use 1 to {MAX_COUNTER}")
+    return value
 
 
 def load_sequences(path: Path, zone: str = "UTC", key: bytes | None = None) -> Router:
@@ -342,14 +349,17 @@ def load_sequences(path: Path, zone: str = "UTC", key: bytes | None = None) -> R
                 Sequence(
                     name=str(raw["name"]),
                     template=NumberTemplate.parse(str(raw["template"]), zone, key),
-                    start=int(raw.get("start", 1)),
+                    start=_whole(raw.get("start", 1), f"{path}: sequence {label}: start"),
                     period=raw.get("period", "none"),
                     customer_types=frozenset(raw.get("customer_types", [])),
                     regions=frozenset(r.upper() for r in raw.get("regions", [])),
                 )
             )
         except ConfigError as exc:
-            raise ConfigError(f"{path}: sequence {label}: {exc}") from None
+            message = str(exc)
+            if not message.startswith(f"sequence {label}"):
+                message = f"sequence {label}: {message}"
+            raise ConfigError(f"{path}: {message}") from None
     try:
         return Router(tuple(sequences))
     except ConfigError as exc:

@@ -13,10 +13,11 @@ from customer_ids.stack.processes import StackError, read_pid, require_program, 
 
 @dataclass(frozen=True)
 class RedisNode:
-    """One local redis-server: its port and its folder."""
+    """One local redis-server: its port and its folder (named, so a replica gets its own)."""
 
     state_dir: Path
     port: int = 16379
+    name: str = "redis"
 
     @property
     def url(self) -> str:
@@ -24,7 +25,7 @@ class RedisNode:
 
     @property
     def home(self) -> Path:
-        return self.state_dir / "redis"
+        return self.state_dir / self.name
 
     @property
     def pid_file(self) -> Path:
@@ -37,12 +38,15 @@ class RedisNode:
     def running_pid(self) -> int | None:
         return read_pid(self.pid_file)
 
-    def start(self) -> None:
+    def start(self, replica_of: int | None = None) -> None:
+        """Start it unless it runs; as a replica of the local server on port replica_of."""
         if self.running_pid() is not None:
             return
         server = require_program("redis-server", "apt-get install -y redis-server")
         self.home.mkdir(parents=True, exist_ok=True)
+        role = ["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else []
         # AOF keeps the demo's state across `stack down`/`up`; tests isolate by key prefix.
+        # fsync on every write: a batch's allocation must be on disk before its Kafka commit.
         spawn(
             [
                 server,
@@ -59,9 +63,10 @@ class RedisNode:
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "everysec",
+                "always",
                 "--protected-mode",
                 "no",
+                *role,
             ],
             self.pid_file,
             self.log_file,

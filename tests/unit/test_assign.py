@@ -58,7 +58,7 @@ def event(customer: str, when: datetime | None = None, kind: str = "INDIVIDUAL")
 
 
 def run(router: Router, events: list[CustomerCreated], fake: NumberStore) -> list[Any]:
-    return assign_numbers([(e, router.route(e)) for e in events], fake, "e").assigned
+    return assign_numbers([(e, router.route(e)) for e in events], fake, "e").outcomes
 
 
 def test_existing_customers_keep_their_number_and_batch_duplicates_share_one() -> None:
@@ -111,8 +111,8 @@ def test_a_bounded_sequence_dead_letters_what_does_not_fit() -> None:
     router = Router((NumberSequence("S", template),))
     fake = FakeAllocator()
     numbers = assign_numbers([(event(str(i)), router.sequences[0]) for i in range(12)], fake, "e")
-    done = [a for a in numbers.assigned if isinstance(a, Assigned)]
-    refused = [a for a in numbers.assigned if isinstance(a, SequenceExhaustedError)]
+    done = numbers.assigned
+    refused = [a for a in numbers.outcomes if isinstance(a, SequenceExhaustedError)]
     assert len(done) == 9 and len(refused) == 3
     assert len({a.assignment.number for a in done}) == 9
     assert numbers.usage == {"S": 1.0}
@@ -138,4 +138,22 @@ def test_a_counter_below_a_committed_value_refuses_to_allocate() -> None:
     assert fake.assignments == {}
     fake.counters_["CU"] = 57
     done = assign_numbers([(event("a"), router.sequences[0])], fake, "e", {"CU": 57})
-    assert done.assigned[0].assignment.value == 58  # type: ignore[union-attr]
+    assert done.assigned[0].assignment.value == 58
+
+
+def test_an_event_time_or_text_that_cannot_be_rendered_fails_alone() -> None:
+    """Invariant 4: one record's bad time or type is that record's failure, not the batch's."""
+    template = NumberTemplate.parse("{type}{date:%Y%m%d}{seq:3}", "Asia/Tokyo")
+    router = Router((NumberSequence("T", template),))
+    fake = FakeAllocator()
+    edge = datetime(9999, 12, 31, 23, 30, tzinfo=UTC)  # already next year in Tokyo
+    outcomes = run(
+        router, [event("a"), event("b", edge), event("c", kind="X\nY"), event("d")], fake
+    )
+    assert [type(o).__name__ for o in outcomes] == [
+        "Assigned",
+        "ValidationError",
+        "ValidationError",
+        "Assigned",
+    ]
+    assert [o.assignment.value for o in outcomes if isinstance(o, Assigned)] == [1, 2]

@@ -1,0 +1,114 @@
+"""Existing topics must keep what the design needs: the output and watermark topics are the
+record of truth and must be compacted, never expired."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from customer_ids import kafka_io
+from customer_ids.errors import ConfigError
+from customer_ids.kafka_io import check_topic_policies, ensure_topics
+
+COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+EXPECTED = {"out": COMPACTED, "marks": COMPACTED, "in": {}}
+
+
+def test_compacted_topics_pass() -> None:
+    check_topic_policies(
+        EXPECTED,
+        {"out": {"cleanup.policy": "compact"}, "marks": {"cleanup.policy": "compact"}},
+    )
+
+
+def test_a_deleting_output_topic_is_refused_with_the_command_that_fixes_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_topic_policies(
+            EXPECTED,
+            {"out": {"cleanup.policy": "delete"}, "marks": {"cleanup.policy": "compact"}},
+            bootstrap="b:9092",
+        )
+    message = str(caught.value)
+    assert "topic out has cleanup.policy=delete" in message
+    assert "must be compact" in message
+    assert (
+        "kafka-configs.sh --bootstrap-server b:9092 --alter --entity-type topics "
+        "--entity-name out --add-config cleanup.policy=compact"
+    ) in message
+    assert "marks" not in message
+
+
+def test_every_wrong_topic_is_named_at_once() -> None:
+    with pytest.raises(ConfigError, match=r"(?s)topic out .*topic marks "):
+        check_topic_policies(
+            EXPECTED, {"out": {"cleanup.policy": "delete"}, "marks": {"cleanup.policy": "delete"}}
+        )
+
+
+def test_compact_and_delete_expires_records_unless_retention_is_unbounded() -> None:
+    with pytest.raises(ConfigError, match=r"retention\.ms=604800000"):
+        check_topic_policies(
+            {"out": COMPACTED},
+            {"out": {"cleanup.policy": "compact,delete", "retention.ms": "604800000"}},
+        )
+    check_topic_policies(
+        {"out": COMPACTED},
+        {
+            "out": {
+                "cleanup.policy": "compact,delete",
+                "retention.ms": "-1",
+                "retention.bytes": "-1",
+            }
+        },
+    )
+
+
+def test_topics_without_a_required_policy_are_not_checked() -> None:
+    check_topic_policies(EXPECTED, {"in": {"cleanup.policy": "delete"}})
+
+
+@dataclass
+class FakeAdmin:
+    """AdminClient's list, create and describe, over an in-memory broker."""
+
+    configs: dict[str, dict[str, str]]
+
+    def list_topics(self, timeout: float) -> Any:
+        return SimpleNamespace(topics=dict.fromkeys(self.configs))
+
+    def create_topics(self, topics: list[Any], operation_timeout: float) -> dict[str, Future[None]]:
+        out: dict[str, Future[None]] = {}
+        for topic in topics:
+            self.configs[topic.topic] = {"cleanup.policy": "delete", **(topic.config or {})}
+            out[topic.topic] = Future()
+            out[topic.topic].set_result(None)
+        return out
+
+    def describe_configs(self, resources: list[Any], request_timeout: float) -> dict[Any, Any]:
+        out = {}
+        for resource in resources:
+            future: Future[dict[str, Any]] = Future()
+            entries = self.configs[resource.name]
+            future.set_result({k: SimpleNamespace(value=v) for k, v in entries.items()})
+            out[resource] = future
+        return out
+
+
+def test_ensure_topics_checks_topics_that_already_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    admin = FakeAdmin({"out": {"cleanup.policy": "delete"}})
+    monkeypatch.setattr(kafka_io, "AdminClient", lambda config: admin)
+    specs = {
+        "in": {"partitions": 1, "replication": 1},
+        "out": {"partitions": 1, "replication": 1, "config": COMPACTED},
+        "marks": {"partitions": 1, "replication": 1, "config": COMPACTED},
+    }
+    with pytest.raises(ConfigError, match=r"topic out has cleanup\.policy=delete"):
+        ensure_topics("b:9092", specs)
+    assert set(admin.configs) == {"in", "out", "marks"}  # the missing ones were still created
+
+    admin.configs["out"]["cleanup.policy"] = "compact"
+    assert ensure_topics("b:9092", specs) == []
