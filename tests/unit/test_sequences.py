@@ -60,5 +60,6 @@ def test_the_sequences_file_refuses_a_start_too_large(tmp_path: Path) -> None:
 
 
 def test_the_environment_refuses_a_start_too_large() -> None:
-    with pytest.raises(ConfigError, match=r"CUSTOMER_IDS_SEQUENCE_START=.* use 1\.\.9007199254740991"):
+    expected = r"CUSTOMER_IDS_SEQUENCE_START=.* use 1\.\.9007199254740991"
+    with pytest.raises(ConfigError, match=expected):
         Settings.from_env({"CUSTOMER_IDS_SEQUENCE_START": str(10**17)})
