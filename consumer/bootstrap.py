@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, KafkaError, Producer
 
 from consumer.allocator import RedisNumberStore
 from consumer.leases import Leases, owner_name
-from consumer.metrics import ServiceMetrics
+from consumer.metrics import ServiceMetrics, waiting_reporter
 from consumer.recovery import StateRecovery
 from consumer.service import AssignmentService
 from customer_ids.codec import customer_created_codec, customer_id_assigned_codec
@@ -89,7 +89,8 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
     metrics = metrics or ServiceMetrics()
     on_error = kafka_error_reporter(metrics)
     client = redis_client(settings)
-    allocator = build_allocator(settings, client)
+    on_wait = waiting_reporter(metrics)
+    allocator = build_allocator(settings, client, on_wait)
     consumer = Consumer(
         client_config(
             settings.bootstrap_servers,
@@ -125,7 +126,7 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
         consumer=consumer,
         producer=producer,
         allocator=allocator,
-        recovery=StateRecovery(allocator, settings, metrics),
+        recovery=StateRecovery(allocator, settings, metrics, on_wait),
         metrics=metrics,
         input_codec=customer_created_codec(),
         output_codec=customer_id_assigned_codec(),

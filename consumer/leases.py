@@ -116,16 +116,19 @@ class Leases:
         token = f"{self._owner}|{int(time.time() * 1000)}|{uuid.uuid4().hex[:12]}"
         started = time.monotonic()
         next_report = started + FIRST_REPORT_S
+        reported = False
         while True:
             left = None if wait_s is None else wait_s - (time.monotonic() - started)
             slice_s = 1.0 if left is None else max(0.0, min(1.0, left))
             if lock.acquire(blocking=slice_s > 0, blocking_timeout=slice_s, token=token):
-                if self._on_wait and time.monotonic() - started > 1.0:
+                if self._on_wait and reported:
                     self._on_wait(None)
                 return lock
             waited = time.monotonic() - started
             holder = Holder.parse(self._redis.get(name))
             if left is not None and waited >= (wait_s or 0):
+                if self._on_wait and reported:
+                    self._on_wait(None)
                 raise LockTimeoutError(
                     f"lock {name} not acquired within {wait_s}s; held by {_describe(holder)}"
                 )
@@ -140,6 +143,7 @@ class Leases:
                     lease_s=self.lease_s,
                 )
                 if self._on_wait:
+                    reported = True
                     self._on_wait(f"waiting for {name} held by {_describe(holder)}")
 
     # ------------------------------------------------------------ renewal

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -61,12 +62,26 @@ class ServiceMetrics:
         self.redis_up = Gauge("customer_ids_redis_up", "1 when Redis answers", registry=r)
         self.kafka_up = Gauge("customer_ids_kafka_up", "1 when the broker answers", registry=r)
         self.ready = Gauge("customer_ids_ready", "1 when serving", registry=r)
+        self.waiting = Gauge(
+            "customer_ids_waiting", "1 while waiting for a lock or a recovery", registry=r
+        )
+        self.not_ready_reason: str | None = None  # shown by /readyz
         self.sequence_usage = Gauge(
             "customer_ids_sequence_usage_ratio",
             "Share of a bounded (scrambled) counter's range already issued",
             ["counter"],
             registry=r,
         )
+
+
+def waiting_reporter(metrics: ServiceMetrics) -> Callable[[str | None], None]:
+    """What a wait for a lock or a recovery tells /readyz (None: no longer waiting)."""
+
+    def report(reason: str | None) -> None:
+        metrics.not_ready_reason = reason
+        metrics.waiting.set(0 if reason is None else 1)
+
+    return report
 
 
 class HealthServer:
@@ -76,6 +91,7 @@ class HealthServer:
         self.metrics = metrics
         registry = metrics.registry
         ready = metrics.ready
+        service_metrics = metrics
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -84,8 +100,10 @@ class HealthServer:
                 elif self.path == "/healthz":
                     self._send(200, b"ok\n")
                 elif self.path == "/readyz":
-                    ok = ready._value.get() == 1
-                    self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+                    ok = ready._value.get() == 1 and service_metrics.not_ready_reason is None
+                    reason = service_metrics.not_ready_reason
+                    body = "ready\n" if ok else f"not ready: {reason or 'starting or stopping'}\n"
+                    self._send(200 if ok else 503, body.encode())
                 else:
                     self._send(404, b"not found\n")
 

@@ -204,14 +204,19 @@ class StateRecovery:
         if status.valid and (force is None or status.epoch != known_epoch):
             assert status.epoch is not None
             return Valid(status.epoch, read_watermarks(self._settings))
-        self._on_wait("recovering Redis from Kafka")
-        with self._store.leases.hold([self._store.keys.recovery_lock], wait_s=None) as lease:
-            status = self._store.status()  # another instance may have finished meanwhile
-            if status.valid and (force is None or status.epoch != known_epoch):
-                assert status.epoch is not None
-                return Valid(status.epoch, read_watermarks(self._settings))
-            reason = force or _reason(status.epoch, status.stored_identity, status.live_identity)
-            return self._recover(reason, full=status.epoch is None, lease=lease)
+        self._on_wait("Redis is behind the Kafka log: recovering")
+        try:
+            with self._store.leases.hold([self._store.keys.recovery_lock], wait_s=None) as lease:
+                status = self._store.status()  # another instance may have finished meanwhile
+                if status.valid and (force is None or status.epoch != known_epoch):
+                    assert status.epoch is not None
+                    return Valid(status.epoch, read_watermarks(self._settings))
+                reason = force or _reason(
+                    status.epoch, status.stored_identity, status.live_identity
+                )
+                return self._recover(reason, full=status.epoch is None, lease=lease)
+        finally:
+            self._on_wait(None)
 
     def _recover(self, reason: str, full: bool, lease: Lease) -> Valid:
         started = time.monotonic()
@@ -256,7 +261,6 @@ class StateRecovery:
             skipped=state.skipped,
             counters=state.floors,
         )
-        self._on_wait(None)
         return Valid(epoch, state.floors)
 
 
