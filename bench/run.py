@@ -181,6 +181,18 @@ def _delete_prefix(client: redis.Redis, prefix: str) -> None:
         client.delete(*keys[i : i + 1000])
 
 
+def redis_fsync(redis_url: str) -> str:
+    client = redis.Redis.from_url(redis_url)
+    return str(client.config_get("appendfsync").get("appendfsync", "everysec"))
+
+
+def set_redis_fsync(redis_url: str, policy: str) -> None:
+    """AOF on, fsync as given: `always` is what the service's durability needs."""
+    client = redis.Redis.from_url(redis_url)
+    client.config_set("appendonly", "yes")
+    client.config_set("appendfsync", policy)
+
+
 def run_service(bootstrap: str, redis_url: str, topic: str, count: int) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     # The pre-produced input is shared by every run; everything else is this run's own.
@@ -280,8 +292,28 @@ def main() -> int:
         for _ in range(args.runs)
     )
     results["ceiling_b_redis"] = ceiling_redis(redis_url, max(2000, args.events // 20), batch)
-    service_runs = [run_service(bootstrap, redis_url, topic, args.events) for _ in range(args.runs)]
+    # What durability costs (DESIGN §5.1): each run of the service with Redis fsyncing every
+    # write (appendfsync always, the shipped setting) has a twin with everysec, the baseline,
+    # run in turn so both see the same machine.
+    service_runs, everysec_runs = [], []
+    original = redis_fsync(redis_url)
+    try:
+        for _ in range(args.runs):
+            set_redis_fsync(redis_url, "everysec")
+            everysec_runs.append(run_service(bootstrap, redis_url, topic, args.events))
+            set_redis_fsync(redis_url, "always")
+            service_runs.append(run_service(bootstrap, redis_url, topic, args.events))
+    finally:
+        set_redis_fsync(redis_url, original)
     results["service_runs"] = service_runs
+    results["service_runs_everysec"] = everysec_runs
+    fsync_always = statistics.median(r["numbers_per_s_working"] for r in service_runs)
+    fsync_everysec = statistics.median(r["numbers_per_s_working"] for r in everysec_runs)
+    results["durability"] = {
+        "everysec_numbers_per_s": fsync_everysec,
+        "always_numbers_per_s": fsync_always,
+        "cost_ratio": 1 - fsync_always / fsync_everysec,
+    }
     service = statistics.median(r["numbers_per_s"] for r in service_runs)
     steady = statistics.median(r["numbers_per_s_working"] for r in service_runs)
     results["service_numbers_per_s"] = service
@@ -322,6 +354,11 @@ def main() -> int:
         ("service end to end incl. start-up (numbers/s)", service),
         ("service while working, first to last batch (numbers/s)", steady),
         ("ratio service / ceiling A", results["ratio_to_ceiling_a"]),
+        (
+            "baseline: Redis appendfsync everysec (numbers/s)",
+            results["durability"]["everysec_numbers_per_s"],
+        ),
+        ("cost of appendfsync always (share of throughput)", results["durability"]["cost_ratio"]),
         ("rebuild from output topic (records/s)", results["rebuild_records_per_s"]),
         (
             f"Redis bytes per customer ({args.customers:,} customers)",

@@ -12,6 +12,7 @@ from consumer.allocator import RedisNumberStore
 from consumer.leases import Leases, owner_name
 from consumer.metrics import ServiceMetrics, waiting_reporter
 from consumer.recovery import StateRecovery
+from consumer.redis_connection import connect_redis
 from consumer.service import AssignmentService
 from customer_ids.codec import customer_created_codec, customer_id_assigned_codec
 from customer_ids.kafka_io import client_config, ensure_topics
@@ -36,9 +37,8 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30
-    )
+    """The primary named by REDIS_URL, or found (and followed) through REDIS_SENTINELS."""
+    return connect_redis(settings)
 
 
 def build_allocator(

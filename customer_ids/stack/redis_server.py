@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from customer_ids.stack.processes import StackError, read_pid, require_program, spawn, stop, tail
 
@@ -66,6 +68,9 @@ class RedisNode:
                 "always",
                 "--protected-mode",
                 "no",
+                # One replica at most (`--redis-ha`): a full sync need not wait for others.
+                "--repl-diskless-sync-delay",
+                "0",
                 *role,
             ],
             self.pid_file,
@@ -74,7 +79,8 @@ class RedisNode:
         )
 
     def wait_ready(self, timeout: float = 20.0) -> None:
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        # No retries: each refused ping would otherwise take seconds of backoff.
+        client = redis.Redis.from_url(self.url, socket_timeout=1, retry=Retry(NoBackoff(), 0))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.running_pid() is None:

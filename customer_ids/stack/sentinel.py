@@ -9,12 +9,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from customer_ids.stack.processes import StackError, read_pid, require_program, spawn, stop, tail
 from customer_ids.stack.redis_server import RedisNode
 
 SERVICE = "customer-ids"
 QUORUM = 2
+
+
+def local_client(port: int, timeout: float = 1.0) -> redis.Redis:
+    """A client for a quick look: no retries, which would add seconds to each refused call."""
+    return redis.Redis(
+        port=port, socket_timeout=timeout, decode_responses=True, retry=Retry(NoBackoff(), 0)
+    )
 
 
 def sentinel_config(
@@ -91,7 +100,7 @@ class SentinelNode:
         spawn([server, str(self.config), "--sentinel"], self.pid_file, self.log_file, self.home)
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=1, decode_responses=True)
+        return local_client(self.port)
 
     def primary_address(self) -> str | None:
         try:
@@ -126,7 +135,7 @@ class ReplicatedRedis:
         candidates = ([recorded] if recorded in ports else []) + list(ports)
         for port in candidates:
             try:
-                with redis.Redis(port=port, socket_timeout=1, decode_responses=True) as client:
+                with local_client(port) as client:
                     role = client.execute_command("ROLE")
             except redis.RedisError:
                 continue
@@ -138,8 +147,25 @@ class ReplicatedRedis:
         primary = self.primary_port()
         for node in (self.primary, self.replica):
             node.start(replica_of=None if node.port == primary else primary)
+        # Sentinels learn about replicas from the primary's INFO, every 10 s: start them once
+        # the replica is in sync, so that their first INFO already lists it.
+        replica = self.replica if primary == self.primary.port else self.primary
+        self._wait_in_sync(replica, timeout=30.0)
         for sentinel in self.sentinels:
             sentinel.start(primary)
+
+    @staticmethod
+    def _wait_in_sync(replica: RedisNode, timeout: float) -> None:
+        """Best effort: the Sentinels find a late replica too, only later."""
+        deadline = time.monotonic() + timeout
+        with local_client(replica.port) as client:
+            while time.monotonic() < deadline and replica.running_pid() is not None:
+                try:
+                    if client.info("replication").get("master_link_status") == "up":
+                        return
+                except redis.RedisError:
+                    pass
+                time.sleep(0.2)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until every Sentinel knows the primary, the replica and the other Sentinels:

@@ -15,7 +15,7 @@ from types import TracebackType
 
 import redis
 
-from customer_ids.stack.sentinel import sentinel_config
+from customer_ids.stack.sentinel import local_client, sentinel_config
 from tests.helpers.own_redis import free_port
 
 # A Sentinel declares the primary down after DOWN_AFTER_MS without an answer; 2 s keeps a busy
@@ -61,7 +61,7 @@ class _Server:
             )
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
+        return local_client(self.port, timeout=10)
 
     def wait_ping(self, deadline: float) -> None:
         with self.client() as client:
@@ -97,6 +97,7 @@ def _data_node(folder: Path, name: str, replica_of: int | None = None) -> _Serve
         "appendonly yes",
         "appendfsync always",
         "replica-priority 100",  # 0 would make it unfit for promotion
+        "repl-diskless-sync-delay 0",  # one replica: sync at once
         *([f"replicaof 127.0.0.1 {replica_of}"] if replica_of else []),
     ]
     return _Server(home, port, "\n".join(lines) + "\n")
@@ -191,7 +192,8 @@ class RedisHA:
         Pausing alone would not do: the kernel keeps buffering the replication stream and the
         replica catches up when it wakes. Writes before this call are on the replica first."""
         with self.primary.client() as primary:
-            primary.execute_command("WAIT", 1, 5000)
+            synced = primary.execute_command("WAIT", 1, 5000)
+            assert synced == 1, "the replica did not confirm the writes before the hold"
             self.replica.signal(signal.SIGSTOP)
             primary.execute_command("CLIENT", "KILL", "TYPE", "replica")
             self._held_since = time.monotonic()
@@ -215,6 +217,7 @@ class RedisHA:
         self.replica.signal(signal.SIGCONT)
         self._wait(self._replica_promoted, started + timeout, "no failover to the replica")
         self._old_primary, self._primary, self._replica = self._primary, self._replica, None
+        self._held_since = None
         return time.monotonic() - started
 
     def stop(self) -> None:
@@ -233,8 +236,11 @@ class RedisHA:
         raise AssertionError(f"{what}; the Sentinels' logs:\n{logs}")
 
     def _replica_online(self) -> bool:
-        with self.replica.client() as replica:
-            return bool(replica.info("replication").get("master_link_status") == "up")
+        try:
+            with self.replica.client() as replica:
+                return bool(replica.info("replication").get("master_link_status") == "up")
+        except redis.RedisError:  # LOADING while it takes in the first sync
+            return False
 
     def _sentinels_ready(self) -> bool:
         """Each Sentinel sees the replica (fit to promote) and both other Sentinels: only then

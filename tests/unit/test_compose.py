@@ -3,6 +3,7 @@ the settings, the Dockerfile and the local broker's transaction settings."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,22 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
 
 
+def ha_variables() -> dict[str, str]:
+    """What `docker compose --env-file deploy/redis-ha.env` sets."""
+    lines = (ROOT / "deploy" / "redis-ha.env").read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return {name: value for name, value in pairs}
+
+
+def interpolate(value: str, variables: dict[str, str]) -> str:
+    """Compose's ${NAME} and ${NAME:-default}, as it fills them in before starting anything."""
+
+    def fill(match: re.Match[str]) -> str:
+        return variables.get(match.group(1)) or (match.group(2) or "")
+
+    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", fill, value)
+
+
 def test_every_command_parses_with_the_real_cli() -> None:
     parser = build_parser()
     for name, service in compose()["services"].items():
@@ -32,9 +49,32 @@ def test_every_environment_variable_is_a_setting_and_parses() -> None:
     for name, service in compose()["services"].items():
         if name in ("kafka", "redis"):
             continue
-        env = {k: str(v) for k, v in service.get("environment", {}).items()}
-        assert set(env) <= known, f"{name}: unknown variables {set(env) - known}"
-        Settings.from_env(env)
+        for variables in ({}, ha_variables()):
+            env = {
+                k: interpolate(str(v), variables) for k, v in service.get("environment", {}).items()
+            }
+            assert set(env) <= known, f"{name}: unknown variables {set(env) - known}"
+            Settings.from_env(env)
+
+
+def test_the_ha_profile_is_a_replica_and_three_sentinels_the_service_finds() -> None:
+    services = compose()["services"]
+    ha = {name for name, service in services.items() if "ha" in service.get("profiles", [])}
+    assert ha == {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+    assert services["redis-replica"]["command"][-3:] == ["--replicaof", "redis", "6379"]
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        script = services[name]["command"][-1]
+        assert "sentinel monitor customer-ids redis 6379 2" in script, name
+        assert "port 26379" in script, name
+    app = Settings.from_env(
+        {
+            k: interpolate(str(v), ha_variables())
+            for k, v in services["customer-ids"]["environment"].items()
+        }
+    )
+    assert app.redis_sentinels == tuple((f"sentinel-{n}", 26379) for n in (1, 2, 3))
+    assert app.redis_sentinel_service == "customer-ids"
+    assert ha_variables()["COMPOSE_PROFILES"] == "ha"
 
 
 def test_subscribers_use_their_own_groups() -> None:
@@ -60,7 +100,10 @@ def test_kafka_is_the_pinned_version_with_one_broker_transaction_settings() -> N
 
 def test_redis_persists_and_every_long_running_service_has_a_healthcheck_or_restart() -> None:
     services = compose()["services"]
-    assert "--appendonly" in services["redis"]["command"]
+    for name in ("redis", "redis-replica"):
+        command = services[name]["command"]
+        assert command[command.index("--appendonly") + 1] == "yes", name
+        assert command[command.index("--appendfsync") + 1] == "always", name
     for name, service in services.items():
         assert "healthcheck" in service, f"{name} has no healthcheck"
     for name in ("kafka", "redis", "customer-ids", "sales", "support", "marketing"):
