@@ -51,12 +51,23 @@ def log_events(text: str, event: str) -> list[dict[str, object]]:
     return out
 
 
+def recovered_after(text: str, wall_time: float) -> list[str]:
+    """The reasons of the recoveries started after `wall_time`: a changed server, a counter
+    below a committed value, a lost epoch (either sign may be seen first)."""
+    return [
+        str(line["reason"])
+        for line in log_events(text, "redis_recovery_started")
+        if _stamp(line) > wall_time
+    ]
+
+
+def _stamp(line: dict[str, object]) -> float:
+    return datetime.fromisoformat(str(line["timestamp"]).replace("Z", "+00:00")).timestamp()
+
+
 def first_commit_after(text: str, wall_time: float) -> float | None:
     """Seconds from `wall_time` (time.time()) to the first batch committed after it."""
-    stamps = [
-        datetime.fromisoformat(str(line["timestamp"]).replace("Z", "+00:00")).timestamp()
-        for line in log_events(text, "batch_committed")
-    ]
+    stamps = [_stamp(line) for line in log_events(text, "batch_committed")]
     later = [s for s in stamps if s > wall_time]
     return min(later) - wall_time if later else None
 
