@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import redis
 
+from consumer import failpoints
 from consumer.leases import Lease, Leases
 from consumer.store import AllocationConflictError, StateChangedError, StoredAssignment, StoreStatus
 from customer_ids.errors import CustomerIdsError
@@ -209,6 +210,7 @@ class RedisNumberStore:
         new: Mapping[str, StoredAssignment],
     ) -> None:
         """`expected` maps counter -> (value read under the lock, floor = start - 1, block)."""
+        failpoints.reached("before_allocate")
         counters = sorted(expected)
         keys: list[str] = [self.keys.epoch, self.keys.identity, *map(self.keys.counter, counters)]
         args: list[str | int | bytes] = [epoch, len(counters), int(self.reverse_index)]

@@ -13,6 +13,7 @@ from consumer.leases import Leases, owner_name
 from consumer.metrics import ServiceMetrics, waiting_reporter
 from consumer.recovery import StateRecovery
 from consumer.redis_connection import connect_redis
+from consumer.renderings import guard_renderings
 from consumer.service import AssignmentService
 from customer_ids.codec import customer_created_codec, customer_id_assigned_codec
 from customer_ids.kafka_io import client_config, ensure_topics
@@ -86,6 +87,7 @@ def kafka_error_reporter(metrics: ServiceMetrics) -> Callable[[KafkaError], None
 
 def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> AssignmentService:
     ensure_topics(settings.bootstrap_servers, topic_specs(settings))
+    guard_renderings(settings)
     metrics = metrics or ServiceMetrics()
     on_error = kafka_error_reporter(metrics)
     client = redis_client(settings)

@@ -3,7 +3,8 @@
 `CUSTOMER_IDS_FAILPOINT=before_commit:3` makes the worker stop itself (SIGSTOP) once, just
 before the commit of its third batch that allocated numbers, after its records were flushed
 and fenced: the open-transaction race of DESIGN §5.4. `recovery_started` stops a worker once
-right after it marked Redis as rebuilding. Unset in production; the tests' harness sets it.
+right after it marked Redis as rebuilding; `before_allocate` while it holds the sequence locks,
+just before its allocation step. Unset in production; the tests' harness sets it.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from confluent_kafka import KafkaException
 from consumer.bootstrap import build_service, redis_client
 from consumer.exit_codes import EXIT_CONFIG, EXIT_CRASH, EXIT_STOPPED, EXIT_TEMPFAIL
 from consumer.metrics import HealthServer, ServiceMetrics
+from consumer.service import AssignmentService
 from consumer.startup import StartupError, StartupTimeoutError, wait_for_kafka, wait_for_redis
-from customer_ids.errors import FencedError
+from customer_ids.errors import ConfigError, FencedError
 from customer_ids.logs import get_logger
 from customer_ids.settings import Settings
 
@@ -88,14 +89,17 @@ def serve_worker(settings: Settings, worker: int = 0) -> int:
             wait_for_redis(settings, redis_client(settings), settings.startup_timeout_s)
         except StartupError as exc:
             return _fail("startup_failed", str(exc), startup_exit_code(exc))
-        return _run(settings, metrics, stop)
+        try:
+            service = build_service(settings, metrics)
+        except ConfigError as exc:  # a topic or number format that would break a promise
+            return _fail("configuration_refused", str(exc), EXIT_CONFIG)
+        return _run(settings, service, stop)
     finally:
         if health:
             health.stop()
 
 
-def _run(settings: Settings, metrics: ServiceMetrics, stop: threading.Event) -> int:
-    service = build_service(settings, metrics)
+def _run(settings: Settings, service: AssignmentService, stop: threading.Event) -> int:
     code = EXIT_STOPPED
     try:
         service.run(stop)

@@ -71,6 +71,8 @@ class LogState:
 def _on_watermark(state: LogState) -> Callable[[Message], None]:
     def handle(message: Message) -> None:
         state.records_read += 1
+        if (message.key() or b"").startswith(b"config/"):
+            return  # a rendering record (consumer/renderings.py), not a floor
         try:
             state.floor(watermark_counter(message.key()), int(message.value() or 0))
         except ValueError:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from customer_ids.errors import ConfigError
+from customer_ids.number_spaces import configuration_problems
 from customer_ids.numbers import MAX_COUNTER, NumberTemplate
 from customer_ids.sequences import PERIODS, Router, Sequence
 
@@ -224,6 +225,9 @@ class Settings:
             kafka_call_timeout_s=_int(env, "CUSTOMER_IDS_KAFKA_CALL_TIMEOUT_S", 1, 600),
             startup_timeout_s=_int(env, "CUSTOMER_IDS_STARTUP_TIMEOUT_S", 1, 3600),
         )
+        problems = configuration_problems(settings.router.sequences)
+        if problems:
+            raise ConfigError("; ".join(problems))
         if settings.lock_timeout_ms * 2 > settings.transaction_timeout_ms:
             raise ConfigError(
                 "CUSTOMER_IDS_LOCK_TIMEOUT_MS must be at most half of "

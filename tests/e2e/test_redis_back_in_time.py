@@ -192,3 +192,33 @@ def test_a_recovery_killed_half_way_is_redone_by_a_waiting_instance(
     assert_invariants(first + second + back, committed)
     assert resume is not None and resume < 30, f"resumed after {resume}s"
     assert "an earlier recovery did not finish" in logs
+
+
+def test_an_allocation_paused_past_its_lease_fails_when_it_resumes(
+    scenario: Scenario, own_redis: OwnRedis, start_service: Callable[..., ServiceProcess]
+) -> None:
+    """a stops (SIGSTOP) holding the sequence lock, just before its allocation step; its lease
+    runs out and b allocates meanwhile; when a goes on, its late write must fail (the
+    compare-and-set), and nothing is issued twice."""
+    events = make_events(sized(2000, 10000), seed=1601)
+    sender = send_slowly(scenario, events, seconds=sized(12, 25))
+    a = instance(
+        start_service, scenario, own_redis, "a", CUSTOMER_IDS_FAILPOINT="before_allocate:3"
+    )
+    b = instance(start_service, scenario, own_redis, "b")
+    worker = wait_for_failpoint(a)
+    stopped_at = time.time()
+    time.sleep(10)  # past the 6 s lease: b takes the lock and allocates
+    os.kill(worker, signal.SIGCONT)
+    sender.join()
+    committed = wait_for_outputs(
+        scenario.endpoints.bootstrap, scenario.output_topic, len(events), timeout=240
+    )
+    report(
+        "allocation paused past its lease",
+        len(events),
+        committed,
+        first_commit_after(b.log(), stopped_at),
+    )
+    assert_invariants(events, committed, allow_gaps=True)
+    assert "COUNTER moved" in a.log(), "a's late allocation must be refused"

@@ -125,3 +125,25 @@ def test_lookup_both_ways_from_redis_and_from_the_log(
     assert code == 0 and found["customer_id"] == target.customer_id and found["from"] == "kafka"
     assert lookup("--number", "CU-99999999-0")[0] == 1
     assert {e.customer_id for e in sent} >= {target.customer_id}
+
+
+def test_a_format_change_that_could_repeat_numbers_is_refused_at_start_up(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess]
+) -> None:
+    """CU{seq:4} -> CU{seq:4:scrambled} re-issued 8 of the next 100 numbers: now it stops with
+    a message (exit 2, not restarted), and the numbers already issued stay the only ones."""
+    send(scenario, make_events(20, seed=46))
+    service = start_service(CUSTOMER_IDS_NUMBER_FORMAT="CU{seq:4}")
+    wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 20)
+    assert service.terminate() == 0
+    refused = start_service(
+        CUSTOMER_IDS_NUMBER_FORMAT="CU{seq:4:scrambled}", CUSTOMER_IDS_SCRAMBLE_KEY="k" * 16
+    )
+    assert refused.proc is not None and refused.proc.wait(120) == 2, refused.log()[-2000:]
+    assert "could render numbers already issued" in refused.log()
+    assert refused.log().count('"worker_started"') == 1, "a refused configuration is not retried"
+    allowed = start_service(CUSTOMER_IDS_NUMBER_FORMAT="CV{seq:4}")
+    send(scenario, make_events(5, seed=47))
+    committed = wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 25)
+    assert sum(o.customer_number.startswith("CV") for o in committed.outputs) == 5
+    assert allowed.running()
