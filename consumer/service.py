@@ -184,6 +184,12 @@ class AssignmentService:
             self._process_batch(batch)
         except KafkaException as exc:
             self._raise_kafka(exc)
+        except SystemError as exc:
+            # A fatal error raised while flush() serves delivery callbacks reaches us wrapped
+            # this way ("returned a result with an exception set"); the cause is the error.
+            if isinstance(exc.__cause__, KafkaException):
+                self._raise_kafka(exc.__cause__)
+            raise
 
     def _process_batch(self, batch: list[Message]) -> None:
         started = time.monotonic()
