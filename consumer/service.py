@@ -73,6 +73,7 @@ class AssignmentService:
     _delivered: dict[int, int] = field(default_factory=dict)  # output partition -> next offset
     _failures: int = 0
     _next_lag_report: float = 0.0
+    _waiting_for_redis: bool = False
 
     # ---------------------------------------------------------------- lifecycle
     def run(self, stop: threading.Event) -> None:
@@ -121,7 +122,18 @@ class AssignmentService:
             self._next_lag_report = time.monotonic() + LAG_REPORT_S
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        log.info("partitions_assigned", partitions=[p.partition for p in partitions])
+        # librdkafka keeps a partition's pause across a rebalance, and one assigned while we
+        # wait for Redis must wait too: set the state of every assigned partition ourselves.
+        consumer.assign(partitions)
+        if self._waiting_for_redis:
+            consumer.pause(partitions)
+        else:
+            consumer.resume(partitions)
+        log.info(
+            "partitions_assigned",
+            partitions=[p.partition for p in partitions],
+            paused=self._waiting_for_redis,
+        )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Transactions never stay open across consume(), so nothing is pending here.
@@ -401,6 +413,7 @@ class AssignmentService:
         """Pause consumption and poll Redis with backoff; resume when it answers."""
         self.metrics.redis_up.set(0)
         self.metrics.ready.set(0)
+        self._waiting_for_redis = True
         paused = self.consumer.assignment()
         self.consumer.pause(paused)
         log.error("redis_unavailable_pausing", partitions=len(paused))
@@ -418,6 +431,7 @@ class AssignmentService:
             except redis.RedisError:
                 waited += 1
         self._failures = 0
+        self._waiting_for_redis = False
         self.consumer.resume(self.consumer.assignment())
         self.metrics.redis_up.set(1)
         self.metrics.ready.set(1)

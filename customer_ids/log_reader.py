@@ -14,7 +14,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from customer_ids.errors import CustomerIdsError
 from customer_ids.kafka_io import client_config
@@ -44,9 +51,15 @@ def _consumer(bootstrap: str, isolation: str) -> Consumer:
     )
 
 
-def end_offsets(bootstrap: str, topics: list[str]) -> dict[Partition, tuple[int, int]]:
-    """(low, high watermark) of every partition of these topics, sampled read_uncommitted."""
+def end_offsets(
+    bootstrap: str, topics: list[str], retry_s: float = 120.0
+) -> dict[Partition, tuple[int, int]]:
+    """(low, high watermark) of every partition of these topics, sampled read_uncommitted.
+
+    A partition without a leader yet (a topic just created, a broker restarting) answers
+    NOT_LEADER or LEADER_NOT_AVAILABLE for a moment: asked again, as clients do."""
     sampler = _consumer(bootstrap, "read_uncommitted")
+    deadline = time.monotonic() + retry_s
     try:
         ends: dict[Partition, tuple[int, int]] = {}
         for topic in topics:
@@ -54,12 +67,29 @@ def end_offsets(bootstrap: str, topics: list[str]) -> dict[Partition, tuple[int,
             if info is None or info.error is not None:
                 continue
             for p in info.partitions:
-                ends[(topic, p)] = sampler.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=30, cached=False
-                )
+                while True:
+                    try:
+                        ends[(topic, p)] = sampler.get_watermark_offsets(
+                            TopicPartition(topic, p), timeout=30, cached=False
+                        )
+                        break
+                    except KafkaException as exc:
+                        if not _passing(exc) or time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.2)
         return ends
     finally:
         sampler.close()
+
+
+def _passing(exc: KafkaException) -> bool:
+    error = exc.args[0]
+    return bool(error.retriable()) or error.code() in (
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+    )
 
 
 def read_to_end(

@@ -71,6 +71,7 @@ def test_redis_restored_from_an_older_snapshot_under_two_instances(
     scenario: Scenario, own_redis: OwnRedis, start_service: Callable[..., ServiceProcess]
 ) -> None:
     events = make_events(sized(3000, 20000), duplicates=0.1, seed=1101)
+    scenario.create_topics()
     sender = send_slowly(scenario, events, seconds=sized(12, 30))
     a = instance(start_service, scenario, own_redis, "a")
     b = instance(start_service, scenario, own_redis, "b")
@@ -137,6 +138,7 @@ def test_an_outage_with_a_rebalance_loses_no_input(
     """Redis paused, one of two instances killed, Redis back after 10 s: the survivor takes
     the dead one's partitions while it waits, and must not skip any of their records."""
     events = make_events(sized(2000, 10000), seed=1301)
+    scenario.create_topics()
     send(scenario, events[: len(events) // 2])
     a = instance(start_service, scenario, own_redis, "a")
     b = instance(start_service, scenario, own_redis, "b")
@@ -201,14 +203,16 @@ def test_an_allocation_paused_past_its_lease_fails_when_it_resumes(
     runs out and b allocates meanwhile; when a goes on, its late write must fail (the
     compare-and-set), and nothing is issued twice."""
     events = make_events(sized(2000, 10000), seed=1601)
+    scenario.create_topics()  # three input partitions, so both instances get some
     sender = send_slowly(scenario, events, seconds=sized(12, 25))
+    b = instance(start_service, scenario, own_redis, "b")
+    b.wait_for_log("batch_committed", timeout=120)  # b owns partitions and keeps them
     a = instance(
         start_service, scenario, own_redis, "a", CUSTOMER_IDS_FAILPOINT="before_allocate:3"
     )
-    b = instance(start_service, scenario, own_redis, "b")
     worker = wait_for_failpoint(a)
     stopped_at = time.time()
-    time.sleep(10)  # past the 6 s lease: b takes the lock and allocates
+    time.sleep(10)  # past the 6 s lease, within the 15 s session: b takes the lock, allocates
     os.kill(worker, signal.SIGCONT)
     sender.join()
     committed = wait_for_outputs(

@@ -25,6 +25,7 @@ def test_failover_to_a_replica_that_lagged_keeps_every_number_unique(
 ) -> None:
     with RedisHA(tmp_path / "ha") as ha:
         events = make_events(sized(3000, 20000), duplicates=0.1, seed=1501)
+        scenario.create_topics()
         sender = send_slowly(scenario, events, seconds=sized(16, 40))
         env = ha.sentinels_env()
         instances = [
