@@ -85,3 +85,16 @@ def test_unknown_field_names_the_sequence(tmp_path: Path) -> None:
     path.write_text('[[sequences]]\nname = "A"\ntemplate = "A{seq:4}"\nprefix = "x"\n')
     with pytest.raises(ConfigError, match="sequence A: unknown field"):
         load_sequences(path)
+
+
+def test_the_readme_settings_table_is_the_declared_settings() -> None:
+    """Each setting is declared once (SETTINGS); the README's table must say the same."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from customer_ids.settings import SETTINGS  # noqa: PLC0415
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `") and " | `" in line]
+    declared = [f"| `{s.env}` | `{s.default}` | {s.meaning} |" for s in SETTINGS]
+    table = [row for row in rows if row.split("`")[1] in {s.env for s in SETTINGS}]
+    assert table == declared
