@@ -15,6 +15,7 @@ from consumer.recovery import StateRecovery
 from consumer.redis_connection import connect_redis
 from consumer.renderings import guard_renderings
 from consumer.service import AssignmentService
+from consumer.transaction import KafkaTransaction
 from customer_ids.codec import customer_created_codec, customer_id_assigned_codec
 from customer_ids.kafka_io import client_config, ensure_topics
 from customer_ids.keys import RedisKeys
@@ -126,7 +127,7 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
     return AssignmentService(
         settings=settings,
         consumer=consumer,
-        producer=producer,
+        transaction=KafkaTransaction(producer, float(settings.kafka_call_timeout_s)),
         allocator=allocator,
         recovery=StateRecovery(allocator, settings, metrics, on_wait),
         metrics=metrics,

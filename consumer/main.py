@@ -11,6 +11,7 @@ import sys
 import threading
 from types import FrameType
 
+import structlog
 from confluent_kafka import KafkaException
 
 from consumer.bootstrap import build_service, redis_client
@@ -63,6 +64,10 @@ def _fail(event: str, message: str, code: int) -> int:
 
 
 def serve_worker(settings: Settings, worker: int = 0) -> int:
+    # Every line of this worker names it, so the lines of several workers can be told apart.
+    structlog.contextvars.bind_contextvars(
+        worker=worker, transactional_id=settings.transactional_id
+    )
     stop = threading.Event()
     threading.Thread(target=_watch_parent, args=(stop,), daemon=True).start()
 

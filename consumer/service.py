@@ -13,12 +13,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from consumer import failpoints
 from consumer.allocator import RedisNumberStore, ReplicasBehindError
@@ -28,10 +26,10 @@ from consumer.leases import LeaseLostError, LockTimeoutError
 from consumer.metrics import ServiceMetrics
 from consumer.recovery import StateRecovery, Valid, checkpoint_field
 from consumer.store import AllocationConflictError, StateBehindLogError, StateChangedError
-from consumer.watchdog import stall_guard
+from consumer.transaction import KafkaTransaction, RetryBatchError, kafka_errors
 from customer_ids.codec import AvroCodec
 from customer_ids.constants import ASSIGNMENT_HEADER
-from customer_ids.errors import CustomerIdsError, DecodeError, FencedError, ValidationError
+from customer_ids.errors import DecodeError, ValidationError
 from customer_ids.events import CustomerCreated, CustomerIdAssigned, now_utc
 from customer_ids.logs import get_logger
 from customer_ids.sequences import Sequence
@@ -39,14 +37,9 @@ from customer_ids.settings import Settings
 
 log = get_logger("customer_ids.service")
 OUTPUT_EVENT_NAMESPACE = uuid.UUID("6f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11")
-FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 MAX_BACKOFF_S = 5.0
 USAGE_WARNING = 0.9
 LAG_REPORT_S = 5.0
-
-
-class RetryBatchError(CustomerIdsError):
-    """The batch was aborted for a passing reason; consume it again."""
 
 
 @dataclass
@@ -59,7 +52,7 @@ class Decoded:
 class AssignmentService:
     settings: Settings
     consumer: Consumer
-    producer: Producer
+    transaction: KafkaTransaction
     allocator: RedisNumberStore
     recovery: StateRecovery
     metrics: ServiceMetrics
@@ -70,7 +63,6 @@ class AssignmentService:
     # Highest value known committed per counter (recovery's reading of the log, then our own
     # commits): a counter below it means Redis went back in time.
     floors: dict[str, int] = field(default_factory=dict)
-    _delivered: dict[int, int] = field(default_factory=dict)  # output partition -> next offset
     _failures: int = 0
     _next_lag_report: float = 0.0
     _waiting_for_redis: bool = False
@@ -78,8 +70,7 @@ class AssignmentService:
     # ---------------------------------------------------------------- lifecycle
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set; raises FencedError when a newer instance took over."""
-        with self._guard("init_transactions"):
-            self.producer.init_transactions(self._call_timeout)
+        self.transaction.init()
         self.metrics.kafka_up.set(1)
         if not self._adopt(stop, lambda: self.recovery.ensure(None)):
             return
@@ -192,21 +183,13 @@ class AssignmentService:
 
     def _process(self, batch: list[Message]) -> None:
         """Sort librdkafka's errors into our three kinds wherever in the batch they arise."""
-        try:
+        with kafka_errors():
             self._process_batch(batch)
-        except KafkaException as exc:
-            self._raise_kafka(exc)
-        except SystemError as exc:
-            # A fatal error raised while flush() serves delivery callbacks reaches us wrapped
-            # this way ("returned a result with an exception set"); the cause is the error.
-            if isinstance(exc.__cause__, KafkaException):
-                self._raise_kafka(exc.__cause__)
-            raise
 
     def _process_batch(self, batch: list[Message]) -> None:
         started = time.monotonic()
         decoded = self._decode(batch)
-        self._begin()
+        self.transaction.begin()
         for message, error in decoded.bad:
             self._dead_letter(message, error)
         numbers: BatchNumbers | None = None
@@ -217,15 +200,12 @@ class AssignmentService:
                 [(e, s) for _, e, s in decoded.good], self.allocator, self.epoch, self.floors
             )
             self.metrics.lock_wait.observe(time.monotonic() - lock_started)
-            self._delivered.clear()
             self._produce_outputs(decoded, numbers)
-            with self._guard("flush"):
-                undelivered = self.producer.flush(self._call_timeout)
-            if undelivered:
-                raise RetryBatchError(f"{undelivered} records not delivered in time")
+            self.transaction.flush()
             self._fence()
             failpoints.reached("before_commit")
-        self._commit(batch)
+        self.transaction.commit(next_offsets(batch), self.consumer.consumer_group_metadata())
+        self.metrics.kafka_up.set(1)
         if numbers is not None:
             for counter, value in numbers.watermarks.items():
                 self.floors[counter] = max(self.floors.get(counter, 0), value)
@@ -238,19 +218,14 @@ class AssignmentService:
         how far the output partitions are covered, and wait for the replicas (§5.1)."""
         assert self.epoch is not None
         topic = self.settings.output_topic
+        delivered = self.transaction.delivered
         replicas = self.allocator.fence(
-            self.epoch, {checkpoint_field(topic, p): o for p, o in self._delivered.items()}
+            self.epoch, {checkpoint_field(topic, p): o for p, o in delivered.items()}
         )
         wanted = self.settings.redis_replica_acks
         if wanted is None:  # auto: one acknowledgement whenever the primary has a replica
             wanted = min(1, replicas)
         self.allocator.wait_for_replicas(wanted, self.settings.redis_wait_ms)
-
-    def _on_output_delivered(self, error: KafkaError | None, message: Message) -> None:
-        if error is None:
-            partition, offset = message.partition(), message.offset()
-            if partition is not None and offset is not None:
-                self._delivered[partition] = max(self._delivered.get(partition, 0), offset + 1)
 
     def _decode(self, batch: list[Message]) -> Decoded:
         decoded = Decoded()
@@ -268,21 +243,12 @@ class AssignmentService:
                 decoded.good.append((message, event, sequence))
         return decoded
 
-    def _produce(self, topic: str, **kwargs: Any) -> None:
-        """produce(), waiting for room when the local queue is full (a large batch)."""
-        while True:
-            try:
-                self.producer.produce(topic, **kwargs)
-                return
-            except BufferError:
-                self.producer.poll(0.05)
-
     def _dead_letter(self, message: Message, error: Exception) -> None:
         # A record too large to write again with its headers goes as a reference to it.
         key, value, headers = dead_letter_record(
             message.key(), message.value(), dead_letter_headers(message, error)
         )
-        self._produce(self.settings.dlq_topic, key=key, value=value, headers=headers)
+        self.transaction.produce(self.settings.dlq_topic, key=key, value=value, headers=headers)
         log.warning(
             "dead_lettered",
             reason=type(error).__name__,
@@ -310,7 +276,7 @@ class AssignmentService:
                 sequence=item.assignment.value,
                 assigned_at=assigned_at,
             )
-            self._produce(
+            self.transaction.produce(
                 self.settings.output_topic,
                 key=event.customer_key.encode(),
                 value=self.output_codec.encode(out.to_record()),
@@ -319,12 +285,12 @@ class AssignmentService:
                     ("causation_id", event.event_id.encode()),
                     (ASSIGNMENT_HEADER, item.assignment.encode().encode()),
                 ],
-                on_delivery=self._on_output_delivered,
+                track=True,  # where they land: the fence records it as the checkpoint
             )
         # One key per counter and instance: an instance's own batches commit in order, so the
         # last record of each key is its highest, whatever the others do (DESIGN §5.5).
         for counter, value in numbers.watermarks.items():
-            self._produce(
+            self.transaction.produce(
                 self.settings.watermark_topic,
                 key=f"{counter}@{self.settings.transactional_id}".encode(),
                 value=str(value).encode(),
@@ -339,58 +305,11 @@ class AssignmentService:
                     hint="widen {seq:N:scrambled} before it runs out",
                 )
 
-    # ---------------------------------------------------------------- transactions
-    def _begin(self) -> None:
-        try:
-            self.producer.begin_transaction()
-        except KafkaException as exc:
-            self._raise_kafka(exc)
-
-    def _commit(self, batch: list[Message]) -> None:
-        offsets = next_offsets(batch)
-        for attempt in range(5):
-            try:
-                with self._guard("send_offsets_to_transaction"):
-                    self.producer.send_offsets_to_transaction(
-                        offsets, self.consumer.consumer_group_metadata(), self._call_timeout
-                    )
-                with self._guard("commit_transaction"):
-                    self.producer.commit_transaction(self._call_timeout)
-                self.metrics.kafka_up.set(1)
-                return
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.retriable() and attempt < 4:
-                    time.sleep(0.2 * (attempt + 1))
-                    continue
-                self._raise_kafka(exc)
-
-    @property
-    def _call_timeout(self) -> float:
-        return float(self.settings.kafka_call_timeout_s)
-
-    def _guard(self, call: str) -> AbstractContextManager[None]:
-        return stall_guard(call, self._call_timeout + 10)
-
-    def _raise_kafka(self, exc: KafkaException) -> None:
-        error = exc.args[0]
-        if error.code() in FENCED_CODES:
-            raise FencedError(str(error)) from exc
-        if error.txn_requires_abort() or error.retriable():
-            raise RetryBatchError(str(error)) from exc
-        raise exc
-
+    # ---------------------------------------------------------------- abort and rewind
     def _abort_and_rewind(self, batch: list[Message], reason: str, error: Exception) -> None:
         self.metrics.aborts.labels(reason=reason).inc()
         log.warning("batch_aborted", reason=reason, error=str(error)[:300], records=len(batch))
-        try:
-            with self._guard("abort_transaction"):
-                self.producer.abort_transaction(self._call_timeout)
-        except KafkaException as exc:
-            if exc.args[0].code() in FENCED_CODES:
-                raise FencedError(str(exc.args[0])) from exc
-            if "No ongoing transaction" not in str(exc) and exc.args[0].code() != KafkaError._STATE:
-                raise
+        self.transaction.abort()
         self._rewind(batch)
 
     def _rewind(self, messages: list[Message]) -> None:

@@ -1,6 +1,6 @@
 """Number templates: how a sequence value becomes the number people read.
 
-`CU-{seq:8}-{check:luhn}` gives CU-00012345-7. Tokens: `{seq:N}` (zero-padded to at least N
+`CU-{seq:8}-{check:luhn}` gives CU-00012345-5. Tokens: `{seq:N}` (zero-padded to at least N
 digits, never truncated), `{date:FMT}` (strftime of the event's time in the configured zone),
 `{type}`, `{region}`, `{check:luhn|damm|mod97}` over every digit before it.
 

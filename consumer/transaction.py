@@ -1,0 +1,142 @@
+"""The transactional producer as a typed session: one batch at a time, every call under the
+stall guard, and librdkafka's errors sorted into the three kinds confluent-kafka documents.
+
+- retriable, or txn_requires_abort: RetryBatchError (abort, rewind, consume the batch again);
+- fenced (a newer instance with our transactional.id): FencedError (stop);
+- anything else: the KafkaException itself (fatal).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from consumer.watchdog import stall_guard
+from customer_ids.errors import CustomerIdsError, FencedError
+
+FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+STALL_MARGIN_S = 10.0  # past its own timeout, a call is stuck (librdkafka#5456)
+COMMIT_ATTEMPTS = 5
+
+
+class RetryBatchError(CustomerIdsError):
+    """The batch was aborted for a passing reason; consume it again."""
+
+
+def classified(exc: KafkaException) -> Exception:
+    """The error to raise for a librdkafka error, by kind."""
+    error = exc.args[0]
+    if error.code() in FENCED_CODES:
+        return FencedError(str(error))
+    if error.txn_requires_abort() or error.retriable():
+        return RetryBatchError(str(error))
+    return exc
+
+
+@contextmanager
+def kafka_errors() -> Iterator[None]:
+    """Raise the classified error for anything librdkafka raises inside the block."""
+    try:
+        yield
+    except KafkaException as exc:
+        raise classified(exc) from exc
+    except SystemError as exc:
+        # A fatal error raised while flush() serves delivery callbacks reaches us wrapped
+        # this way ("returned a result with an exception set"); the cause is the error.
+        if isinstance(exc.__cause__, KafkaException):
+            raise classified(exc.__cause__) from exc.__cause__
+        raise
+
+
+@dataclass
+class KafkaTransaction:
+    """The one transactional producer of a worker."""
+
+    producer: Producer
+    call_timeout_s: float
+    # Of the records produced with track=True in this transaction: partition -> next offset.
+    delivered: dict[int, int] = field(default_factory=dict)
+
+    def _guard(self, call: str) -> Any:
+        return stall_guard(call, self.call_timeout_s + STALL_MARGIN_S)
+
+    def init(self) -> None:
+        with self._guard("init_transactions"), kafka_errors():
+            self.producer.init_transactions(self.call_timeout_s)
+
+    def begin(self) -> None:
+        self.delivered.clear()
+        with kafka_errors():
+            self.producer.begin_transaction()
+
+    def produce(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, str | bytes | None]] | None = None,
+        track: bool = False,
+    ) -> None:
+        """Queue a record, waiting for room when the local queue is full (a large batch).
+        `track` records where it lands (see `delivered`)."""
+        on_delivery = self._on_delivered if track else None
+        while True:
+            try:
+                self.producer.produce(
+                    topic,
+                    key=key,
+                    value=value,
+                    headers=list(headers) if headers else None,
+                    on_delivery=on_delivery,
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _on_delivered(self, error: KafkaError | None, message: Message) -> None:
+        partition, offset = message.partition(), message.offset()
+        if error is None and partition is not None and offset is not None:
+            self.delivered[partition] = max(self.delivered.get(partition, 0), offset + 1)
+
+    def flush(self) -> None:
+        """Every record of the transaction on the broker (an open transaction there), or
+        RetryBatchError."""
+        with self._guard("flush"), kafka_errors():
+            undelivered = self.producer.flush(self.call_timeout_s)
+        if undelivered:
+            raise RetryBatchError(f"{undelivered} records not delivered in time")
+
+    def commit(self, offsets: list[TopicPartition], group_metadata: object) -> None:
+        """Send the consumed offsets and commit, retrying what librdkafka says may be retried."""
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                with self._guard("send_offsets_to_transaction"):
+                    self.producer.send_offsets_to_transaction(
+                        offsets, group_metadata, self.call_timeout_s
+                    )
+                with self._guard("commit_transaction"):
+                    self.producer.commit_transaction(self.call_timeout_s)
+                return
+            except KafkaException as exc:
+                if exc.args[0].retriable() and attempt < COMMIT_ATTEMPTS - 1:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise classified(exc) from exc
+
+    def abort(self) -> None:
+        """Abort whatever is open; nothing open is fine, a fenced producer is not."""
+        try:
+            with self._guard("abort_transaction"):
+                self.producer.abort_transaction(self.call_timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() in FENCED_CODES:
+                raise FencedError(str(error)) from exc
+            if error.code() != KafkaError._STATE:  # _STATE: no transaction in progress
+                raise
