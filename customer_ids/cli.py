@@ -94,7 +94,7 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _lookup(args: argparse.Namespace, settings: Settings) -> int:
-    from customer_ids.lookup import lookup  # noqa: PLC0415
+    from consumer.lookup import lookup  # noqa: PLC0415
 
     if not args.number and not args.customer:
         raise ConfigError("lookup needs --customer ID --source S, or --number N")
