@@ -9,7 +9,7 @@ sequence that is full.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consumer.store import NumberStore, StateBehindLogError, StoredAssignment
 from customer_ids.errors import CustomerIdsError, ValidationError
@@ -73,6 +73,17 @@ def _check_renderable(event: CustomerCreated, sequence: Sequence) -> str:
     return counter
 
 
+@dataclass
+class _Plan:
+    """What one batch reserves under the locks: per counter the value read, the floor and the
+    block size; the new assignments; the highest value per counter; the usage of bounded ones."""
+
+    expected: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    new: dict[str, StoredAssignment] = field(default_factory=dict)
+    watermarks: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, float] = field(default_factory=dict)
+
+
 def assign_numbers(
     events: list[tuple[CustomerCreated, Sequence]],
     store: NumberStore,
@@ -92,41 +103,71 @@ def assign_numbers(
         return BatchNumbers([], {}, 0, {})
     with store.locked([seq.name for _, seq in first.values()]):
         existing = store.lookup(list(first))
-        pending: dict[str, list[_Pending]] = {}
-        for key, (event, sequence) in first.items():
-            if key in existing:
-                continue
-            try:
-                counter = _check_renderable(event, sequence)
-            except ValidationError as exc:
-                failed[key] = exc
-                continue
-            pending.setdefault(counter, []).append(_Pending(key, event, sequence, counter))
+        pending = _pending(first, existing, failed)
         current = store.counters(list(pending)) if pending else {}
         _refuse_if_behind(current, floors or {})
-        expected: dict[str, tuple[int, int, int]] = {}
-        new: dict[str, StoredAssignment] = {}
-        watermarks: dict[str, int] = {}
-        usage: dict[str, float] = {}
-        for counter, waiting in pending.items():
-            sequence = waiting[0].sequence
-            floor = sequence.start - 1
-            base = max(current[counter], floor)
-            room = max(0, sequence.capacity - base)
-            for item in waiting[room:]:
-                failed[item.key] = SequenceExhaustedError(sequence)
-            taken = waiting[:room]
-            if sequence.template.capacity is not None:
-                usage[counter] = (base + len(taken)) / sequence.capacity
-            if not taken:
-                continue
-            expected[counter] = (current[counter], floor, len(taken))
-            for offset, item in enumerate(taken, start=1):
-                value = base + offset
-                new[item.key] = StoredAssignment(counter, value, sequence.render(value, item.event))
-            watermarks[counter] = base + len(taken)
-        if new:
-            store.allocate(epoch, expected, new)
+        plan = _plan(pending, current, failed)
+        if plan.new:
+            store.allocate(epoch, plan.expected, plan.new)
+    outcomes = _outcomes(events, failed, existing, plan.new)
+    return BatchNumbers(outcomes, plan.watermarks, len(plan.new), plan.usage)
+
+
+def _pending(
+    first: Mapping[str, tuple[CustomerCreated, Sequence]],
+    existing: Mapping[str, StoredAssignment],
+    failed: dict[str, CustomerIdsError],
+) -> dict[str, list[_Pending]]:
+    """The customers without a number, by counter; those whose event cannot be rendered fail."""
+    pending: dict[str, list[_Pending]] = {}
+    for key, (event, sequence) in first.items():
+        if key in existing:
+            continue
+        try:
+            counter = _check_renderable(event, sequence)
+        except ValidationError as exc:
+            failed[key] = exc
+            continue
+        pending.setdefault(counter, []).append(_Pending(key, event, sequence, counter))
+    return pending
+
+
+def _plan(
+    pending: Mapping[str, list[_Pending]],
+    current: Mapping[str, int],
+    failed: dict[str, CustomerIdsError],
+) -> _Plan:
+    """The next values of each counter for its waiting customers, as far as the sequence has
+    room; those past its capacity fail."""
+    plan = _Plan()
+    for counter, waiting in pending.items():
+        sequence = waiting[0].sequence
+        floor = sequence.start - 1
+        base = max(current[counter], floor)
+        room = max(0, sequence.capacity - base)
+        for item in waiting[room:]:
+            failed[item.key] = SequenceExhaustedError(sequence)
+        taken = waiting[:room]
+        if sequence.template.capacity is not None:
+            plan.usage[counter] = (base + len(taken)) / sequence.capacity
+        if not taken:
+            continue
+        plan.expected[counter] = (current[counter], floor, len(taken))
+        for offset, item in enumerate(taken, start=1):
+            value = base + offset
+            plan.new[item.key] = StoredAssignment(
+                counter, value, sequence.render(value, item.event)
+            )
+        plan.watermarks[counter] = base + len(taken)
+    return plan
+
+
+def _outcomes(
+    events: list[tuple[CustomerCreated, Sequence]],
+    failed: Mapping[str, CustomerIdsError],
+    existing: Mapping[str, StoredAssignment],
+    new: Mapping[str, StoredAssignment],
+) -> list[Outcome]:
     seen_in_batch: set[str] = set()
     outcomes: list[Outcome] = []
     for event, _ in events:
@@ -137,7 +178,7 @@ def assign_numbers(
         duplicate = key in existing or key in seen_in_batch
         seen_in_batch.add(key)
         outcomes.append(Assigned(event, existing.get(key) or new[key], duplicate))
-    return BatchNumbers(outcomes, watermarks, len(new), usage)
+    return outcomes
 
 
 def _refuse_if_behind(current: Mapping[str, int], floors: Mapping[str, int]) -> None:

@@ -132,40 +132,67 @@ def read_topics_to_end(
     consumer = _consumer(bootstrap, "read_committed")
     try:
         consumer.assign([TopicPartition(t, p, begin[(t, p)]) for t, p in todo])
-        handled = 0
-        started = last_progress = next_report = time.monotonic()
-        while todo:
-            now = time.monotonic()
-            if timeout is not None and now - started > timeout:
-                raise TopicReadError(
-                    f"reading {sorted(handlers)} to the end took over {timeout:.0f}s; "
-                    f"partitions {sorted(todo)} not finished"
-                )
-            if now - last_progress > stall_s:
-                raise TopicReadError(
-                    f"reading {sorted(handlers)}: no progress for {stall_s:.0f}s; "
-                    f"partitions {sorted(todo)} not finished"
-                )
-            if progress is not None and now >= next_report:
-                next_report = now + 5.0
-                progress(handled, len(todo))
-            for message in consumer.consume(num_messages=10000, timeout=0.05):
-                error = message.error()
-                if error is None:
-                    handlers[message.topic() or ""](message)
-                    handled += 1
-                    last_progress = time.monotonic()
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    # At the end the position may stay on a transaction marker; EOF says where.
-                    tp = (message.topic() or "", message.partition() or 0)
-                    if tp in todo and (message.offset() or 0) >= todo[tp]:
-                        del todo[tp]
-                else:
-                    raise TopicReadError(f"reading {message.topic()}: {error}")
-            for position in consumer.position([TopicPartition(t, p) for t, p in todo]):
-                if position.offset >= todo[(position.topic, position.partition)]:
-                    del todo[(position.topic, position.partition)]
-                    last_progress = time.monotonic()
-        return handled
+        reading = _Reading(handlers, todo, timeout, stall_s)
+        next_report = time.monotonic()
+        while reading.todo:
+            reading.check_limits()
+            if progress is not None and time.monotonic() >= next_report:
+                next_report = time.monotonic() + 5.0
+                progress(reading.handled, len(reading.todo))
+            reading.take(consumer.consume(num_messages=10000, timeout=0.05))
+            reading.drop_finished(consumer)
+        return reading.handled
     finally:
         consumer.close()
+
+
+class _Reading:
+    """One read to the end: what is left per partition, what was handled, when it last moved."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Callable[[Message], None]],
+        todo: dict[Partition, int],
+        timeout: float | None,
+        stall_s: float,
+    ) -> None:
+        self.handlers = handlers
+        self.todo = todo
+        self.timeout = timeout
+        self.stall_s = stall_s
+        self.handled = 0
+        self.started = self.moved = time.monotonic()
+
+    def check_limits(self) -> None:
+        now = time.monotonic()
+        if self.timeout is not None and now - self.started > self.timeout:
+            raise TopicReadError(
+                f"reading {sorted(self.handlers)} to the end took over {self.timeout:.0f}s; "
+                f"partitions {sorted(self.todo)} not finished"
+            )
+        if now - self.moved > self.stall_s:
+            raise TopicReadError(
+                f"reading {sorted(self.handlers)}: no progress for {self.stall_s:.0f}s; "
+                f"partitions {sorted(self.todo)} not finished"
+            )
+
+    def take(self, messages: list[Message]) -> None:
+        for message in messages:
+            error = message.error()
+            if error is None:
+                self.handlers[message.topic() or ""](message)
+                self.handled += 1
+                self.moved = time.monotonic()
+            elif error.code() == KafkaError._PARTITION_EOF:
+                # At the end the position may stay on a transaction marker; EOF says where.
+                tp = (message.topic() or "", message.partition() or 0)
+                if tp in self.todo and (message.offset() or 0) >= self.todo[tp]:
+                    del self.todo[tp]
+            else:
+                raise TopicReadError(f"reading {message.topic()}: {error}")
+
+    def drop_finished(self, consumer: Consumer) -> None:
+        for position in consumer.position([TopicPartition(t, p) for t, p in self.todo]):
+            if position.offset >= self.todo[(position.topic, position.partition)]:
+                del self.todo[(position.topic, position.partition)]
+                self.moved = time.monotonic()

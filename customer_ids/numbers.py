@@ -115,6 +115,25 @@ def _parse_token(body: str, template: str) -> Token:
     )
 
 
+def _check_structure(text: str, tokens: list[Token]) -> None:
+    """One {seq:N}; one check digit at most, after every other token but text, with no
+    {type} or {region} before it (a check digit is computed over digits)."""
+    if any("{" in t.arg or "}" in t.arg for t in tokens if t.kind == "text"):
+        raise ConfigError(f"template {text!r} has an unbalanced brace")
+    if sum(t.kind == "seq" for t in tokens) != 1:
+        raise ConfigError(f"template {text!r} must contain exactly one {{seq:N}} token")
+    checks = [i for i, t in enumerate(tokens) if t.kind == "check"]
+    if not checks:
+        return
+    if len(checks) > 1 or any(t.kind != "text" for t in tokens[checks[0] + 1 :]):
+        raise ConfigError(f"template {text!r}: one {{check:...}} at most, after every other token")
+    if any(t.kind in ("type", "region") for t in tokens[: checks[0]]):
+        raise ConfigError(
+            f"template {text!r}: a check digit is computed over digits, so no {{type}} or "
+            "{region} may stand before it; put them after, or drop the check"
+        )
+
+
 @dataclass(frozen=True)
 class NumberTemplate:
     """A parsed template. Parse once at start-up; render per customer."""
@@ -142,25 +161,8 @@ class NumberTemplate:
             pos = match.end()
         if pos < len(text):
             tokens.append(Token("text", arg=text[pos:]))
-        if any("{" in t.arg or "}" in t.arg for t in tokens if t.kind == "text"):
-            raise ConfigError(f"template {text!r} has an unbalanced brace")
+        _check_structure(text, tokens)
         seqs = [t for t in tokens if t.kind == "seq"]
-        if len(seqs) != 1:
-            raise ConfigError(f"template {text!r} must contain exactly one {{seq:N}} token")
-        checks = [i for i, t in enumerate(tokens) if t.kind == "check"]
-        if len(checks) > 1 or (
-            checks
-            and checks[0] != len(tokens) - 1
-            and any(t.kind != "text" for t in tokens[checks[0] + 1 :])
-        ):
-            raise ConfigError(
-                f"template {text!r}: one {{check:...}} at most, after every other token"
-            )
-        if checks and any(t.kind in ("type", "region") for t in tokens[: checks[0]]):
-            raise ConfigError(
-                f"template {text!r}: a check digit is computed over digits, so no {{type}} or "
-                "{region} may stand before it; put them after, or drop the check"
-            )
         try:
             tz = ZoneInfo(zone)
         except Exception as exc:
