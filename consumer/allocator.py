@@ -27,10 +27,13 @@ from customer_ids.keys import RedisKeys, customer_field
 # epoch key, KEYS[2] the stored identity.
 _CHECK_STATE = """
 local function identity()
-  local s = redis.call('INFO', 'server')
-  local r = redis.call('INFO', 'replication')
-  return (string.match(s, 'run_id:(%x+)') or '?') .. '/' ..
-         (string.match(r, 'master_replid:(%x+)') or '?')
+  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
+  if not run or not replid then
+    -- Two servers that both hid these would look alike: refuse rather than guess.
+    error('IDENTITY unreadable: INFO shows no run_id or master_replid')
+  end
+  return run .. '/' .. replid
 end
 local function state_error(epoch)
   if redis.call('GET', KEYS[1]) ~= epoch then return 'STATE epoch changed' end
@@ -118,14 +121,38 @@ return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), identity()}
 """
 )
 
+# The start of a recovery, in one step on one server: only from the epoch the caller saw
+# (another recovery may have finished meanwhile), mark the state rebuilding, note which server
+# the rebuild runs on, and return the checkpoint to read from (none when the state was lost).
+# KEYS: epoch, identity, checkpoint, rebuild identity. ARGV: token, the epoch seen ('' = none).
+# Returns {full (0/1), field, offset, field, offset, ...}.
+_BEGIN = (
+    _CHECK_STATE
+    + """
+local seen = redis.call('GET', KEYS[1]) or ''
+if seen ~= ARGV[2] then return redis.error_reply('SUPERSEDED: the state changed meanwhile') end
+local full = seen == ''
+if full then redis.call('DEL', KEYS[3]) end
+redis.call('SET', KEYS[1], 'rebuilding:' .. ARGV[1])
+redis.call('SET', KEYS[4], identity())
+local out = {full and 1 or 0}
+for _, v in ipairs(redis.call('HGETALL', KEYS[3])) do out[#out + 1] = v end
+return out
+"""
+)
+
 # The end of a recovery: only the recovery that set `rebuilding:<token>` may declare the state
-# valid, so one that lost its lease (and was taken over) cannot. KEYS: epoch, identity,
-# checkpoint. ARGV: token, new epoch, then (field, offset) pairs.
+# valid (one that lost its lease and was taken over cannot), and only on the server it began
+# on: a server that restarted or failed over meanwhile may lack what the recovery wrote.
+# KEYS: epoch, identity, checkpoint, rebuild identity. ARGV: token, new epoch, (field, offset)s.
 _COMPLETE = (
     _CHECK_STATE
     + """
 if redis.call('GET', KEYS[1]) ~= 'rebuilding:' .. ARGV[1] then
   return redis.error_reply('SUPERSEDED by another recovery')
+end
+if redis.call('GET', KEYS[4]) ~= identity() then
+  return redis.error_reply('STATE server changed during the recovery')
 end
 for i = 3, #ARGV, 2 do
   local current = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
@@ -175,6 +202,7 @@ class RedisNumberStore:
         self._allocate = client.register_script(_ALLOCATE)
         self._fence = client.register_script(_FENCE)
         self._status = client.register_script(_STATUS)
+        self._begin = client.register_script(_BEGIN)
         self._complete = client.register_script(_COMPLETE)
         self._raise = client.register_script(_RAISE)
 
@@ -261,27 +289,44 @@ class RedisNumberStore:
         epoch, stored, live = self._status(keys=[self.keys.epoch, self.keys.identity])
         return StoreStatus(_text(epoch), _text(stored), _text(live) or "")
 
-    def begin_rebuild(self, token: str, forget_checkpoint: bool = False) -> None:
-        """From now on nobody allocates or commits against this state until complete().
-        A state that was lost starts from nothing, checkpoint included."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self.keys.epoch, f"rebuilding:{token}")
-        if forget_checkpoint:
-            pipe.delete(self.keys.checkpoint)
-        pipe.execute()
+    @property
+    def _rebuild_keys(self) -> list[str]:
+        k = self.keys
+        return [k.epoch, k.identity, k.checkpoint, k.rebuild_identity]
 
-    def checkpoint(self) -> dict[str, int]:
-        raw = self._redis.hgetall(self.keys.checkpoint)
-        return {_text(k) or "": int(v) for k, v in raw.items()}
+    def begin_rebuild(
+        self, token: str, seen_epoch: str | None, full: bool = False
+    ) -> tuple[bool, dict[str, int]]:
+        """From now on nobody allocates or commits against this state until complete().
+        Only from the epoch `seen_epoch` (RecoverySupersededError otherwise). Returns whether
+        the rebuild is full (the state was lost, or `full`) and the checkpoint to read from."""
+        keys = [
+            self.keys.epoch,
+            self.keys.identity,
+            self.keys.checkpoint,
+            self.keys.rebuild_identity,
+        ]
+        try:
+            reply = self._begin(keys=keys, args=[token, seen_epoch or ""])
+        except redis.ResponseError as exc:
+            raise _script_error(exc) from exc
+        lost = int(reply[0]) == 1
+        pairs = [_text(v) or "" for v in reply[1:]]
+        checkpoint = {pairs[i]: int(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+        return lost or full, {} if lost or full else checkpoint
 
     def complete_rebuild(self, token: str, epoch: str, checkpoint: Mapping[str, int]) -> None:
         args: list[str | int] = [token, epoch]
         for field, offset in checkpoint.items():
             args += [field, offset]
+        keys = [
+            self.keys.epoch,
+            self.keys.identity,
+            self.keys.checkpoint,
+            self.keys.rebuild_identity,
+        ]
         try:
-            self._complete(
-                keys=[self.keys.epoch, self.keys.identity, self.keys.checkpoint], args=args
-            )
+            self._complete(keys=keys, args=args)
         except redis.ResponseError as exc:
             raise _script_error(exc) from exc
 
@@ -309,7 +354,7 @@ class RedisNumberStore:
     def mark_valid_for_tests(self, epoch: str) -> None:
         """Declare an empty state valid on this server (tests and the bench start from it)."""
         token = "setup"
-        self.begin_rebuild(token)
+        self.begin_rebuild(token, self.status().epoch)
         self.complete_rebuild(token, epoch, {})
 
     def customer_of(self, number: str) -> str | None:
@@ -328,7 +373,7 @@ def _script_error(exc: redis.ResponseError) -> Exception:
     text = str(exc)
     if "SUPERSEDED" in text:
         return RecoverySupersededError(text)
-    if "STATE" in text:
+    if "STATE" in text or "IDENTITY" in text:
         return StateChangedError(f"Redis is not the state this batch started from ({text})")
     if "COUNTER moved" in text:
         return AllocationConflictError(text)

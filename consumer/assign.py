@@ -65,14 +65,6 @@ class _Pending:
     counter: str
 
 
-def _check_renderable(event: CustomerCreated, sequence: Sequence) -> str:
-    """The event's counter, after checking its time and text can go into a number at all
-    (a render with the first value), so a failure is this record's, found before the lock."""
-    counter = sequence.counter_name(event.occurred_at)
-    sequence.render(sequence.start, event)
-    return counter
-
-
 @dataclass
 class _Plan:
     """What one batch reserves under the locks: per counter the value read, the floor and the
@@ -95,41 +87,41 @@ def assign_numbers(
     `floors` are the highest values known to be committed per counter (this instance's own
     commits, the watermark topic): a counter below its floor means Redis went back in time,
     and nothing may be allocated from it (StateBehindLogError)."""
-    failed: dict[str, CustomerIdsError] = {}
-    first: dict[str, tuple[CustomerCreated, Sequence]] = {}
-    for event, sequence in events:
-        first.setdefault(event.customer_key, (event, sequence))
-    if not first:
+    checked = [_counter_or_error(event, sequence) for event, sequence in events]
+    sequences: dict[str, Sequence] = {}
+    first: dict[str, _Pending] = {}  # each customer's first event that can be rendered
+    for (event, sequence), check in zip(events, checked, strict=True):
+        key = event.customer_key
+        sequences.setdefault(key, sequence)
+        if isinstance(check, str):
+            first.setdefault(key, _Pending(key, event, sequence, check))
+    if not sequences:
         return BatchNumbers([], {}, 0, {})
-    with store.locked([seq.name for _, seq in first.values()]):
-        existing = store.lookup(list(first))
-        pending = _pending(first, existing, failed)
+    failed: dict[str, CustomerIdsError] = {}
+    with store.locked([seq.name for seq in sequences.values()]):
+        existing = store.lookup(list(sequences))
+        pending: dict[str, list[_Pending]] = {}
+        for item in first.values():
+            if item.key not in existing:
+                pending.setdefault(item.counter, []).append(item)
         current = store.counters(list(pending)) if pending else {}
         _refuse_if_behind(current, floors or {})
         plan = _plan(pending, current, failed)
         if plan.new:
             store.allocate(epoch, plan.expected, plan.new)
-    outcomes = _outcomes(events, failed, existing, plan.new)
+    outcomes = _outcomes(events, checked, failed, existing, plan.new)
     return BatchNumbers(outcomes, plan.watermarks, len(plan.new), plan.usage)
 
 
-def _pending(
-    first: Mapping[str, tuple[CustomerCreated, Sequence]],
-    existing: Mapping[str, StoredAssignment],
-    failed: dict[str, CustomerIdsError],
-) -> dict[str, list[_Pending]]:
-    """The customers without a number, by counter; those whose event cannot be rendered fail."""
-    pending: dict[str, list[_Pending]] = {}
-    for key, (event, sequence) in first.items():
-        if key in existing:
-            continue
-        try:
-            counter = _check_renderable(event, sequence)
-        except ValidationError as exc:
-            failed[key] = exc
-            continue
-        pending.setdefault(counter, []).append(_Pending(key, event, sequence, counter))
-    return pending
+def _counter_or_error(event: CustomerCreated, sequence: Sequence) -> str | ValidationError:
+    """The event's counter, or why its time or text cannot go into a number (checked with a
+    render of the first value, before the lock): that is this record's failure alone."""
+    try:
+        counter = sequence.counter_name(event.occurred_at)
+        sequence.render(sequence.start, event)
+    except ValidationError as exc:
+        return exc
+    return counter
 
 
 def _plan(
@@ -164,20 +156,26 @@ def _plan(
 
 def _outcomes(
     events: list[tuple[CustomerCreated, Sequence]],
+    checked: list[str | ValidationError],
     failed: Mapping[str, CustomerIdsError],
     existing: Mapping[str, StoredAssignment],
     new: Mapping[str, StoredAssignment],
 ) -> list[Outcome]:
+    """One outcome per event: a customer's number (it had one, or got one from an event of
+    theirs that could be rendered), else this event's own error, else the customer's."""
     seen_in_batch: set[str] = set()
     outcomes: list[Outcome] = []
-    for event, _ in events:
+    for (event, _), check in zip(events, checked, strict=True):
         key = event.customer_key
-        if key in failed:
+        if key in existing:
+            outcomes.append(Assigned(event, existing[key], duplicate=True))
+        elif isinstance(check, ValidationError):
+            outcomes.append(check)
+        elif key in failed:
             outcomes.append(failed[key])
-            continue
-        duplicate = key in existing or key in seen_in_batch
-        seen_in_batch.add(key)
-        outcomes.append(Assigned(event, existing.get(key) or new[key], duplicate))
+        else:
+            outcomes.append(Assigned(event, new[key], duplicate=key in seen_in_batch))
+            seen_in_batch.add(key)
     return outcomes
 
 

@@ -34,7 +34,7 @@ from customer_ids.codec import customer_id_assigned_codec
 from customer_ids.constants import ASSIGNMENT_HEADER
 from customer_ids.errors import DecodeError, ValidationError
 from customer_ids.events import CustomerIdAssigned
-from customer_ids.log_reader import end_offsets, read_to_end, read_topics_to_end
+from customer_ids.log_reader import end_offsets, read_topics_to_end
 from customer_ids.logs import get_logger
 from customer_ids.settings import Settings
 
@@ -44,7 +44,7 @@ RESTORE_CHUNK = 50_000  # written while the next is read; larger chunks group bu
 
 def watermark_counter(key: bytes | None) -> str:
     """Watermark keys are `counter@transactional_id` (older ones just `counter`)."""
-    return (key or b"").decode(errors="replace").rsplit("@", 1)[0]
+    return (key or b"").decode(errors="replace").split("@", 1)[0]  # counters hold no '@'
 
 
 def checkpoint_field(topic: str, partition: int) -> str:
@@ -98,7 +98,12 @@ def read_watermarks(settings: Settings) -> dict[str, int]:
     Each instance writes its own key per counter, so the last record of every key is that
     instance's highest, and the maximum over keys is a safe floor (DESIGN §5.5)."""
     state = LogState()
-    read_to_end(settings.bootstrap_servers, settings.watermark_topic, _on_watermark(state), None)
+    read_topics_to_end(
+        settings.bootstrap_servers,
+        {settings.watermark_topic: _on_watermark(state)},
+        timeout=None,
+        must_exist=True,
+    )
     return state.floors
 
 
@@ -142,7 +147,10 @@ def read_log_state(
         timeout=None,
         start=start,
         ends=ends,
+        # A transaction left open by a dead instance holds the read until the broker aborts it.
+        stall_s=settings.transaction_timeout_ms / 1000 + 120,
         progress=report,
+        must_exist=True,
     )
     if chunk:
         on_chunk(chunk)
@@ -216,23 +224,26 @@ class StateRecovery:
                 reason = force or _reason(
                     status.epoch, status.stored_identity, status.live_identity
                 )
-                return self._recover(reason, full=status.epoch is None, lease=lease)
+                # A counter below the log on the same server is not a prefix of its history
+                # (eviction, a deleted key): nothing below the checkpoint can be trusted.
+                return self._recover(reason, status.epoch, full=force is not None, lease=lease)
         finally:
             self._on_wait(None)
 
-    def _recover(self, reason: str, full: bool, lease: Lease) -> Valid:
+    def _recover(self, reason: str, seen_epoch: str | None, full: bool, lease: Lease) -> Valid:
         started = time.monotonic()
         token = uuid.uuid4().hex
         store, settings = self._store, self._settings
-        start_fields = {} if full else store.checkpoint()
-        store.begin_rebuild(token, forget_checkpoint=full)
+        full, start_fields = store.begin_rebuild(token, seen_epoch, full)
         log.warning("redis_recovery_started", reason=reason, full=full)
         failpoints.reached("recovery_started")
         # The end is sampled after the marker: a batch that appends after it fails its fence.
         ends = {
             tp: high
             for tp, (low, high) in end_offsets(
-                settings.bootstrap_servers, [settings.output_topic, settings.watermark_topic]
+                settings.bootstrap_servers,
+                [settings.output_topic, settings.watermark_topic],
+                must_exist=True,
             ).items()
             if high > low
         }

@@ -9,7 +9,7 @@ from confluent_kafka import Message, Producer
 
 from customer_ids.errors import ConfigError
 from customer_ids.kafka_io import client_config
-from customer_ids.log_reader import read_to_end
+from customer_ids.log_reader import read_topics_to_end
 from customer_ids.logs import get_logger
 from customer_ids.number_spaces import Rendering, history_problems
 from customer_ids.settings import Settings
@@ -29,7 +29,12 @@ def read_renderings(settings: Settings) -> list[Rendering]:
             except (ValueError, TypeError):
                 log.warning("rendering_record_unreadable", key=key.decode(errors="replace"))
 
-    read_to_end(settings.bootstrap_servers, settings.watermark_topic, on_record, timeout=None)
+    read_topics_to_end(
+        settings.bootstrap_servers,
+        {settings.watermark_topic: on_record},
+        timeout=None,
+        must_exist=True,  # an unreadable history must not read as an empty one
+    )
     return found
 
 

@@ -35,6 +35,11 @@ class RedisKeys:
         return f"{self.prefix}identity"
 
     @property
+    def rebuild_identity(self) -> str:
+        """The server a running recovery began on; it may complete only on that one."""
+        return f"{self.prefix}rebuild-identity"
+
+    @property
     def checkpoint(self) -> str:
         """Hash: output partition -> offset below which every committed assignment is held."""
         return f"{self.prefix}checkpoint"

@@ -22,6 +22,7 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
+from confluent_kafka.admin import TopicMetadata  # type: ignore[attr-defined]
 
 from customer_ids.errors import CustomerIdsError
 from customer_ids.kafka_io import client_config
@@ -52,19 +53,21 @@ def _consumer(bootstrap: str, isolation: str) -> Consumer:
 
 
 def end_offsets(
-    bootstrap: str, topics: list[str], retry_s: float = 120.0
+    bootstrap: str, topics: list[str], retry_s: float = 120.0, must_exist: bool = False
 ) -> dict[Partition, tuple[int, int]]:
     """(low, high watermark) of every partition of these topics, sampled read_uncommitted.
 
     A partition without a leader yet (a topic just created, a broker restarting) answers
-    NOT_LEADER or LEADER_NOT_AVAILABLE for a moment: asked again, as clients do."""
+    NOT_LEADER or LEADER_NOT_AVAILABLE for a moment: asked again, as clients do. With
+    `must_exist`, a topic the metadata does not show (yet) is asked for again too, then an
+    error: a record of truth that cannot be read must never read as empty."""
     sampler = _consumer(bootstrap, "read_uncommitted")
     deadline = time.monotonic() + retry_s
     try:
         ends: dict[Partition, tuple[int, int]] = {}
         for topic in topics:
-            info = sampler.list_topics(topic, timeout=30).topics.get(topic)
-            if info is None or info.error is not None:
+            info = _topic_metadata(sampler, topic, deadline, must_exist)
+            if info is None:
                 continue
             for p in info.partitions:
                 while True:
@@ -80,6 +83,26 @@ def end_offsets(
         return ends
     finally:
         sampler.close()
+
+
+def _topic_metadata(
+    sampler: Consumer, topic: str, deadline: float, must_exist: bool
+) -> TopicMetadata | None:
+    while True:
+        info: TopicMetadata | None = sampler.list_topics(topic, timeout=30).topics.get(topic)
+        if info is not None and info.error is None:
+            return info
+        error = None if info is None else info.error
+        missing = error is None or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+        if missing and not must_exist:
+            return None
+        if time.monotonic() > deadline:
+            raise TopicReadError(
+                f"topic {topic} cannot be read: "
+                f"{error or 'not found'}; it holds records of truth, "
+                "so nothing goes on without it: check the broker and the topic's ACLs"
+            )
+        time.sleep(0.5)
 
 
 def _passing(exc: KafkaException) -> bool:
@@ -111,6 +134,7 @@ def read_topics_to_end(
     ends: Mapping[Partition, int] | None = None,
     stall_s: float = 300.0,
     progress: Callable[[int, int], None] | None = None,
+    must_exist: bool = False,
 ) -> int:
     """Read the committed records of these topics from `start` (default: the beginning) up to
     `ends` (default: the true end sampled now), with one read_committed consumer.
@@ -122,7 +146,9 @@ def read_topics_to_end(
     if ends is None:
         ends = {
             tp: high
-            for tp, (low, high) in end_offsets(bootstrap, list(handlers)).items()
+            for tp, (low, high) in end_offsets(
+                bootstrap, list(handlers), must_exist=must_exist
+            ).items()
             if high > low
         }
     begin = {tp: (start or {}).get(tp, OFFSET_BEGINNING) for tp in ends}

@@ -37,16 +37,20 @@ def is_number_text(text: str) -> bool:
 
 
 def local_strftime(moment: datetime, zone: ZoneInfo, fmt: str) -> str:
-    """`moment` in `zone`, formatted. datetime stops at years 1 and 9999, so an event time at
-    the edge of the calendar can fall outside it in the zone: that one event is refused."""
+    """`moment` in `zone`, formatted. Numbers show years 1000 to 9999: datetime stops at 9999
+    (an event at the edge can fall outside it in the zone), and strftime writes years before
+    1000 with fewer digits, which would make `%Y` ambiguous. Such an event is refused alone."""
     try:
-        return moment.astimezone(zone).strftime(fmt)
+        local = moment.astimezone(zone)
+        if local.year >= 1000:
+            return local.strftime(fmt)
     except (OverflowError, ValueError):
-        raise ValidationError(
-            f"event time {moment.isoformat()} is out of the range numbers can show: in time "
-            f"zone {zone.key} it falls outside the years 1 to 9999; correct occurred_at "
-            "upstream and replay the dead letter"
-        ) from None
+        pass
+    raise ValidationError(
+        f"event time {moment.isoformat()} is out of the range numbers can show: in time "
+        f"zone {zone.key} it falls outside the years 1000 to 9999; correct occurred_at "
+        "upstream and replay the dead letter"
+    )
 
 
 def _number_text(name: str, value: str) -> str:

@@ -157,3 +157,27 @@ def test_an_event_time_or_text_that_cannot_be_rendered_fails_alone() -> None:
         "Assigned",
     ]
     assert [o.assignment.value for o in outcomes if isinstance(o, Assigned)] == [1, 2]
+
+
+def test_a_bad_event_does_not_take_a_good_event_of_the_same_customer_with_it() -> None:
+    """Which records fail must not depend on how they were grouped into batches."""
+    template = NumberTemplate.parse("CU{date:%Y}{seq:4}", "Pacific/Kiritimati")
+    router = Router((NumberSequence("CU", template),))
+    edge = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)  # already year 10000 in Kiritimati
+    bad, good = event("a", edge), event("a", datetime(2024, 5, 1, tzinfo=UTC))
+    outcomes = run(router, [bad, good, bad], FakeAllocator())
+    assert [type(o).__name__ for o in outcomes] == [
+        "ValidationError",
+        "Assigned",
+        "ValidationError",
+    ]
+    assert outcomes[1].assignment.number == "CU20240001"
+
+
+def test_years_before_1000_are_refused_not_written_short() -> None:
+    """strftime writes year 24 as '24': %Y would no longer be four digits wide."""
+    template = NumberTemplate.parse("{date:%Y}{seq:6}")
+    router = Router((NumberSequence("P", template),))
+    outcomes = run(router, [event("a", datetime(24, 3, 1, tzinfo=UTC))], FakeAllocator())
+    assert type(outcomes[0]).__name__ == "ValidationError"
+    assert "years 1000 to 9999" in str(outcomes[0])

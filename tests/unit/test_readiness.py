@@ -39,3 +39,10 @@ def test_readyz_names_what_the_instance_waits_for(served: tuple[ServiceMetrics, 
     )
     report(None)
     assert readyz(port) == (200, "ready\n")
+
+
+def test_watermark_keys_name_their_counter_whatever_the_transactional_id() -> None:
+    from consumer.recovery import watermark_counter  # noqa: PLC0415
+
+    assert watermark_counter(b"P:2024@svc@prod-w1") == "P:2024"
+    assert watermark_counter(b"CU") == "CU"
