@@ -200,7 +200,10 @@ class RedisNumberStore:
         self._lock_wait_s = lock_wait_s
         self._lookup = client.register_script(_LOOKUP)
         self._allocate = client.register_script(_ALLOCATE)
-        self._fence = client.register_script(_FENCE)
+        # WAIT counts the writes of its own connection: fence and WAIT share one, pinned, so
+        # the replicas' acknowledgement covers the fence's write and all before it.
+        self._fencing: redis.Redis = client.client()  # type: ignore[no-untyped-call]
+        self._fence = self._fencing.register_script(_FENCE)
         self._status = client.register_script(_STATUS)
         self._begin = client.register_script(_BEGIN)
         self._complete = client.register_script(_COMPLETE)
@@ -278,7 +281,7 @@ class RedisNumberStore:
         """WAIT until `replicas` acknowledged every write so far (DESIGN §5.1)."""
         if replicas <= 0:
             return
-        acked = int(self._redis.execute_command("WAIT", replicas, timeout_ms))  # type: ignore[no-untyped-call]
+        acked = int(self._fencing.execute_command("WAIT", replicas, timeout_ms))  # type: ignore[no-untyped-call]
         if acked < replicas:
             raise ReplicasBehindError(
                 f"{acked} of {replicas} Redis replica(s) acknowledged within {timeout_ms} ms"

@@ -100,14 +100,15 @@ class Leases:
 
         `wait_s=None` waits as long as it takes, reporting the holder every few seconds."""
         with ExitStack() as stack:
-            locks = []
+            # Registered first, so a lock already held is renewed while the next is awaited.
+            lease = Lease([])
+            self._register(lease)
+            stack.callback(self._unregister, lease)
             for name in sorted(set(names)):
                 lock = self._acquire(name, wait_s)
                 stack.callback(_release_quietly, lock)
-                locks.append(lock)
-            lease = Lease(locks)
-            self._register(lease)
-            stack.callback(self._unregister, lease)
+                with self._guard:
+                    lease.locks.append(lock)
             yield lease
 
     def _acquire(self, name: str, wait_s: float | None) -> Lock:
@@ -170,13 +171,18 @@ class Leases:
         """Reset each lock's lease to its full length; mark the lease lost when that fails."""
         if lease.lost.is_set():
             return
+        with self._guard:
+            locks = list(lease.locks)
         try:
-            for lock in lease.locks:
+            for lock in locks:
                 lock.reacquire()
             lease.renewed_at = time.monotonic()
         except LockError as exc:  # not ours any more: it expired and someone took it
-            lease.lost.set()
-            log.error("lease_lost", error=str(exc)[:200])
+            with self._guard:
+                released = id(lease) not in self._leases  # the holder let go meanwhile
+            if not released:
+                lease.lost.set()
+                log.error("lease_lost", error=str(exc)[:200])
         except redis.RedisError as exc:
             if time.monotonic() - lease.renewed_at >= self.lease_s:
                 lease.lost.set()

@@ -9,7 +9,7 @@ stall guard, and librdkafka's errors sorted into the three kinds confluent-kafka
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,15 +113,23 @@ class KafkaTransaction:
             raise RetryBatchError(f"{undelivered} records not delivered in time")
 
     def commit(self, offsets: list[TopicPartition], group_metadata: object) -> None:
-        """Send the consumed offsets and commit, retrying what librdkafka says may be retried."""
+        """Send the consumed offsets, then commit; each step retried on its own when
+        librdkafka says it may be (sending the offsets again after they went is an error)."""
+        self._retrying(
+            "send_offsets_to_transaction",
+            lambda: self.producer.send_offsets_to_transaction(
+                offsets, group_metadata, self.call_timeout_s
+            ),
+        )
+        self._retrying(
+            "commit_transaction", lambda: self.producer.commit_transaction(self.call_timeout_s)
+        )
+
+    def _retrying(self, call: str, step: Callable[[], None]) -> None:
         for attempt in range(COMMIT_ATTEMPTS):
             try:
-                with self._guard("send_offsets_to_transaction"):
-                    self.producer.send_offsets_to_transaction(
-                        offsets, group_metadata, self.call_timeout_s
-                    )
-                with self._guard("commit_transaction"):
-                    self.producer.commit_transaction(self.call_timeout_s)
+                with self._guard(call):
+                    step()
                 return
             except KafkaException as exc:
                 if exc.args[0].retriable() and attempt < COMMIT_ATTEMPTS - 1:
