@@ -200,10 +200,7 @@ class RedisNumberStore:
         self._lock_wait_s = lock_wait_s
         self._lookup = client.register_script(_LOOKUP)
         self._allocate = client.register_script(_ALLOCATE)
-        # WAIT counts the writes of its own connection: fence and WAIT share one, pinned, so
-        # the replicas' acknowledgement covers the fence's write and all before it.
-        self._fencing: redis.Redis = client.client()  # type: ignore[no-untyped-call]
-        self._fence = self._fencing.register_script(_FENCE)
+        self._fence = client.register_script(_FENCE)
         self._status = client.register_script(_STATUS)
         self._begin = client.register_script(_BEGIN)
         self._complete = client.register_script(_COMPLETE)
@@ -281,7 +278,13 @@ class RedisNumberStore:
         """WAIT until `replicas` acknowledged every write so far (DESIGN §5.1)."""
         if replicas <= 0:
             return
-        acked = int(self._fencing.execute_command("WAIT", replicas, timeout_ms))  # type: ignore[no-untyped-call]
+        # WAIT counts the writes of its own connection, and a pooled connection may have made
+        # none: one small write first, on the same connection (a pipeline), so the replicas'
+        # acknowledgement covers it and, the replication stream being ordered, all before it.
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.incr(self.keys.wait_marker)
+        pipe.execute_command("WAIT", replicas, timeout_ms)  # type: ignore[no-untyped-call]
+        acked = int(pipe.execute()[1])
         if acked < replicas:
             raise ReplicasBehindError(
                 f"{acked} of {replicas} Redis replica(s) acknowledged within {timeout_ms} ms"

@@ -45,6 +45,11 @@ class RedisKeys:
         return f"{self.prefix}checkpoint"
 
     @property
+    def wait_marker(self) -> str:
+        """A counter written just before WAIT, on WAIT's own connection."""
+        return f"{self.prefix}wait-marker"
+
+    @property
     def recovery_lock(self) -> str:
         return f"{self.prefix}lock:recovery"
 

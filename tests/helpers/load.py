@@ -66,9 +66,17 @@ def _stamp(line: dict[str, object]) -> float:
 
 
 def first_commit_after(text: str, wall_time: float) -> float | None:
-    """Seconds from `wall_time` (time.time()) to the first batch committed after it."""
+    """Seconds from a fault at `wall_time` (time.time()) to the first batch committed after
+    the recovery it caused (or after the fault, when there was none): the time to resume. A
+    batch that was already past its fence when the fault came does not count."""
+    rebuilt = [
+        _stamp(line)
+        for line in log_events(text, "redis_state_rebuilt_from_kafka")
+        if _stamp(line) > wall_time
+    ]
+    since = min(rebuilt) if rebuilt else wall_time
     stamps = [_stamp(line) for line in log_events(text, "batch_committed")]
-    later = [s for s in stamps if s > wall_time]
+    later = [s for s in stamps if s > since]
     return min(later) - wall_time if later else None
 
 
