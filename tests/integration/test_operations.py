@@ -115,6 +115,29 @@ def test_bench_smoke_runs_and_writes_json(scenario: Scenario) -> None:
     assert data["ceiling_a_passthrough_per_s"] > 0
     assert data["service_numbers_per_s"] > 0
     assert 0 < data["redis_bytes_per_customer"] < 10_000
+    assert data["durability"]["everysec_numbers_per_s"] > 0
+    assert data["durability"]["always_numbers_per_s"] > 0
+
+
+def test_recovery_bench_smoke_runs_and_writes_json(scenario: Scenario) -> None:
+    env = dict(
+        os.environ,
+        KAFKA_BOOTSTRAP_SERVERS=scenario.endpoints.bootstrap,
+        REDIS_URL=scenario.endpoints.redis_url,
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "recovery.py"), "--smoke"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((ROOT / "bench" / "results" / "recovery.json").read_text())
+    assert data["customers"] == 20_000
+    assert data["full_rebuild_seconds"] > 0
+    assert data["recovery_from_checkpoint_seconds"] > 0
 
 
 def test_dead_letters_listed_and_replayed_after_a_fix_without_second_numbers(
