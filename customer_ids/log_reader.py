@@ -45,7 +45,9 @@ def _consumer(bootstrap: str, isolation: str) -> Consumer:
                 "isolation.level": isolation,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": True,
-                "fetch.max.bytes": 52428800,
+                # Prefetch bounded: a reader's memory is its queue, not the topic's size.
+                "fetch.max.bytes": 16777216,
+                "queued.max.messages.kbytes": 16384,
                 "fetch.wait.max.ms": 10,
             },
         )
