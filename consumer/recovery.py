@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -172,7 +173,9 @@ def rebuild_map(
     lease: Lease | None = None,
 ) -> LogState:
     """Read the log and restore its assignments into Redis, one chunk written while the next
-    is read (one writer thread, so chunks land in log order)."""
+    is read (one writer thread, so chunks land in log order). The reader waits for the write
+    before last: at most two chunks are held, however large the topic (memory stays bounded
+    when Redis writes slower than Kafka reads, which it does)."""
 
     def write(chunk: dict[str, str]) -> None:
         if lease is not None:
@@ -180,12 +183,16 @@ def rebuild_map(
         store.restore(chunk)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore") as writer:
-        pending: list[Future[None]] = []
-        state = read_log_state(
-            settings, lambda c: pending.append(writer.submit(write, c)), start, ends
-        )
-        for future in pending:
-            future.result()  # re-raise a failed write
+        pending: deque[Future[None]] = deque()
+
+        def hand_over(chunk: dict[str, str]) -> None:
+            while len(pending) >= 2:
+                pending.popleft().result()  # re-raises a failed write
+            pending.append(writer.submit(write, chunk))
+
+        state = read_log_state(settings, hand_over, start, ends)
+        while pending:
+            pending.popleft().result()
     return state
 
 

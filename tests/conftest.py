@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.own_redis import OwnRedis
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.services import Endpoints, find_endpoints
 
@@ -39,3 +40,11 @@ def start_service(services: list[ServiceProcess], scenario: Scenario, tmp_path: 
         return service
 
     return start
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server of the test's own, for faults the shared one must not suffer."""
+    server = OwnRedis(tmp_path).start()
+    yield server
+    server.stop()

@@ -22,6 +22,7 @@ from customer_ids.constants import ASSIGNMENT_HEADER
 from customer_ids.events import CustomerIdAssigned, now_utc
 from customer_ids.kafka_io import ensure_topics
 from customer_ids.settings import Settings
+from tests.helpers.own_redis import OwnRedis
 from tests.helpers.service import Scenario
 
 
@@ -153,3 +154,40 @@ def test_a_restarted_server_with_older_data_is_recovered_from_its_checkpoint(
     assert second.epoch != first.epoch
     assert store.counters(["CU"]) == {"CU": 600}
     assert store.lookup(["crm/C550"])["crm/C550"].value == 550
+
+
+def test_redis_paused_during_the_restore_leaves_nothing_half_valid(
+    scenario: Scenario, own_redis: OwnRedis
+) -> None:
+    """Redis stops answering (SIGSTOP) while a rebuild writes; the rebuild fails on its socket
+    timeout or finishes late, and either way only a completed rebuild is ever valid."""
+    settings = settings_of(scenario)
+    write_outputs(settings, range(1, 60_001)).commit_transaction(60)
+    client = redis.Redis.from_url(own_redis.url, socket_timeout=2)
+    store = number_store(client, settings.redis_prefix)
+    errors: list[BaseException] = []
+
+    def rebuild() -> None:
+        try:
+            StateRecovery(store, settings, ServiceMetrics()).ensure(None)
+        except BaseException as exc:  # what the service would retry
+            errors.append(exc)
+
+    thread = threading.Thread(target=rebuild, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not (store.status().epoch or "").startswith("rebuilding:") and thread.is_alive():
+        assert time.monotonic() < deadline, "the rebuild never started"
+        time.sleep(0.01)
+    own_redis.pause()
+    time.sleep(4)  # past the client's 2 s socket timeout
+    own_redis.resume()
+    thread.join(120)
+    status = store.status()
+    if errors:
+        assert isinstance(errors[0], redis.RedisError), errors
+        assert not status.valid  # the marker stays until a rebuild completes
+        StateRecovery(store, settings, ServiceMetrics()).ensure(None)
+    assert store.status().valid
+    assert store.counters(["CU"]) == {"CU": 60_000}
+    assert store.lookup(["crm/C59999"])["crm/C59999"].value == 59_999
