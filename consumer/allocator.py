@@ -35,6 +35,13 @@ local function identity()
   end
   return run .. '/' .. replid
 end
+-- Raise-only: each (field, offset) pair of ARGV from `first` on, into the hash `key`.
+local function raise_fields(key, first)
+  for i = first, #ARGV, 2 do
+    local current = tonumber(redis.call('HGET', key, ARGV[i]) or '0')
+    if current < tonumber(ARGV[i + 1]) then redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+  end
+end
 local function state_error(epoch)
   if redis.call('GET', KEYS[1]) ~= epoch then return 'STATE epoch changed' end
   if redis.call('GET', KEYS[2]) ~= identity() then return 'STATE server changed' end
@@ -104,10 +111,7 @@ _FENCE = (
     + """
 local bad = state_error(ARGV[1])
 if bad then return redis.error_reply(bad) end
-for i = 2, #ARGV, 2 do
-  local current = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
-  if current < tonumber(ARGV[i + 1]) then redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
-end
+raise_fields(KEYS[3], 2)
 local r = redis.call('INFO', 'replication')
 return tonumber(string.match(r, 'connected_slaves:(%d+)') or '0')
 """
@@ -154,10 +158,7 @@ end
 if redis.call('GET', KEYS[4]) ~= identity() then
   return redis.error_reply('STATE server changed during the recovery')
 end
-for i = 3, #ARGV, 2 do
-  local current = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
-  if current < tonumber(ARGV[i + 1]) then redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
-end
+raise_fields(KEYS[3], 3)
 redis.call('SET', KEYS[2], identity())
 redis.call('SET', KEYS[1], ARGV[2])
 return 1
