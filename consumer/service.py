@@ -237,8 +237,6 @@ class AssignmentService:
                 decoded.bad.append((message, exc))
             except (KeyError, TypeError, AttributeError) as exc:
                 decoded.bad.append((message, ValidationError(f"malformed record: {exc!r}")))
-            except LookupError as exc:
-                decoded.bad.append((message, ValidationError(str(exc))))
             else:
                 decoded.good.append((message, event, sequence))
         return decoded

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from customer_ids.errors import ConfigError
+from customer_ids.errors import ConfigError, ValidationError
 from customer_ids.events import CustomerCreated
 from customer_ids.numbers import MAX_COUNTER, NumberTemplate, RenderContext, local_strftime
 
@@ -107,7 +107,7 @@ class Router:
         for sequence in self.sequences:
             if sequence.accepts(event):
                 return sequence
-        raise LookupError(
+        raise ValidationError(
             f"no sequence accepts customer_type={event.customer_type!r} "
             f"region={event.country_code!r}"
         )

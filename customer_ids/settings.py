@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from customer_ids.errors import ConfigError
 from customer_ids.number_spaces import configuration_problems
@@ -124,8 +124,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 _DEFAULTS = {s.env: s.default for s in SETTINGS}
-LOG_FORMATS = ("auto", "json", "console")
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LogFormat = Literal["auto", "json", "console"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -183,8 +185,8 @@ class Settings:
         default_factory=lambda: Router((Sequence("CU", NumberTemplate.parse(DEFAULT_TEMPLATE)),))
     )
     metrics_port: int = 9400
-    log_format: str = "auto"
-    log_level: str = "info"
+    log_format: LogFormat = "auto"
+    log_level: LogLevel = "info"
     shutdown_timeout_s: int = 30
     workers: int = 1
     kafka_call_timeout_s: int = 15
@@ -218,8 +220,8 @@ class Settings:
             reverse_index=_choice(env, "CUSTOMER_IDS_REVERSE_INDEX", ("on", "off")) == "on",
             router=_router(env),
             metrics_port=_int(env, "CUSTOMER_IDS_METRICS_PORT", 0, 65535),
-            log_format=_choice(env, "CUSTOMER_IDS_LOG_FORMAT", LOG_FORMATS),
-            log_level=_choice(env, "CUSTOMER_IDS_LOG_LEVEL", LOG_LEVELS),
+            log_format=_choice(env, "CUSTOMER_IDS_LOG_FORMAT", LOG_FORMATS),  # type: ignore[arg-type]
+            log_level=_choice(env, "CUSTOMER_IDS_LOG_LEVEL", LOG_LEVELS),  # type: ignore[arg-type]
             shutdown_timeout_s=_int(env, "CUSTOMER_IDS_SHUTDOWN_TIMEOUT_S", 1, 3600),
             workers=_int(env, "CUSTOMER_IDS_WORKERS", 1, 64),
             kafka_call_timeout_s=_int(env, "CUSTOMER_IDS_KAFKA_CALL_TIMEOUT_S", 1, 600),

@@ -63,3 +63,21 @@ def test_the_environment_refuses_a_start_too_large() -> None:
     expected = r"CUSTOMER_IDS_SEQUENCE_START=.* use 1\.\.9007199254740991"
     with pytest.raises(ConfigError, match=expected):
         Settings.from_env({"CUSTOMER_IDS_SEQUENCE_START": str(10**17)})
+
+
+def test_an_event_no_sequence_accepts_is_the_project_s_validation_error() -> None:
+    """Not the builtin LookupError, whose handling depended on the order of except clauses."""
+    import uuid  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from customer_ids.errors import ValidationError  # noqa: PLC0415
+    from customer_ids.events import CustomerCreated  # noqa: PLC0415
+    from customer_ids.numbers import NumberTemplate  # noqa: PLC0415
+    from customer_ids.sequences import Router  # noqa: PLC0415
+
+    router = Router(
+        (Sequence("B", NumberTemplate.parse("B{seq:4}"), customer_types=frozenset({"BUSINESS"})),)
+    )
+    event = CustomerCreated(str(uuid.uuid4()), "c", "crm", "INDIVIDUAL", "DE", datetime.now(UTC))
+    with pytest.raises(ValidationError, match="no sequence accepts"):
+        router.route(event)

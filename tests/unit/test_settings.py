@@ -98,3 +98,13 @@ def test_the_readme_settings_table_is_the_declared_settings() -> None:
     declared = [f"| `{s.env}` | `{s.default}` | {s.meaning} |" for s in SETTINGS]
     table = [row for row in rows if row.split("`")[1] in {s.env for s in SETTINGS}]
     assert table == declared
+
+
+def test_the_dataclass_defaults_are_the_declared_defaults() -> None:
+    """A setting's default is declared in SETTINGS; the dataclass must not disagree."""
+    import dataclasses  # noqa: PLC0415
+
+    from customer_ids.settings import Settings  # noqa: PLC0415
+
+    from_env = Settings.from_env({"CUSTOMER_IDS_TRANSACTIONAL_ID": "customer-ids-local"})
+    assert dataclasses.asdict(from_env) == dataclasses.asdict(Settings())
