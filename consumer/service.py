@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,8 +17,17 @@ import redis
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from consumer import failpoints
+from consumer.accounting import account_batch
 from consumer.allocator import RedisNumberStore, ReplicasBehindError
-from consumer.assign import Assigned, BatchNumbers, assign_numbers
+from consumer.assign import BatchNumbers, assign_numbers
+from consumer.batch_records import (
+    dead_letters,
+    decode_batch,
+    next_offsets,
+    output_record,
+    position,
+    watermark_key,
+)
 from consumer.dead_letter import dead_letter_headers, dead_letter_record
 from consumer.leases import LeaseLostError, LockTimeoutError
 from consumer.metrics import ServiceMetrics
@@ -28,24 +35,13 @@ from consumer.recovery import StateRecovery, Valid, checkpoint_field
 from consumer.store import AllocationConflictError, StateBehindLogError, StateChangedError
 from consumer.transaction import KafkaTransaction, RetryBatchError, kafka_errors
 from customer_ids.codec import AvroCodec
-from customer_ids.constants import ASSIGNMENT_HEADER
-from customer_ids.errors import DecodeError, ValidationError
-from customer_ids.events import CustomerCreated, CustomerIdAssigned, now_utc
+from customer_ids.events import now_utc
 from customer_ids.logs import get_logger
-from customer_ids.sequences import Sequence
 from customer_ids.settings import Settings
 
 log = get_logger("customer_ids.service")
-OUTPUT_EVENT_NAMESPACE = uuid.UUID("6f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11")
 MAX_BACKOFF_S = 5.0
-USAGE_WARNING = 0.9
 LAG_REPORT_S = 5.0
-
-
-@dataclass
-class Decoded:
-    good: list[tuple[Message, CustomerCreated, Sequence]] = field(default_factory=list)
-    bad: list[tuple[Message, Exception]] = field(default_factory=list)
 
 
 @dataclass
@@ -188,10 +184,8 @@ class AssignmentService:
 
     def _process_batch(self, batch: list[Message]) -> None:
         started = time.monotonic()
-        decoded = self._decode(batch)
+        decoded = decode_batch(batch, self.input_codec, self.settings.router)
         self.transaction.begin()
-        for message, error in decoded.bad:
-            self._dead_letter(message, error)
         numbers: BatchNumbers | None = None
         if decoded.good:
             assert self.epoch is not None
@@ -200,7 +194,11 @@ class AssignmentService:
                 [(e, s) for _, e, s in decoded.good], self.allocator, self.epoch, self.floors
             )
             self.metrics.lock_wait.observe(time.monotonic() - lock_started)
-            self._produce_outputs(decoded, numbers)
+        dead = dead_letters(decoded, numbers)
+        for message, error in dead:
+            self._dead_letter(message, error)
+        if numbers is not None:
+            self._produce_outputs(numbers)
             self.transaction.flush()
             self._fence()
             failpoints.reached("before_commit")
@@ -209,7 +207,7 @@ class AssignmentService:
         if numbers is not None:
             for counter, value in numbers.watermarks.items():
                 self.floors[counter] = max(self.floors.get(counter, 0), value)
-        self._account(batch, decoded, numbers, time.monotonic() - started)
+        account_batch(self.metrics, batch, dead, numbers, time.monotonic() - started)
 
     def _fence(self) -> None:
         """DESIGN §5.4: our records are on the broker, holding back read_committed readers.
@@ -227,20 +225,6 @@ class AssignmentService:
             wanted = min(1, replicas)
         self.allocator.wait_for_replicas(wanted, self.settings.redis_wait_ms)
 
-    def _decode(self, batch: list[Message]) -> Decoded:
-        decoded = Decoded()
-        for message in batch:
-            try:
-                event = CustomerCreated.from_record(self.input_codec.decode(message.value()))
-                sequence = self.settings.router.route(event)
-            except (DecodeError, ValidationError) as exc:
-                decoded.bad.append((message, exc))
-            except (KeyError, TypeError, AttributeError) as exc:
-                decoded.bad.append((message, ValidationError(f"malformed record: {exc!r}")))
-            else:
-                decoded.good.append((message, event, sequence))
-        return decoded
-
     def _dead_letter(self, message: Message, error: Exception) -> None:
         # A record too large to write again with its headers goes as a reference to it.
         key, value, headers = dead_letter_record(
@@ -256,52 +240,23 @@ class AssignmentService:
             offset=message.offset(),
         )
 
-    def _produce_outputs(self, decoded: Decoded, numbers: BatchNumbers) -> None:
+    def _produce_outputs(self, numbers: BatchNumbers) -> None:
         assigned_at = now_utc()
-        for (message, _, _), item in zip(decoded.good, numbers.outcomes, strict=True):
-            if not isinstance(item, Assigned):
-                self._dead_letter(message, item)
-                continue
-            event = item.event
-            out = CustomerIdAssigned(
-                # Same input event, same output id: downstream can dedupe on it.
-                event_id=str(uuid.uuid5(OUTPUT_EVENT_NAMESPACE, event.event_id)),
-                causation_id=event.event_id,
-                customer_id=event.customer_id,
-                source_system=event.source_system,
-                customer_number=item.assignment.number,
-                sequence_name=item.assignment.counter,
-                sequence=item.assignment.value,
-                assigned_at=assigned_at,
-            )
+        for item in numbers.assigned:
+            record = output_record(item, self.output_codec, assigned_at)
             self.transaction.produce(
                 self.settings.output_topic,
-                key=event.customer_key.encode(),
-                value=self.output_codec.encode(out.to_record()),
-                # The assignment again, so a rebuild of Redis need not decode Avro.
-                headers=[
-                    ("causation_id", event.event_id.encode()),
-                    (ASSIGNMENT_HEADER, item.assignment.encode().encode()),
-                ],
+                key=record.key,
+                value=record.value,
+                headers=record.headers,
                 track=True,  # where they land: the fence records it as the checkpoint
             )
-        # One key per counter and instance: an instance's own batches commit in order, so the
-        # last record of each key is its highest, whatever the others do (DESIGN §5.5).
         for counter, value in numbers.watermarks.items():
             self.transaction.produce(
                 self.settings.watermark_topic,
-                key=f"{counter}@{self.settings.transactional_id}".encode(),
+                key=watermark_key(counter, self.settings.transactional_id),
                 value=str(value).encode(),
             )
-        for counter, used in numbers.usage.items():
-            self.metrics.sequence_usage.labels(counter=counter).set(used)
-            if used >= USAGE_WARNING:
-                log.warning(
-                    "sequence_nearly_exhausted",
-                    counter=counter,
-                    used=round(used, 4),
-                    hint="widen {seq:N:scrambled} before it runs out",
-                )
 
     # ---------------------------------------------------------------- abort and rewind
     def _abort_and_rewind(self, batch: list[Message], reason: str, error: Exception) -> None:
@@ -367,50 +322,3 @@ class AssignmentService:
                 self.metrics.redis_up.set(0)
                 self._backoff(stop)
         return None
-
-    def _account(
-        self, batch: list[Message], decoded: Decoded, numbers: BatchNumbers | None, seconds: float
-    ) -> None:
-        self.metrics.consumed.inc(len(batch))
-        self.metrics.batch_size.observe(len(batch))
-        self.metrics.batch_seconds.observe(seconds)
-        for _, error in decoded.bad:
-            self.metrics.dead_lettered.labels(reason=type(error).__name__).inc()
-        duplicates = 0
-        if numbers is not None:
-            done = numbers.assigned
-            duplicates = sum(1 for a in done if a.duplicate)
-            self.metrics.duplicates.inc(duplicates)
-            for outcome in numbers.outcomes:
-                if not isinstance(outcome, Assigned):
-                    self.metrics.dead_lettered.labels(reason=type(outcome).__name__).inc()
-            per_counter = Counter(a.assignment.counter for a in done if not a.duplicate)
-            for counter, count in per_counter.items():
-                self.metrics.assigned.labels(sequence=counter).inc(count)
-        log.info(
-            "batch_committed",
-            records=len(batch),
-            assigned=numbers.new_count if numbers else 0,
-            duplicates=duplicates,
-            dead_lettered=len(decoded.bad),
-            partitions=sorted({m.partition() for m in batch}),
-            first_offset=min(position(m)[2] for m in batch),
-            last_offset=max(position(m)[2] for m in batch),
-            ms=round(seconds * 1000, 1),
-        )
-
-
-def next_offsets(batch: list[Message]) -> list[TopicPartition]:
-    """The offsets to commit: the *next* record to read of each partition in the batch."""
-    last: dict[tuple[str, int], int] = {}
-    for m in batch:
-        topic, partition, offset = position(m)
-        last[(topic, partition)] = max(last.get((topic, partition), -1), offset)
-    return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
-
-
-def position(message: Message) -> tuple[str, int, int]:
-    """Topic, partition and offset of a consumed (never a produced) message."""
-    topic, partition, offset = message.topic(), message.partition(), message.offset()
-    assert topic is not None and partition is not None and offset is not None
-    return topic, partition, offset

@@ -1,0 +1,62 @@
+"""What a committed batch tells the metrics and the log: one canonical line per batch."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from confluent_kafka import Message
+
+from consumer.assign import BatchNumbers
+from consumer.batch_records import position
+from consumer.metrics import ServiceMetrics
+from customer_ids.logs import get_logger
+
+log = get_logger("customer_ids.service")
+USAGE_WARNING = 0.9
+
+
+def account_batch(
+    metrics: ServiceMetrics,
+    batch: list[Message],
+    dead: list[tuple[Message, Exception]],
+    numbers: BatchNumbers | None,
+    seconds: float,
+) -> None:
+    metrics.consumed.inc(len(batch))
+    metrics.batch_size.observe(len(batch))
+    metrics.batch_seconds.observe(seconds)
+    for _, error in dead:
+        metrics.dead_lettered.labels(reason=type(error).__name__).inc()
+    duplicates = 0
+    if numbers is not None:
+        done = numbers.assigned
+        duplicates = sum(1 for a in done if a.duplicate)
+        metrics.duplicates.inc(duplicates)
+        per_counter = Counter(a.assignment.counter for a in done if not a.duplicate)
+        for counter, count in per_counter.items():
+            metrics.assigned.labels(sequence=counter).inc(count)
+        report_usage(metrics, numbers.usage)
+    log.info(
+        "batch_committed",
+        records=len(batch),
+        assigned=numbers.new_count if numbers else 0,
+        duplicates=duplicates,
+        dead_lettered=len(dead),
+        partitions=sorted({m.partition() for m in batch}),
+        first_offset=min(position(m)[2] for m in batch),
+        last_offset=max(position(m)[2] for m in batch),
+        ms=round(seconds * 1000, 1),
+    )
+
+
+def report_usage(metrics: ServiceMetrics, usage: dict[str, float]) -> None:
+    """How full each bounded (scrambled) counter is; a warning from 90 %."""
+    for counter, used in usage.items():
+        metrics.sequence_usage.labels(counter=counter).set(used)
+        if used >= USAGE_WARNING:
+            log.warning(
+                "sequence_nearly_exhausted",
+                counter=counter,
+                used=round(used, 4),
+                hint="widen {seq:N:scrambled} before it runs out",
+            )

@@ -1,0 +1,106 @@
+"""A consumed batch as records, with no I/O: events or the errors that dead-letter them, the
+output record of each assigned number, the watermark keys, the offsets to commit."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from confluent_kafka import Message, TopicPartition
+
+from consumer.assign import Assigned, BatchNumbers
+from customer_ids.codec import AvroCodec
+from customer_ids.constants import ASSIGNMENT_HEADER
+from customer_ids.errors import DecodeError, ValidationError
+from customer_ids.events import CustomerCreated, CustomerIdAssigned
+from customer_ids.sequences import Router, Sequence
+
+OUTPUT_EVENT_NAMESPACE = uuid.UUID("6f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11")
+
+
+@dataclass
+class Decoded:
+    good: list[tuple[Message, CustomerCreated, Sequence]] = field(default_factory=list)
+    bad: list[tuple[Message, Exception]] = field(default_factory=list)
+
+
+def decode_batch(batch: list[Message], codec: AvroCodec, router: Router) -> Decoded:
+    """Each record as an event with its sequence, or the reason it cannot be one."""
+    decoded = Decoded()
+    for message in batch:
+        try:
+            event = CustomerCreated.from_record(codec.decode(message.value()))
+            sequence = router.route(event)
+        except (DecodeError, ValidationError) as exc:
+            decoded.bad.append((message, exc))
+        except (KeyError, TypeError, AttributeError) as exc:
+            decoded.bad.append((message, ValidationError(f"malformed record: {exc!r}")))
+        else:
+            decoded.good.append((message, event, sequence))
+    return decoded
+
+
+def dead_letters(decoded: Decoded, numbers: BatchNumbers | None) -> list[tuple[Message, Exception]]:
+    """Every record of the batch that goes to the dead-letter topic, with its reason: decided
+    here once, for producing and for counting alike."""
+    dead = list(decoded.bad)
+    if numbers is not None:
+        for (message, _, _), outcome in zip(decoded.good, numbers.outcomes, strict=True):
+            if not isinstance(outcome, Assigned):
+                dead.append((message, outcome))
+    return dead
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, str | bytes | None]]
+
+
+def output_record(item: Assigned, codec: AvroCodec, assigned_at: datetime) -> OutputRecord:
+    """The CustomerIdAssigned record of one assigned number."""
+    event = item.event
+    out = CustomerIdAssigned(
+        # Same input event, same output id: downstream can dedupe on it.
+        event_id=str(uuid.uuid5(OUTPUT_EVENT_NAMESPACE, event.event_id)),
+        causation_id=event.event_id,
+        customer_id=event.customer_id,
+        source_system=event.source_system,
+        customer_number=item.assignment.number,
+        sequence_name=item.assignment.counter,
+        sequence=item.assignment.value,
+        assigned_at=assigned_at,
+    )
+    return OutputRecord(
+        key=event.customer_key.encode(),
+        value=codec.encode(out.to_record()),
+        # The assignment again, last, so a rebuild of Redis need not decode Avro.
+        headers=[
+            ("causation_id", event.event_id.encode()),
+            (ASSIGNMENT_HEADER, item.assignment.encode().encode()),
+        ],
+    )
+
+
+def watermark_key(counter: str, transactional_id: str) -> bytes:
+    """One key per counter and instance: an instance's own batches commit in order, so the last
+    record of each key is its highest, whatever the others do (DESIGN §5.5)."""
+    return f"{counter}@{transactional_id}".encode()
+
+
+def next_offsets(batch: list[Message]) -> list[TopicPartition]:
+    """The offsets to commit: the *next* record to read of each partition in the batch."""
+    last: dict[tuple[str, int], int] = {}
+    for m in batch:
+        topic, partition, offset = position(m)
+        last[(topic, partition)] = max(last.get((topic, partition), -1), offset)
+    return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
+
+
+def position(message: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed (never a produced) message."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset

@@ -1,0 +1,75 @@
+"""The batch as records, without Kafka: what is dead-lettered is decided once, and an output
+record carries its assignment last (recovery reads it without decoding Avro)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from consumer.assign import Assigned, BatchNumbers, SequenceExhaustedError
+from consumer.batch_records import Decoded, dead_letters, decode_batch, output_record
+from consumer.store import StoredAssignment
+from customer_ids.codec import customer_created_codec, customer_id_assigned_codec
+from customer_ids.constants import ASSIGNMENT_HEADER
+from customer_ids.errors import DecodeError, ValidationError
+from customer_ids.events import CustomerCreated
+from customer_ids.numbers import NumberTemplate
+from customer_ids.sequences import Router, Sequence
+
+
+class FakeMessage:
+    def __init__(self, value: bytes | None, offset: int = 0) -> None:
+        self._value, self._offset = value, offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def event(customer: str, kind: str = "BUSINESS") -> CustomerCreated:
+    return CustomerCreated(
+        str(uuid.uuid4()), customer, "crm", kind, "DE", datetime(2024, 5, 1, tzinfo=UTC)
+    )
+
+
+ROUTER = Router(
+    (Sequence("B", NumberTemplate.parse("B{seq:4}"), customer_types=frozenset({"BUSINESS"})),)
+)
+
+
+def test_decoding_sorts_records_into_events_and_reasons() -> None:
+    codec = customer_created_codec()
+    good = FakeMessage(codec.encode(event("a").to_record()))
+    unrouted = FakeMessage(codec.encode(event("b", kind="INDIVIDUAL").to_record()))
+    garbage = FakeMessage(b"\x00not avro")
+    decoded = decode_batch([good, unrouted, garbage], codec, ROUTER)  # type: ignore[list-item]
+    assert [m for m, _, _ in decoded.good] == [good]
+    reasons = {m: type(e) for m, e in decoded.bad}
+    assert reasons == {unrouted: ValidationError, garbage: DecodeError}
+
+
+def test_dead_letters_are_the_bad_records_and_the_failed_outcomes_once() -> None:
+    bad, full, fine = FakeMessage(b"x", 0), FakeMessage(b"y", 1), FakeMessage(b"z", 2)
+    a, b = event("a"), event("b")
+    decoded = Decoded(
+        good=[(full, a, ROUTER.sequences[0]), (fine, b, ROUTER.sequences[0])],  # type: ignore[list-item]
+        bad=[(bad, DecodeError("garbage"))],  # type: ignore[list-item]
+    )
+    exhausted = SequenceExhaustedError(ROUTER.sequences[0])
+    assigned = Assigned(b, StoredAssignment("B", 1, "B0001"), duplicate=False)
+    numbers = BatchNumbers([exhausted, assigned], {"B": 1}, 1, {})
+    dead: list[Any] = dead_letters(decoded, numbers)
+    assert [(m, type(e)) for m, e in dead] == [(bad, DecodeError), (full, SequenceExhaustedError)]
+
+
+def test_an_output_record_carries_its_assignment_last_and_decodes() -> None:
+    item = Assigned(event("a"), StoredAssignment("B", 7, "B0007"), duplicate=False)
+    codec = customer_id_assigned_codec()
+    record = output_record(item, codec, datetime(2024, 5, 1, tzinfo=UTC))
+    assert record.key == b"crm/a"
+    assert record.headers[-1] == (ASSIGNMENT_HEADER, b"B|7|B0007")
+    decoded = codec.decode(record.value)
+    assert (decoded["customer_number"], decoded["sequence"]) == ("B0007", 7)
