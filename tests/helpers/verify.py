@@ -47,8 +47,8 @@ def read_committed(bootstrap: str, output_topic: str, dlq_topic: str | None = No
         committed.outputs.append(CustomerIdAssigned.from_record(codec.decode(message.value())))
 
     def on_dlq(message: Message) -> None:
-        headers = {k: v for k, v in (message.headers() or [])}
-        committed.dead_letters.append((message.value(), headers))
+        raw: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
+        committed.dead_letters.append((message.value(), dict(raw)))
 
     read_to_end(bootstrap, output_topic, on_output)
     if dlq_topic:

@@ -32,7 +32,7 @@ def settings_of(scenario: Scenario) -> Settings:
     return settings
 
 
-def output_record(value: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+def output_record(value: int) -> tuple[bytes, bytes, list[tuple[str, str | bytes | None]]]:
     customer = f"crm/C{value}"
     stored = StoredAssignment("CU", value, f"CU-{value:08d}")
     event = CustomerIdAssigned(
@@ -61,7 +61,7 @@ def write_outputs(settings: Settings, values: range, txn_id: str | None = None) 
     producer.begin_transaction()
     for value in values:
         key, data, headers = output_record(value)
-        producer.produce(settings.output_topic, key=key, value=data, headers=headers)
+        producer.produce(settings.output_topic, key=key, value=data, headers=list(headers))
     producer.flush(30)
     return producer
 

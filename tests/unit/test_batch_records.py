@@ -46,8 +46,8 @@ def test_decoding_sorts_records_into_events_and_reasons() -> None:
     unrouted = FakeMessage(codec.encode(event("b", kind="INDIVIDUAL").to_record()))
     garbage = FakeMessage(b"\x00not avro")
     decoded = decode_batch([good, unrouted, garbage], codec, ROUTER)  # type: ignore[list-item]
-    assert [m for m, _, _ in decoded.good] == [good]
-    reasons = {m: type(e) for m, e in decoded.bad}
+    assert [m for m, _, _ in decoded.good] == [good]  # type: ignore[comparison-overlap]
+    reasons: dict[Any, type] = {m: type(e) for m, e in decoded.bad}
     assert reasons == {unrouted: ValidationError, garbage: DecodeError}
 
 

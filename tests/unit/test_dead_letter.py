@@ -37,7 +37,7 @@ def librdkafka_accepts(
 ) -> bool:
     producer = _producer(max_bytes)
     try:
-        producer.produce("dlq", key=key, value=value, headers=headers)
+        producer.produce("dlq", key=key, value=value, headers=list(headers))
     except KafkaException:
         return False
     finally:

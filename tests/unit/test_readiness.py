@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,11 +20,11 @@ def readyz(port: int) -> tuple[int, str]:
 
 
 @pytest.fixture
-def served() -> tuple[ServiceMetrics, int]:
+def served() -> Iterator[tuple[ServiceMetrics, int]]:
     metrics = ServiceMetrics()
     server = HealthServer(metrics, 0)
     server.start()
-    yield metrics, server.port  # type: ignore[misc]
+    yield metrics, server.port
     server.stop()
 
 

@@ -101,7 +101,7 @@ class FakeAdmin:
 def test_ensure_topics_checks_topics_that_already_exist(monkeypatch: pytest.MonkeyPatch) -> None:
     admin = FakeAdmin({"out": {"cleanup.policy": "delete"}})
     monkeypatch.setattr(kafka_io, "AdminClient", lambda config: admin)
-    specs = {
+    specs: dict[str, dict[str, Any]] = {
         "in": {"partitions": 1, "replication": 1},
         "out": {"partitions": 1, "replication": 1, "config": COMPACTED},
         "marks": {"partitions": 1, "replication": 1, "config": COMPACTED},
