@@ -1,0 +1,160 @@
+"""Fakes behind the loop's interfaces: a consumer, a transaction session, a store and a
+recovery, each recording what the loop asked of it and failing when told to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from consumer.recovery import Valid
+from consumer.store import StoredAssignment
+
+
+class FakeMessage:
+    """A consumed record: topic, partition, offset, bytes."""
+
+    def __init__(self, value: bytes | None, offset: int, partition: int = 0) -> None:
+        self._value, self._offset, self._partition = value, offset, partition
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return b"k"
+
+    def topic(self) -> str:
+        return "in"
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def error(self) -> None:
+        return None
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return []
+
+
+class FakeConsumer:
+    def __init__(self, partitions: Sequence[int] = (0,)) -> None:
+        self.assigned = [TopicPartition("in", p) for p in partitions]
+        self.seeks: list[tuple[int, int]] = []
+        self.paused: list[int] = []
+        self.resumed: list[int] = []
+
+    def assignment(self) -> list[TopicPartition]:
+        return list(self.assigned)
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.seeks.append((tp.partition, tp.offset))
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.paused += [tp.partition for tp in partitions]
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.resumed += [tp.partition for tp in partitions]
+
+    def consume(self, num_messages: int = 1, timeout: float = 0) -> list[Any]:
+        return []
+
+    def consumer_group_metadata(self) -> object:
+        return object()
+
+
+class FakeTransaction:
+    """The transaction session: begin, produce, flush, commit, abort; `fail` raises once."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.produced: list[tuple[str, bytes | None]] = []
+        self.committed: list[list[TopicPartition]] = []
+        self.delivered: dict[int, int] = {}
+        self.fail: dict[str, BaseException] = {}
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if name in self.fail:
+            raise self.fail.pop(name)
+
+    def init(self) -> None:
+        self._call("init")
+
+    def begin(self) -> None:
+        self._call("begin")
+
+    def produce(self, topic: str, *, key: bytes | None, value: bytes | None, **_: Any) -> None:
+        self._call("produce")
+        self.produced.append((topic, value))
+        if topic == "out":
+            self.delivered[0] = self.delivered.get(0, 0) + 1
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def commit(self, offsets: list[TopicPartition], group_metadata: object) -> None:
+        self._call("commit")
+        self.committed.append(offsets)
+
+    def abort(self) -> None:
+        self._call("abort")
+
+
+class FakeStore:
+    """The number store in memory, with the fence and WAIT the loop calls."""
+
+    def __init__(self) -> None:
+        self.counters_: dict[str, int] = {}
+        self.assignments: dict[str, StoredAssignment] = {}
+        self.fail: dict[str, BaseException] = {}
+        self.fences = 0
+
+    def _maybe_fail(self, name: str) -> None:
+        if name in self.fail:
+            raise self.fail.pop(name)
+
+    @contextmanager
+    def locked(self, names: Sequence[str]) -> Iterator[None]:
+        self._maybe_fail("locked")
+        yield
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, StoredAssignment]:
+        self._maybe_fail("lookup")
+        return {k: self.assignments[k] for k in keys if k in self.assignments}
+
+    def counters(self, names: Sequence[str]) -> dict[str, int]:
+        return {n: self.counters_.get(n, 0) for n in names}
+
+    def allocate(
+        self,
+        epoch: str,
+        expected: Mapping[str, tuple[int, int, int]],
+        new: Mapping[str, StoredAssignment],
+    ) -> None:
+        self._maybe_fail("allocate")
+        for counter, (seen, floor, n) in expected.items():
+            self.counters_[counter] = max(seen, floor) + n
+        for key, value in new.items():
+            self.assignments.setdefault(key, value)
+
+    def fence(self, epoch: str, checkpoint: Mapping[str, int]) -> int:
+        self._maybe_fail("fence")
+        self.fences += 1
+        return 0
+
+    def wait_for_replicas(self, replicas: int, timeout_ms: int) -> None:
+        pass
+
+
+class FakeRecovery:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str | None, str | None]] = []
+
+    def ensure(self, known_epoch: str | None, force: str | None = None) -> Valid:
+        self.calls.append((known_epoch, force))
+        return Valid(f"epoch-{len(self.calls)}", {})

@@ -1,0 +1,147 @@
+"""The exactly-once loop's paths with fakes: a poison record, the three kinds of Kafka error,
+a state that changed under the batch, a lock timeout, Redis down."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+from confluent_kafka import KafkaError, KafkaException
+
+from consumer.leases import LockTimeoutError
+from consumer.metrics import ServiceMetrics
+from consumer.service import AssignmentService
+from consumer.store import StateChangedError
+from consumer.transaction import RetryBatchError
+from customer_ids.codec import customer_created_codec, customer_id_assigned_codec
+from customer_ids.errors import FencedError
+from customer_ids.events import CustomerCreated
+from customer_ids.settings import Settings
+from tests.unit.fakes import (
+    FakeConsumer,
+    FakeMessage,
+    FakeRecovery,
+    FakeStore,
+    FakeTransaction,
+)
+
+
+def good(offset: int, customer: str) -> FakeMessage:
+    event = CustomerCreated(
+        str(uuid.uuid4()), customer, "crm", "INDIVIDUAL", "DE", datetime(2024, 5, 1, tzinfo=UTC)
+    )
+    return FakeMessage(customer_created_codec().encode(event.to_record()), offset)
+
+
+class Loop:
+    """The service wired to fakes, one batch at a time."""
+
+    def __init__(self) -> None:
+        self.consumer = FakeConsumer()
+        self.transaction = FakeTransaction()
+        self.store = FakeStore()
+        self.recovery = FakeRecovery()
+        self.pings: list[BaseException | None] = []
+        settings = Settings(
+            output_topic="out", dlq_topic="dlq", watermark_topic="marks", transactional_id="t"
+        )
+        self.service = AssignmentService(
+            settings=settings,
+            consumer=self.consumer,  # type: ignore[arg-type]
+            transaction=self.transaction,  # type: ignore[arg-type]
+            allocator=self.store,  # type: ignore[arg-type]
+            recovery=self.recovery,  # type: ignore[arg-type]
+            metrics=ServiceMetrics(),
+            input_codec=customer_created_codec(),
+            output_codec=customer_id_assigned_codec(),
+            redis_ping=self.ping,
+            epoch="epoch-0",
+        )
+
+    def ping(self) -> None:
+        error = self.pings.pop(0) if self.pings else None
+        if error is not None:
+            raise error
+
+    def run(self, batch: list[Any]) -> None:
+        self.service._process_with_retries(batch, threading.Event())
+
+    def topics(self) -> list[str]:
+        return [topic for topic, _ in self.transaction.produced]
+
+
+def test_a_poison_record_is_dead_lettered_and_the_batch_commits() -> None:
+    loop = Loop()
+    loop.run([good(10, "a"), FakeMessage(b"\x00poison", 11), good(12, "b")])
+    assert loop.topics().count("dlq") == 1 and loop.topics().count("out") == 2
+    assert loop.transaction.calls[-1] == "commit"
+    (offsets,) = loop.transaction.committed
+    assert [(tp.partition, tp.offset) for tp in offsets] == [(0, 13)]
+    assert loop.store.fences == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KafkaException(KafkaError(KafkaError.NOT_COORDINATOR, "x", retriable=True)),
+        KafkaException(KafkaError(KafkaError._TIMED_OUT, "x", txn_requires_abort=True)),
+    ],
+    ids=["retriable", "abortable"],
+)
+def test_a_passing_kafka_error_aborts_and_rewinds_to_the_batch_start(error: Exception) -> None:
+    loop = Loop()
+    loop.transaction.fail["commit"] = RetryBatchError(str(error))
+    batch = [good(5, "a"), good(6, "b")]
+    loop.run(batch)
+    assert "abort" in loop.transaction.calls and loop.transaction.committed == []
+    assert loop.consumer.seeks == [(0, 5)]
+    loop.run(batch)  # consumed again after the rewind: the same numbers, now committed
+    assert len(loop.transaction.committed) == 1
+    decode = customer_id_assigned_codec().decode
+    numbers = [decode(v)["customer_number"] for t, v in loop.transaction.produced if t == "out"]
+    assert numbers == ["CU-00000001-8", "CU-00000002-6"] * 2
+
+
+def test_a_fenced_instance_stops() -> None:
+    loop = Loop()
+    loop.transaction.fail["commit"] = FencedError("a newer instance took over")
+    with pytest.raises(FencedError):
+        loop.run([good(1, "a")])
+
+
+def test_a_fatal_error_stops() -> None:
+    loop = Loop()
+    loop.transaction.fail["flush"] = KafkaException(KafkaError(KafkaError._FATAL, "x", fatal=True))
+    with pytest.raises(KafkaException):
+        loop.run([good(1, "a")])
+
+
+def test_a_state_that_changed_under_the_batch_aborts_and_recovers_before_going_on() -> None:
+    loop = Loop()
+    loop.store.fail["fence"] = StateChangedError("Redis is not the state this batch started from")
+    loop.run([good(3, "a")])
+    assert loop.transaction.committed == [] and loop.consumer.seeks == [(0, 3)]
+    assert loop.recovery.calls == [("epoch-0", None)]
+    assert loop.service.epoch == "epoch-1"
+
+
+def test_a_lock_timeout_aborts_rewinds_and_backs_off() -> None:
+    loop = Loop()
+    loop.store.fail["locked"] = LockTimeoutError("lock cid:lock:CU held by someone")
+    loop.run([good(7, "a")])
+    assert loop.transaction.calls == ["begin", "abort"]
+    assert loop.consumer.seeks == [(0, 7)] and loop.recovery.calls == []
+
+
+def test_redis_down_pauses_the_partitions_until_it_answers() -> None:
+    loop = Loop()
+    loop.store.fail["lookup"] = redis.ConnectionError("Connection refused")
+    loop.pings = [redis.ConnectionError("still down"), None]
+    loop.run([good(9, "a")])
+    assert loop.consumer.seeks == [(0, 9)]
+    assert loop.consumer.paused == [0] and loop.consumer.resumed == [0]
+    assert loop.transaction.committed == []
