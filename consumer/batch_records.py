@@ -99,6 +99,16 @@ def next_offsets(batch: list[Message]) -> list[TopicPartition]:
     return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
 
 
+def batch_span(batch: list[Message]) -> str:
+    """partition:first-last offsets of a batch, e.g. "0:120-2619,3:88-90", for log lines."""
+    spans: dict[int, tuple[int, int]] = {}
+    for m in batch:
+        _, partition, offset = position(m)
+        low, high = spans.get(partition, (offset, offset))
+        spans[partition] = (min(low, offset), max(high, offset))
+    return ",".join(f"{p}:{low}-{high}" for p, (low, high) in sorted(spans.items()))
+
+
 def position(message: Message) -> tuple[str, int, int]:
     """Topic, partition and offset of a consumed (never a produced) message."""
     topic, partition, offset = message.topic(), message.partition(), message.offset()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
+import structlog
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from consumer import failpoints
@@ -21,6 +22,7 @@ from consumer.accounting import account_batch
 from consumer.allocator import RedisNumberStore, ReplicasBehindError
 from consumer.assign import BatchNumbers, assign_numbers
 from consumer.batch_records import (
+    batch_span,
     dead_letters,
     decode_batch,
     next_offsets,
@@ -145,7 +147,9 @@ class AssignmentService:
         Rewinding puts the batch back in the consumer, so the next consume() retries it.
         """
         try:
-            self._process(batch)
+            # Every line about this batch (aborts, dead letters, waits) says which one it is.
+            with structlog.contextvars.bound_contextvars(batch=batch_span(batch)):
+                self._process(batch)
             self._failures = 0
         except (
             RetryBatchError,

@@ -73,3 +73,21 @@ def test_an_output_record_carries_its_assignment_last_and_decodes() -> None:
     assert record.headers[-1] == (ASSIGNMENT_HEADER, b"B|7|B0007")
     decoded = codec.decode(record.value)
     assert (decoded["customer_number"], decoded["sequence"]) == ("B0007", 7)
+
+
+def test_a_batch_span_names_each_partition_s_first_and_last_offset() -> None:
+    from consumer.batch_records import batch_span  # noqa: PLC0415
+
+    class Msg(FakeMessage):
+        def __init__(self, partition: int, offset: int) -> None:
+            super().__init__(b"", offset)
+            self._partition = partition
+
+        def topic(self) -> str:
+            return "in"
+
+        def partition(self) -> int:
+            return self._partition
+
+    batch = [Msg(3, 90), Msg(0, 120), Msg(3, 88), Msg(0, 2619)]
+    assert batch_span(batch) == "0:120-2619,3:88-90"  # type: ignore[arg-type]
