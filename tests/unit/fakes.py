@@ -10,7 +10,7 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from consumer.recovery import Valid
-from consumer.store import StoredAssignment
+from consumer.store import AllocationConflictError, StoredAssignment
 
 
 class FakeMessage:
@@ -106,11 +106,13 @@ class FakeTransaction:
 
 
 class FakeStore:
-    """The number store in memory, with the fence and WAIT the loop calls."""
+    """The number store in memory (the NumberStore contract, compare-and-set included), with
+    the fence and WAIT the loop calls."""
 
     def __init__(self) -> None:
         self.counters_: dict[str, int] = {}
         self.assignments: dict[str, StoredAssignment] = {}
+        self.locks_taken: list[list[str]] = []
         self.fail: dict[str, BaseException] = {}
         self.fences = 0
 
@@ -121,6 +123,7 @@ class FakeStore:
     @contextmanager
     def locked(self, names: Sequence[str]) -> Iterator[None]:
         self._maybe_fail("locked")
+        self.locks_taken.append(sorted(set(names)))
         yield
 
     def lookup(self, keys: Sequence[str]) -> dict[str, StoredAssignment]:
@@ -138,6 +141,8 @@ class FakeStore:
     ) -> None:
         self._maybe_fail("allocate")
         for counter, (seen, floor, n) in expected.items():
+            if self.counters_.get(counter, 0) != seen:
+                raise AllocationConflictError(f"COUNTER moved: {counter}")
             self.counters_[counter] = max(seen, floor) + n
         for key, value in new.items():
             self.assignments.setdefault(key, value)

@@ -4,51 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from consumer.assign import Assigned, SequenceExhaustedError, assign_numbers
-from consumer.store import NumberStore, StateBehindLogError, StoredAssignment
+from consumer.store import NumberStore, StateBehindLogError
 from customer_ids.events import CustomerCreated
 from customer_ids.numbers import NumberTemplate
 from customer_ids.sequences import Router
 from customer_ids.sequences import Sequence as NumberSequence
-
-
-class FakeAllocator:
-    """The allocator's contract, in memory."""
-
-    def __init__(self) -> None:
-        self.counters_: dict[str, int] = {}
-        self.assignments: dict[str, StoredAssignment] = {}
-        self.locks_taken: list[list[str]] = []
-
-    @contextmanager
-    def locked(self, names: Sequence[str]) -> Iterator[None]:
-        self.locks_taken.append(sorted(set(names)))
-        yield
-
-    def lookup(self, keys: Sequence[str]) -> dict[str, StoredAssignment]:
-        return {k: self.assignments[k] for k in keys if k in self.assignments}
-
-    def counters(self, names: Sequence[str]) -> dict[str, int]:
-        return {n: self.counters_.get(n, 0) for n in names}
-
-    def allocate(
-        self,
-        epoch: str,
-        expected: Mapping[str, tuple[int, int, int]],
-        new: Mapping[str, StoredAssignment],
-    ) -> None:
-        for counter, (seen, floor, n) in expected.items():
-            assert self.counters_.get(counter, 0) == seen
-            self.counters_[counter] = max(seen, floor) + n
-        for key, value in new.items():
-            self.assignments.setdefault(key, value)
+from tests.unit.fakes import FakeStore
 
 
 def event(customer: str, when: datetime | None = None, kind: str = "INDIVIDUAL") -> CustomerCreated:
@@ -63,7 +30,7 @@ def run(router: Router, events: list[CustomerCreated], fake: NumberStore) -> lis
 
 def test_existing_customers_keep_their_number_and_batch_duplicates_share_one() -> None:
     router = Router((NumberSequence("CU", NumberTemplate.parse("CU{seq:4}")),))
-    fake = FakeAllocator()
+    fake = FakeStore()
     first = run(router, [event("a"), event("b"), event("a")], fake)
     assert [r.assignment.number for r in first] == ["CU0001", "CU0002", "CU0001"]
     assert [r.duplicate for r in first] == [False, False, True]
@@ -74,7 +41,7 @@ def test_existing_customers_keep_their_number_and_batch_duplicates_share_one() -
 
 def test_start_value_is_honoured() -> None:
     router = Router((NumberSequence("CU", NumberTemplate.parse("CU{seq:6}"), start=100000),))
-    assert run(router, [event("a")], FakeAllocator())[0].assignment.number == "CU100000"
+    assert run(router, [event("a")], FakeStore())[0].assignment.number == "CU100000"
 
 
 def test_daily_sequence_rolls_over_at_midnight_in_its_zone() -> None:
@@ -82,9 +49,7 @@ def test_daily_sequence_rolls_over_at_midnight_in_its_zone() -> None:
     router = Router((NumberSequence("D", template, period="daily"),))
     before = datetime(2023, 10, 15, 21, 59, 59, 999000, tzinfo=UTC)  # 23:59:59.999 in Berlin
     after = datetime(2023, 10, 15, 22, 0, 0, tzinfo=UTC)  # 00:00 on the 16th in Berlin
-    result = run(
-        router, [event("a", before), event("b", before), event("c", after)], FakeAllocator()
-    )
+    result = run(router, [event("a", before), event("b", before), event("c", after)], FakeStore())
     assert [r.assignment.number for r in result] == ["20231015001", "20231015002", "20231016001"]
     assert [r.assignment.counter for r in result] == ["D:20231015", "D:20231015", "D:20231016"]
 
@@ -100,7 +65,7 @@ def test_routing_sends_each_type_to_its_own_counter_and_locks_in_sorted_order() 
             ),
         )
     )
-    fake = FakeAllocator()
+    fake = FakeStore()
     result = run(router, [event("a"), event("b", kind="BUSINESS"), event("c")], fake)
     assert [r.assignment.number for r in result] == ["P0001", "B0001", "P0002"]
     assert fake.locks_taken == [["B", "P"]]
@@ -109,7 +74,7 @@ def test_routing_sends_each_type_to_its_own_counter_and_locks_in_sorted_order() 
 def test_a_bounded_sequence_dead_letters_what_does_not_fit() -> None:
     template = NumberTemplate.parse("S{seq:1:scrambled}", scramble_key=b"k" * 16)
     router = Router((NumberSequence("S", template),))
-    fake = FakeAllocator()
+    fake = FakeStore()
     numbers = assign_numbers([(event(str(i)), router.sequences[0]) for i in range(12)], fake, "e")
     done = numbers.assigned
     refused = [a for a in numbers.outcomes if isinstance(a, SequenceExhaustedError)]
@@ -121,7 +86,7 @@ def test_a_bounded_sequence_dead_letters_what_does_not_fit() -> None:
 
 def test_the_same_id_in_two_upstream_systems_is_two_customers() -> None:
     router = Router((NumberSequence("CU", NumberTemplate.parse("CU{seq:4}")),))
-    fake = FakeAllocator()
+    fake = FakeStore()
     shop = event("42")
     crm = dataclasses.replace(event("42"), source_system="webshop")
     result = run(router, [shop, crm, shop], fake)
@@ -131,7 +96,7 @@ def test_the_same_id_in_two_upstream_systems_is_two_customers() -> None:
 def test_a_counter_below_a_committed_value_refuses_to_allocate() -> None:
     """Redis that went back in time on the same server: nothing else shows it."""
     router = Router((NumberSequence("CU", NumberTemplate.parse("CU{seq:4}")),))
-    fake = FakeAllocator()
+    fake = FakeStore()
     fake.counters_["CU"] = 40  # the log says 57 was committed
     with pytest.raises(StateBehindLogError, match="CU at 40 < 57"):
         assign_numbers([(event("a"), router.sequences[0])], fake, "e", {"CU": 57})
@@ -145,7 +110,7 @@ def test_an_event_time_or_text_that_cannot_be_rendered_fails_alone() -> None:
     """Invariant 4: one record's bad time or type is that record's failure, not the batch's."""
     template = NumberTemplate.parse("{type}{date:%Y%m%d}{seq:3}", "Asia/Tokyo")
     router = Router((NumberSequence("T", template),))
-    fake = FakeAllocator()
+    fake = FakeStore()
     edge = datetime(9999, 12, 31, 23, 30, tzinfo=UTC)  # already next year in Tokyo
     outcomes = run(
         router, [event("a"), event("b", edge), event("c", kind="X\nY"), event("d")], fake
@@ -165,7 +130,7 @@ def test_a_bad_event_does_not_take_a_good_event_of_the_same_customer_with_it() -
     router = Router((NumberSequence("CU", template),))
     edge = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)  # already year 10000 in Kiritimati
     bad, good = event("a", edge), event("a", datetime(2024, 5, 1, tzinfo=UTC))
-    outcomes = run(router, [bad, good, bad], FakeAllocator())
+    outcomes = run(router, [bad, good, bad], FakeStore())
     assert [type(o).__name__ for o in outcomes] == [
         "ValidationError",
         "Assigned",
@@ -178,6 +143,6 @@ def test_years_before_1000_are_refused_not_written_short() -> None:
     """strftime writes year 24 as '24': %Y would no longer be four digits wide."""
     template = NumberTemplate.parse("{date:%Y}{seq:6}")
     router = Router((NumberSequence("P", template),))
-    outcomes = run(router, [event("a", datetime(24, 3, 1, tzinfo=UTC))], FakeAllocator())
+    outcomes = run(router, [event("a", datetime(24, 3, 1, tzinfo=UTC))], FakeStore())
     assert type(outcomes[0]).__name__ == "ValidationError"
     assert "years 1000 to 9999" in str(outcomes[0])
