@@ -20,9 +20,9 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from consumer.bootstrap import topic_specs
-from customer_ids.codec import customer_id_assigned_codec
-from customer_ids.kafka_io import ensure_topics
-from customer_ids.settings import Settings
+from customer_ids.adapters.kafka_io import ensure_topics
+from customer_ids.config.settings import Settings
+from customer_ids.wire.codec import customer_id_assigned_codec
 from producer.emitter import CustomerEventProducer
 from producer.generator import generate_events
 

@@ -34,14 +34,14 @@ sys.path.insert(0, str(ROOT))
 
 from consumer.bootstrap import number_store, topic_specs  # noqa: E402
 from consumer.metrics import ServiceMetrics  # noqa: E402
+from consumer.ports import StoredAssignment  # noqa: E402
 from consumer.recovery import StateRecovery  # noqa: E402
-from consumer.store import StoredAssignment  # noqa: E402
-from customer_ids.codec import customer_id_assigned_codec  # noqa: E402
-from customer_ids.constants import ASSIGNMENT_HEADER  # noqa: E402
-from customer_ids.events import CustomerIdAssigned, now_utc  # noqa: E402
-from customer_ids.kafka_io import ensure_topics  # noqa: E402
-from customer_ids.log_reader import read_to_end  # noqa: E402
-from customer_ids.settings import Settings  # noqa: E402
+from customer_ids.adapters.kafka_io import ensure_topics  # noqa: E402
+from customer_ids.adapters.log_reader import read_to_end  # noqa: E402
+from customer_ids.config.settings import Settings  # noqa: E402
+from customer_ids.domain.events import CustomerIdAssigned, now_utc  # noqa: E402
+from customer_ids.wire.codec import customer_id_assigned_codec  # noqa: E402
+from customer_ids.wire.headers import ASSIGNMENT_HEADER  # noqa: E402
 
 
 def fill_elsewhere(env: dict[str, str], first: int, count: int) -> None:

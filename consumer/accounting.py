@@ -7,11 +7,11 @@ from collections import Counter
 from confluent_kafka import Message
 
 from consumer.assign import BatchNumbers
-from consumer.batch_records import position
 from consumer.metrics import ServiceMetrics
-from customer_ids.logs import get_logger
+from consumer.outputs import position
+from customer_ids.adapters.logs import get_logger
 
-log = get_logger("customer_ids.service")
+log = get_logger(__name__)
 USAGE_WARNING = 0.9
 
 
@@ -25,8 +25,16 @@ def account_batch(
     metrics.consumed.inc(len(batch))
     metrics.batch_size.observe(len(batch))
     metrics.batch_seconds.observe(seconds)
-    for _, error in dead:
+    for message, error in dead:
         metrics.dead_lettered.labels(reason=type(error).__name__).inc()
+        log.warning(
+            "dead_lettered",
+            reason=type(error).__name__,
+            error=str(error)[:300],
+            topic=message.topic(),
+            partition=message.partition(),
+            offset=message.offset(),
+        )
     duplicates = 0
     if numbers is not None:
         done = numbers.assigned

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from consumer.store import NumberStore, StateBehindLogError, StoredAssignment
-from customer_ids.errors import CustomerIdsError, ValidationError
-from customer_ids.events import CustomerCreated
-from customer_ids.sequences import Router, Sequence
+from consumer.ports import NumberStore, StateBehindLogError, StoredAssignment
+from customer_ids.domain.errors import CustomerIdsError, ValidationError
+from customer_ids.domain.events import CustomerCreated
+from customer_ids.domain.sequences import Router, Sequence
 
 
 class SequenceExhaustedError(CustomerIdsError):

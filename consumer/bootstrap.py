@@ -8,21 +8,21 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaError, Producer
 
-from consumer.allocator import RedisNumberStore
+from consumer.kafka_txn import KafkaTransaction
 from consumer.leases import Leases, owner_name
+from consumer.loop import AssignmentService
 from consumer.metrics import ServiceMetrics, waiting_reporter
 from consumer.recovery import StateRecovery
 from consumer.redis_connection import connect_redis
+from consumer.redis_store import RedisNumberStore
 from consumer.renderings import guard_renderings
-from consumer.service import AssignmentService
-from consumer.transaction import KafkaTransaction
-from customer_ids.codec import customer_created_codec, customer_id_assigned_codec
-from customer_ids.kafka_io import client_config, ensure_topics
-from customer_ids.keys import RedisKeys
-from customer_ids.logs import get_logger
-from customer_ids.settings import Settings
+from customer_ids.adapters.kafka_io import client_config, ensure_topics
+from customer_ids.adapters.logs import get_logger
+from customer_ids.adapters.redis_keys import RedisKeys
+from customer_ids.config.settings import Settings
+from customer_ids.wire.codec import customer_created_codec, customer_id_assigned_codec
 
-log = get_logger("customer_ids.kafka")
+log = get_logger(__name__)
 
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 
@@ -62,6 +62,7 @@ def build_allocator(
 def number_store(
     client: redis.Redis,
     prefix: str,
+    *,
     lease_s: float = 6.0,
     lock_wait_s: float = 5.0,
     owner: str = "tool",

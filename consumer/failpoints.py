@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import signal
 
-from customer_ids.logs import get_logger
+from customer_ids.adapters.logs import get_logger
 
-log = get_logger("customer_ids.failpoints")
+log = get_logger(__name__)
 
 _SPEC = os.environ.get("CUSTOMER_IDS_FAILPOINT", "")
 _counts: dict[str, int] = {}

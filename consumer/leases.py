@@ -22,10 +22,10 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from customer_ids.errors import CustomerIdsError
-from customer_ids.logs import get_logger
+from customer_ids.adapters.logs import get_logger
+from customer_ids.domain.errors import CustomerIdsError
 
-log = get_logger("customer_ids.leases")
+log = get_logger(__name__)
 REPORT_EVERY_S = 5.0
 FIRST_REPORT_S = 1.0
 

@@ -16,14 +16,14 @@ from confluent_kafka import KafkaException
 
 from consumer.bootstrap import build_service, redis_client
 from consumer.exit_codes import EXIT_CONFIG, EXIT_CRASH, EXIT_STOPPED, EXIT_TEMPFAIL
+from consumer.loop import AssignmentService
 from consumer.metrics import HealthServer, ServiceMetrics
-from consumer.service import AssignmentService
 from consumer.startup import StartupError, StartupTimeoutError, wait_for_kafka, wait_for_redis
-from customer_ids.errors import ConfigError, FencedError
-from customer_ids.logs import get_logger
-from customer_ids.settings import Settings
+from customer_ids.adapters.logs import get_logger
+from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import ConfigError, FencedError
 
-log = get_logger("customer_ids.serve")
+log = get_logger(__name__)
 
 
 def startup_exit_code(error: StartupError) -> int:

@@ -27,19 +27,19 @@ from dataclasses import dataclass, field
 from confluent_kafka import Message
 
 from consumer import failpoints
-from consumer.allocator import RedisNumberStore
 from consumer.leases import Lease
 from consumer.metrics import ServiceMetrics
-from consumer.store import StoredAssignment
-from customer_ids.codec import customer_id_assigned_codec
-from customer_ids.constants import ASSIGNMENT_HEADER
-from customer_ids.errors import DecodeError, ValidationError
-from customer_ids.events import CustomerIdAssigned
-from customer_ids.log_reader import end_offsets, read_topics_to_end
-from customer_ids.logs import get_logger
-from customer_ids.settings import Settings
+from consumer.ports import StoredAssignment
+from consumer.redis_store import RedisNumberStore
+from customer_ids.adapters.log_reader import end_offsets, read_topics_to_end
+from customer_ids.adapters.logs import get_logger
+from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import DecodeError, ValidationError
+from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.wire.codec import customer_id_assigned_codec
+from customer_ids.wire.headers import ASSIGNMENT_HEADER
 
-log = get_logger("customer_ids.recovery")
+log = get_logger(__name__)
 RESTORE_CHUNK = 50_000  # written while the next is read; larger chunks group buckets better
 
 

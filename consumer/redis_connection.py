@@ -9,10 +9,10 @@ import redis
 from redis.connection import SSLConnection, parse_url
 from redis.sentinel import Sentinel
 
-from customer_ids.logs import get_logger
-from customer_ids.settings import Settings
+from customer_ids.adapters.logs import get_logger
+from customer_ids.config.settings import Settings
 
-log = get_logger("customer_ids.redis")
+log = get_logger(__name__)
 
 # A dead or partitioned primary must surface as an error within seconds, so that the batch
 # aborts and the pool asks Sentinel again instead of hanging on the old address.

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from confluent_kafka import Message, Producer
 
-from customer_ids.errors import ConfigError
-from customer_ids.kafka_io import client_config
-from customer_ids.log_reader import read_topics_to_end
-from customer_ids.logs import get_logger
-from customer_ids.number_spaces import Rendering, history_problems
-from customer_ids.settings import Settings
+from customer_ids.adapters.kafka_io import client_config
+from customer_ids.adapters.log_reader import read_topics_to_end
+from customer_ids.adapters.logs import get_logger
+from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import ConfigError
+from customer_ids.domain.number_spaces import Rendering, history_problems
 
-log = get_logger("customer_ids.renderings")
+log = get_logger(__name__)
 PREFIX = b"config/"
 
 

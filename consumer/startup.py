@@ -14,12 +14,12 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from customer_ids.errors import CustomerIdsError
-from customer_ids.kafka_io import client_config
-from customer_ids.logs import get_logger
-from customer_ids.settings import Settings
+from customer_ids.adapters.kafka_io import client_config
+from customer_ids.adapters.logs import get_logger
+from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import CustomerIdsError
 
-log = get_logger("customer_ids.startup")
+log = get_logger(__name__)
 AUTH_CODES = {
     KafkaError._AUTHENTICATION,
     KafkaError.SASL_AUTHENTICATION_FAILED,

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from types import FrameType
 
 from consumer.exit_codes import EXIT_STOPPED, should_restart
-from customer_ids.logs import get_logger
-from customer_ids.settings import Settings
+from customer_ids.adapters.logs import get_logger
+from customer_ids.config.settings import Settings
 
-log = get_logger("customer_ids.supervisor")
+log = get_logger(__name__)
 MAX_BACKOFF_S = 30.0
 # A worker that ran this long was healthy: its next crash starts the backoff over, so one
 # crash a day never waits the full MAX_BACKOFF_S.

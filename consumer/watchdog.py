@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from consumer.exit_codes import EXIT_TEMPFAIL
-from customer_ids.logs import get_logger
+from customer_ids.adapters.logs import get_logger
 
-log = get_logger("customer_ids.watchdog")
+log = get_logger(__name__)
 
 
 def _expire(call: str, seconds: float) -> None:

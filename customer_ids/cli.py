@@ -10,9 +10,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from customer_ids.errors import ConfigError, CustomerIdsError
-from customer_ids.logs import configure_logging
-from customer_ids.settings import SETTINGS, Settings
+from customer_ids.adapters.logs import configure_logging
+from customer_ids.config.settings import SETTINGS, Settings
+from customer_ids.domain.errors import ConfigError, CustomerIdsError
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -67,7 +67,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
-    from customer_ids.subscriber import tail  # noqa: PLC0415
+    from customer_ids.tools.tail import tail  # noqa: PLC0415
 
     stop = threading.Event()
     with contextlib.suppress(KeyboardInterrupt):
@@ -83,7 +83,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
-    from customer_ids.validation import validate_number  # noqa: PLC0415
+    from customer_ids.domain.validation import validate_number  # noqa: PLC0415
 
     all_valid = True
     for number in args.numbers:
@@ -94,7 +94,7 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _lookup(args: argparse.Namespace, settings: Settings) -> int:
-    from consumer.lookup import lookup  # noqa: PLC0415
+    from customer_ids.tools.lookup import lookup  # noqa: PLC0415
 
     if not args.number and not args.customer:
         raise ConfigError("lookup needs --customer ID --source S, or --number N")
@@ -117,7 +117,7 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> int:
 def _dlq(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime  # noqa: PLC0415
 
-    from customer_ids.dead_letters import list_lines, read_dead_letters, replay  # noqa: PLC0415
+    from customer_ids.tools.dlq import list_lines, read_dead_letters, replay  # noqa: PLC0415
 
     since = None
     if args.since:

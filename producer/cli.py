@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from customer_ids.errors import ConfigError, ValidationError
-from customer_ids.events import CustomerCreated
-from customer_ids.logs import get_logger
-from customer_ids.settings import Settings
+from customer_ids.adapters.logs import get_logger
+from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import ConfigError, ValidationError
+from customer_ids.domain.events import CustomerCreated
 from producer.emitter import CustomerEventProducer
 from producer.generator import generate_events
 
-log = get_logger("customer_ids.produce")
+log = get_logger(__name__)
 
 
 def read_json_lines(path: Path) -> Iterator[CustomerCreated]:
@@ -50,6 +50,7 @@ def read_json_lines(path: Path) -> Iterator[CustomerCreated]:
 
 def produce(
     settings: Settings,
+    *,
     count: int | None,
     file: Path | None,
     duplicates: float,

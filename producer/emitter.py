@@ -9,10 +9,10 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from customer_ids.codec import customer_created_codec
-from customer_ids.errors import CustomerIdsError
-from customer_ids.events import CustomerCreated, now_utc
-from customer_ids.kafka_io import client_config
+from customer_ids.adapters.kafka_io import client_config
+from customer_ids.domain.errors import CustomerIdsError
+from customer_ids.domain.events import CustomerCreated, now_utc
+from customer_ids.wire.codec import customer_created_codec
 
 
 class DeliveryError(CustomerIdsError):

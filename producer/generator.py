@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
-from customer_ids.events import CustomerCreated, now_utc
+from customer_ids.domain.events import CustomerCreated, now_utc
 
 FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Frances")
 LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Allen")

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from customer_ids.errors import CustomerIdsError
+from customer_ids.domain.errors import CustomerIdsError
 
 # Processes this interpreter started, kept so they are reaped (no zombies, no ResourceWarning).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}

@@ -184,7 +184,7 @@ def test_verifier_catches_a_number_given_twice(scenario: Scenario) -> None:
     """The verifier itself can fail: a forged second output for another customer is caught."""
     events = make_events(2, seed=801)
     committed = read_committed(scenario.endpoints.bootstrap, scenario.output_topic)
-    from customer_ids.events import CustomerIdAssigned, now_utc  # noqa: PLC0415
+    from customer_ids.domain.events import CustomerIdAssigned, now_utc  # noqa: PLC0415
 
     committed.outputs = [
         CustomerIdAssigned(

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 
 import fastavro
 
-from customer_ids.codec import MAGIC, customer_created_codec, schema_fingerprint, schemas_dir
-from customer_ids.events import CustomerCreated, now_utc
+from customer_ids.domain.events import CustomerCreated, now_utc
+from customer_ids.wire.codec import MAGIC, customer_created_codec, schema_fingerprint, schemas_dir
 from producer.emitter import CustomerEventProducer
 from producer.generator import generate_events
 from tests.helpers.service import Scenario

@@ -9,7 +9,7 @@ import threading
 import time
 from datetime import datetime
 
-from customer_ids.events import CustomerCreated
+from customer_ids.domain.events import CustomerCreated
 from producer.emitter import CustomerEventProducer
 from tests.helpers.service import Scenario
 

@@ -47,8 +47,8 @@ class Scenario:
         """The service's topics with its partition counts, before anything is sent (a producer
         sending first would have the broker create the input with one partition)."""
         from consumer.bootstrap import topic_specs  # noqa: PLC0415
-        from customer_ids.kafka_io import ensure_topics  # noqa: PLC0415
-        from customer_ids.settings import Settings  # noqa: PLC0415
+        from customer_ids.adapters.kafka_io import ensure_topics  # noqa: PLC0415
+        from customer_ids.config.settings import Settings  # noqa: PLC0415
 
         settings = Settings.from_env(self.env())
         ensure_topics(settings.bootstrap_servers, topic_specs(settings))

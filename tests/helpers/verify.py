@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Message
 
-from customer_ids.codec import customer_id_assigned_codec
-from customer_ids.events import CustomerCreated, CustomerIdAssigned
-from customer_ids.log_reader import read_to_end
+from customer_ids.adapters.log_reader import read_to_end
+from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned
+from customer_ids.wire.codec import customer_id_assigned_codec
 
 
 @dataclass
@@ -60,6 +60,7 @@ def wait_for_outputs(
     bootstrap: str,
     output_topic: str,
     expected: int,
+    *,
     timeout: float = 120.0,
     dlq_topic: str | None = None,
     dead_letters: int = 0,

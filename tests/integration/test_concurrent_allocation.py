@@ -13,11 +13,11 @@ from typing import Any
 
 import redis
 
-from consumer.allocator import RedisNumberStore
 from consumer.assign import Assigned, assign_numbers, routed
 from consumer.bootstrap import number_store
-from consumer.store import AllocationConflictError
-from customer_ids.settings import Settings
+from consumer.ports import AllocationConflictError
+from consumer.redis_store import RedisNumberStore
+from customer_ids.config.settings import Settings
 from producer.generator import generate_events
 from tests.helpers.services import Endpoints
 

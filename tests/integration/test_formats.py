@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from customer_ids.numbers import NumberTemplate
+from customer_ids.domain.numbers import NumberTemplate
 from tests.helpers.events import make_events, send
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.verify import assert_invariants, wait_for_outputs

@@ -12,8 +12,8 @@ import redis
 from consumer.assign import assign_numbers
 from consumer.bootstrap import number_store
 from consumer.leases import Lease, Leases, LockTimeoutError
-from consumer.store import AllocationConflictError, StoredAssignment
-from customer_ids.settings import Settings
+from consumer.ports import AllocationConflictError, StoredAssignment
+from customer_ids.config.settings import Settings
 from producer.generator import generate_events
 from tests.helpers.services import Endpoints
 

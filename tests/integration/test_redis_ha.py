@@ -9,7 +9,7 @@ from pathlib import Path
 import redis
 
 from consumer.redis_connection import connect_redis
-from customer_ids.settings import Settings
+from customer_ids.config.settings import Settings
 from tests.helpers.redis_ha import RedisHA
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
+from consumer.ports import AllocationConflictError, StoredAssignment
 from consumer.recovery import Valid
-from consumer.store import AllocationConflictError, StoredAssignment
 
 
 class FakeMessage:

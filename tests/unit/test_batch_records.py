@@ -8,14 +8,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumer.assign import Assigned, BatchNumbers, SequenceExhaustedError
-from consumer.batch_records import Decoded, dead_letters, decode_batch, output_record
-from consumer.store import StoredAssignment
-from customer_ids.codec import customer_created_codec, customer_id_assigned_codec
-from customer_ids.constants import ASSIGNMENT_HEADER
-from customer_ids.errors import DecodeError, ValidationError
-from customer_ids.events import CustomerCreated
-from customer_ids.numbers import NumberTemplate
-from customer_ids.sequences import Router, Sequence
+from consumer.outputs import (
+    Decoded,
+    Topics,
+    batch_records,
+    dead_letters,
+    decode_batch,
+    output_record,
+)
+from consumer.ports import StoredAssignment
+from customer_ids.domain.errors import DecodeError, ValidationError
+from customer_ids.domain.events import CustomerCreated
+from customer_ids.domain.numbers import NumberTemplate
+from customer_ids.domain.sequences import Router, Sequence
+from customer_ids.wire.codec import customer_created_codec, customer_id_assigned_codec
+from customer_ids.wire.headers import ASSIGNMENT_HEADER
 
 
 class FakeMessage:
@@ -76,7 +83,7 @@ def test_an_output_record_carries_its_assignment_last_and_decodes() -> None:
 
 
 def test_a_batch_span_names_each_partition_s_first_and_last_offset() -> None:
-    from consumer.batch_records import batch_span  # noqa: PLC0415
+    from consumer.outputs import batch_span  # noqa: PLC0415
 
     class Msg(FakeMessage):
         def __init__(self, partition: int, offset: int) -> None:
@@ -91,3 +98,62 @@ def test_a_batch_span_names_each_partition_s_first_and_last_offset() -> None:
 
     batch = [Msg(3, 90), Msg(0, 120), Msg(3, 88), Msg(0, 2619)]
     assert batch_span(batch) == "0:120-2619,3:88-90"  # type: ignore[arg-type]
+
+
+class InputMessage(FakeMessage):
+    """A consumed record with the coordinates a dead letter cites."""
+
+    def key(self) -> bytes:
+        return b"k"
+
+    def topic(self) -> str:
+        return "in"
+
+    def partition(self) -> int:
+        return 3
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return []
+
+
+def test_a_batch_writes_dead_letters_then_outputs_then_one_watermark_per_counter() -> None:
+    bad = InputMessage(b"garbage", offset=41)
+    a, b = event("a"), event("b")
+    numbers = BatchNumbers(
+        [
+            Assigned(a, StoredAssignment("B", 7, "B0007"), duplicate=False),
+            Assigned(b, StoredAssignment("B", 8, "B0008"), duplicate=False),
+        ],
+        {"B": 8},
+        2,
+        {},
+    )
+    topics = Topics(output="out", dead_letter="dlq", watermark="marks")
+    records = batch_records(
+        [(bad, DecodeError("garbage"))],  # type: ignore[list-item]
+        numbers,
+        topics,
+        customer_id_assigned_codec(),
+        "tx-1",
+        datetime(2024, 5, 1, tzinfo=UTC),
+    )
+    assert [(r.topic, r.key, r.track) for r in records] == [
+        ("dlq", b"k", False),
+        ("out", b"crm/a", True),
+        ("out", b"crm/b", True),
+        ("marks", b"B@tx-1", False),
+    ]
+    assert records[-1].value == b"8"
+    assert dict(records[0].headers)["source.offset"] == b"41"
+
+
+def test_a_batch_of_only_bad_records_writes_only_dead_letters() -> None:
+    records = batch_records(
+        [(InputMessage(b"x"), DecodeError("x"))],  # type: ignore[list-item]
+        None,
+        Topics("out", "dlq", "marks"),
+        customer_id_assigned_codec(),
+        "tx-1",
+        datetime(2024, 5, 1, tzinfo=UTC),
+    )
+    assert [r.topic for r in records] == ["dlq"]

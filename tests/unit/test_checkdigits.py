@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from customer_ids import checkdigits
+from customer_ids.domain import checkdigits
 
 digits = st.text(alphabet="0123456789", min_size=2, max_size=18)
 

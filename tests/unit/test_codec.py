@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from customer_ids.codec import MAGIC, codec_for, customer_created_codec, schemas_dir
-from customer_ids.errors import DecodeError
-from customer_ids.events import CustomerCreated, now_utc
+from customer_ids.domain.errors import DecodeError
+from customer_ids.domain.events import CustomerCreated, now_utc
+from customer_ids.wire.codec import MAGIC, codec_for, customer_created_codec, schemas_dir
 
 
 def event() -> CustomerCreated:
@@ -44,7 +44,7 @@ def test_header_is_the_avro_spec_single_object_marker_and_fingerprint() -> None:
     assert data[:2] == MAGIC
     assert data[2:10] == codec.header[2:]
     # The Avro spec's CRC-64-AVRO of the schema "int" (little-endian bytes), as a known vector.
-    from customer_ids.codec import schema_fingerprint  # noqa: PLC0415
+    from customer_ids.wire.codec import schema_fingerprint  # noqa: PLC0415
 
     assert schema_fingerprint("int").hex() == "8f5c393f1ad57572"
 
@@ -94,7 +94,7 @@ def test_reader_reads_records_of_an_older_schema_version(tmp_path: Path) -> None
     (tmp_path / "CustomerCreated.avsc").write_text(json.dumps(current))
     (tmp_path / "history" / "CustomerCreated.v0.avsc").write_text(json.dumps(old))
     old_writer = codec_for.__wrapped__("CustomerCreated", tmp_path / "history" / "..")
-    from customer_ids.codec import AvroCodec, _load, schema_fingerprint  # noqa: PLC0415
+    from customer_ids.wire.codec import AvroCodec, _load, schema_fingerprint  # noqa: PLC0415
 
     v0 = _load(tmp_path / "history" / "CustomerCreated.v0.avsc")
     writer = AvroCodec("CustomerCreated", v0, MAGIC + schema_fingerprint(v0), {})

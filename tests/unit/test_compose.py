@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from customer_ids.cli import build_parser
-from customer_ids.settings import SETTINGS, Settings
+from customer_ids.config.settings import SETTINGS, Settings
 from customer_ids.stack.kafka import kafka_version
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from customer_ids.errors import ConfigError, ValidationError
-from customer_ids.events import CustomerCreated
-from customer_ids.numbers import NumberTemplate, RenderContext
-from customer_ids.sequences import Sequence
+from customer_ids.domain.errors import ConfigError, ValidationError
+from customer_ids.domain.events import CustomerCreated
+from customer_ids.domain.numbers import NumberTemplate, RenderContext
+from customer_ids.domain.sequences import Sequence
 
 LATE = datetime(9999, 12, 31, 23, 30, tzinfo=UTC)
 EARLY = datetime(1, 1, 1, 0, 30, tzinfo=UTC)

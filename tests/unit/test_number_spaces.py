@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from customer_ids.errors import ConfigError
-from customer_ids.number_spaces import (
+from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import ConfigError
+from customer_ids.domain.number_spaces import (
     Rendering,
     configuration_problems,
     history_problems,
     may_meet,
 )
-from customer_ids.numbers import NumberTemplate
-from customer_ids.sequences import Sequence
-from customer_ids.settings import Settings
+from customer_ids.domain.numbers import NumberTemplate
+from customer_ids.domain.sequences import Sequence
 
 KEY = b"k" * 16
 

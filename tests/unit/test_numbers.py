@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from customer_ids.errors import ConfigError
-from customer_ids.numbers import NumberTemplate, RenderContext
+from customer_ids.domain.errors import ConfigError
+from customer_ids.domain.numbers import NumberTemplate, RenderContext
 
 MOMENT = datetime(2023, 10, 15, 23, 30, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from customer_ids.errors import ConfigError
-from customer_ids.numbers import NumberTemplate, RenderContext
-from customer_ids.scramble import capacity, scramble
+from customer_ids.domain.errors import ConfigError
+from customer_ids.domain.numbers import NumberTemplate, RenderContext
+from customer_ids.domain.scramble import capacity, scramble
 
 KEY = b"0123456789abcdef"
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from customer_ids.errors import ConfigError
-from customer_ids.numbers import MAX_COUNTER, NumberTemplate
-from customer_ids.sequences import Sequence
-from customer_ids.settings import Settings, load_sequences
+from customer_ids.config.sequences_file import load_sequences
+from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import ConfigError
+from customer_ids.domain.numbers import MAX_COUNTER, NumberTemplate
+from customer_ids.domain.sequences import Sequence
 
 KEY = b"k" * 16
 
@@ -70,10 +71,10 @@ def test_an_event_no_sequence_accepts_is_the_project_s_validation_error() -> Non
     import uuid  # noqa: PLC0415
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from customer_ids.errors import ValidationError  # noqa: PLC0415
-    from customer_ids.events import CustomerCreated  # noqa: PLC0415
-    from customer_ids.numbers import NumberTemplate  # noqa: PLC0415
-    from customer_ids.sequences import Router  # noqa: PLC0415
+    from customer_ids.domain.errors import ValidationError  # noqa: PLC0415
+    from customer_ids.domain.events import CustomerCreated  # noqa: PLC0415
+    from customer_ids.domain.numbers import NumberTemplate  # noqa: PLC0415
+    from customer_ids.domain.sequences import Router  # noqa: PLC0415
 
     router = Router(
         (Sequence("B", NumberTemplate.parse("B{seq:4}"), customer_types=frozenset({"BUSINESS"})),)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from customer_ids.errors import ConfigError
-from customer_ids.settings import SETTINGS, Settings, load_sequences
+from customer_ids.config.sequences_file import load_sequences
+from customer_ids.config.settings import SETTINGS, Settings
+from customer_ids.domain.errors import ConfigError
 
 
 def test_defaults_are_usable() -> None:
@@ -23,7 +25,7 @@ def test_defaults_are_usable() -> None:
         ({"CUSTOMER_IDS_BATCH_SIZE": "lots"}, "CUSTOMER_IDS_BATCH_SIZE='lots' is not a whole"),
         ({"CUSTOMER_IDS_BATCH_SIZE": "0"}, "CUSTOMER_IDS_BATCH_SIZE=0 is out of range"),
         ({"CUSTOMER_IDS_LOG_FORMAT": "xml"}, "use one of: auto, json, console"),
-        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL='localhost:6379': must start with"),
         ({"CUSTOMER_IDS_NUMBER_FORMAT": "CU-{seq}"}, "width"),
         ({"CUSTOMER_IDS_SEQUENCE_PERIOD": "hourly"}, "CUSTOMER_IDS_SEQUENCE_PERIOD"),
     ],
@@ -88,11 +90,7 @@ def test_unknown_field_names_the_sequence(tmp_path: Path) -> None:
 
 
 def test_the_readme_settings_table_is_the_declared_settings() -> None:
-    """Each setting is declared once (SETTINGS); the README's table must say the same."""
-    from pathlib import Path  # noqa: PLC0415
-
-    from customer_ids.settings import SETTINGS  # noqa: PLC0415
-
+    """Each setting is declared once (a field of Settings); the README's table must say the same."""
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     rows = [line for line in readme.splitlines() if line.startswith("| `") and " | `" in line]
     declared = [f"| `{s.env}` | `{s.default}` | {s.meaning} |" for s in SETTINGS]
@@ -100,11 +98,57 @@ def test_the_readme_settings_table_is_the_declared_settings() -> None:
     assert table == declared
 
 
-def test_the_dataclass_defaults_are_the_declared_defaults() -> None:
-    """A setting's default is declared in SETTINGS; the dataclass must not disagree."""
-    import dataclasses  # noqa: PLC0415
+def test_the_declared_defaults_are_the_defaults_in_use() -> None:
+    """What --help and the README show as a default is what an empty environment gives."""
+    settings = Settings.from_env({})
+    shown = {s.env: s.default for s in SETTINGS}
+    assert shown["CUSTOMER_IDS_BATCH_SIZE"] == str(settings.batch_size)
+    assert shown["CUSTOMER_IDS_REVERSE_INDEX"] == "off"
+    assert settings.reverse_index is False
+    assert shown["CUSTOMER_IDS_REDIS_REPLICA_ACKS"] == "auto"
+    assert settings.redis_replica_acks is None
+    assert shown["CUSTOMER_IDS_TRANSACTIONAL_ID"] == "customer-ids-<hostname>"
 
-    from customer_ids.settings import Settings  # noqa: PLC0415
 
-    from_env = Settings.from_env({"CUSTOMER_IDS_TRANSACTIONAL_ID": "customer-ids-local"})
-    assert dataclasses.asdict(from_env) == dataclasses.asdict(Settings())
+def test_from_env_does_not_mix_in_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUSTOMER_IDS_BATCH_SIZE", "7")
+    assert Settings.from_env({}).batch_size == 2500
+    assert Settings.from_env().batch_size == 7
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"CUSTOMER_IDS_REDIS_REPLICA_ACKS": "many"},
+            "CUSTOMER_IDS_REDIS_REPLICA_ACKS='many': use auto",
+        ),
+        (
+            {"REDIS_SENTINELS": "sentinel"},
+            "REDIS_SENTINELS='sentinel': 'sentinel' is not host:port",
+        ),
+        ({"CUSTOMER_IDS_REVERSE_INDEX": "yes"}, "CUSTOMER_IDS_REVERSE_INDEX='yes': use on or off"),
+        ({"CUSTOMER_IDS_SCRAMBLE_KEY": "short"}, "CUSTOMER_IDS_SCRAMBLE_KEY='short': is too short"),
+        ({"CUSTOMER_IDS_NUMBER_FORMAT": "CU-{seq}"}, "CUSTOMER_IDS_NUMBER_FORMAT: template"),
+    ],
+)
+def test_typed_settings_explain_their_mistakes(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(env)
+
+
+def test_on_off_and_auto_parse() -> None:
+    settings = Settings.from_env(
+        {
+            "CUSTOMER_IDS_REVERSE_INDEX": "ON",
+            "CUSTOMER_IDS_REDIS_REPLICA_ACKS": "2",
+            "REDIS_SENTINELS": "127.0.0.1:26379, 127.0.0.1:26380",
+            "CUSTOMER_IDS_LOG_LEVEL": "DEBUG",
+        }
+    )
+    assert settings.reverse_index is True
+    assert settings.redis_replica_acks == 2
+    assert settings.redis_sentinels == (("127.0.0.1", 26379), ("127.0.0.1", 26380))
+    assert settings.log_level == "debug"

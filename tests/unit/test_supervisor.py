@@ -18,7 +18,7 @@ from consumer.exit_codes import EXIT_CONFIG, EXIT_CRASH, EXIT_STOPPED, EXIT_TEMP
 from consumer.main import metrics_port_message, startup_exit_code
 from consumer.startup import StartupError, StartupTimeoutError, wait_for_redis
 from consumer.supervisor import HEALTHY_RUN_S, MAX_BACKOFF_S, restart_backoff
-from customer_ids.settings import Settings
+from customer_ids.config.settings import Settings
 
 
 def test_stopped_fenced_and_misconfigured_workers_are_not_restarted() -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from customer_ids import kafka_io
-from customer_ids.errors import ConfigError
-from customer_ids.kafka_io import check_topic_policies, ensure_topics
+from customer_ids.adapters import kafka_io
+from customer_ids.adapters.kafka_io import check_topic_policies, ensure_topics
+from customer_ids.domain.errors import ConfigError
 
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 EXPECTED = {"out": COMPACTED, "marks": COMPACTED, "in": {}}

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from consumer.transaction import KafkaTransaction, RetryBatchError, kafka_errors
-from customer_ids.errors import FencedError
+from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
+from customer_ids.domain.errors import FencedError
 
 
 def kafka_error(code: int, **kinds: bool) -> KafkaException:

@@ -17,10 +17,10 @@ from typing import Any
 
 from confluent_kafka import Message, Producer
 
-from customer_ids.errors import CustomerIdsError
-from customer_ids.kafka_io import client_config
-from customer_ids.log_reader import read_to_end
-from customer_ids.settings import Settings
+from customer_ids.adapters.kafka_io import client_config
+from customer_ids.adapters.log_reader import read_to_end
+from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import CustomerIdsError
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from customer_ids.errors import ConfigError, ValidationError
-from customer_ids.events import CustomerCreated
-from customer_ids.numbers import MAX_COUNTER, NumberTemplate, RenderContext, local_strftime
+from customer_ids.domain.errors import ConfigError, ValidationError
+from customer_ids.domain.events import CustomerCreated
+from customer_ids.domain.numbers import MAX_COUNTER, NumberTemplate, RenderContext, local_strftime
 
 Period = Literal["none", "daily", "monthly", "yearly"]
 PERIODS: tuple[str, ...] = ("none", "daily", "monthly", "yearly")

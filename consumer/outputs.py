@@ -1,20 +1,23 @@
-"""A consumed batch as records, with no I/O: events or the errors that dead-letter them, the
-output record of each assigned number, the watermark keys, the offsets to commit."""
+"""A consumed batch as records, with no I/O: events or the errors that dead-letter them, every
+record the batch's transaction writes (outputs, dead letters, watermarks), the offsets to
+commit."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from confluent_kafka import Message, TopicPartition
 
 from consumer.assign import Assigned, BatchNumbers
-from customer_ids.codec import AvroCodec
-from customer_ids.constants import ASSIGNMENT_HEADER
-from customer_ids.errors import DecodeError, ValidationError
-from customer_ids.events import CustomerCreated, CustomerIdAssigned
-from customer_ids.sequences import Router, Sequence
+from consumer.dead_letter import dead_letter_headers, dead_letter_record
+from customer_ids.domain.errors import DecodeError, ValidationError
+from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned
+from customer_ids.domain.sequences import Router, Sequence
+from customer_ids.wire.codec import AvroCodec
+from customer_ids.wire.headers import ASSIGNMENT_HEADER
 
 OUTPUT_EVENT_NAMESPACE = uuid.UUID("6f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11")
 
@@ -82,6 +85,51 @@ def output_record(item: Assigned, codec: AvroCodec, assigned_at: datetime) -> Ou
             (ASSIGNMENT_HEADER, item.assignment.encode().encode()),
         ],
     )
+
+
+@dataclass(frozen=True)
+class Topics:
+    output: str
+    dead_letter: str
+    watermark: str
+
+
+@dataclass(frozen=True)
+class Produced:
+    """One record the batch's transaction writes; `track`: the fence checkpoints where it lands."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Seq[tuple[str, str | bytes | None]]
+    track: bool = False
+
+
+def batch_records(
+    dead: list[tuple[Message, Exception]],
+    numbers: BatchNumbers | None,
+    topics: Topics,
+    codec: AvroCodec,
+    transactional_id: str,
+    assigned_at: datetime,
+) -> list[Produced]:
+    """Everything one batch writes, in order: dead letters, outputs, watermarks."""
+    records = []
+    for message, error in dead:
+        # A record too large to write again with its headers goes as a reference to it.
+        key, value, headers = dead_letter_record(
+            message.key(), message.value(), dead_letter_headers(message, error)
+        )
+        records.append(Produced(topics.dead_letter, key, value, headers))
+    if numbers is None:
+        return records
+    for item in numbers.assigned:
+        out = output_record(item, codec, assigned_at)
+        records.append(Produced(topics.output, out.key, out.value, out.headers, track=True))
+    for counter, highest in numbers.watermarks.items():
+        marker = watermark_key(counter, transactional_id)
+        records.append(Produced(topics.watermark, marker, str(highest).encode(), []))
+    return records
 
 
 def watermark_key(counter: str, transactional_id: str) -> bytes:

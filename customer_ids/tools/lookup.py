@@ -7,10 +7,10 @@ from typing import Any
 from confluent_kafka import Message
 
 from consumer.bootstrap import build_allocator
-from customer_ids.codec import customer_id_assigned_codec
-from customer_ids.events import CustomerIdAssigned
-from customer_ids.log_reader import read_to_end
-from customer_ids.settings import Settings
+from customer_ids.adapters.log_reader import read_to_end
+from customer_ids.config.settings import Settings
+from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.wire.codec import customer_id_assigned_codec
 
 
 def lookup(

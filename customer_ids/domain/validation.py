@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from customer_ids.sequences import Router
+from customer_ids.domain.sequences import Router
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from datetime import datetime
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from customer_ids import checkdigits, scramble
-from customer_ids.errors import ConfigError, ValidationError
+from customer_ids.domain import checkdigits, scramble
+from customer_ids.domain.errors import ConfigError, ValidationError
 
 _TOKEN = re.compile(r"\{([^{}]*)\}")
 _NOT_DIGIT = re.compile(r"[^0-9]")

@@ -17,7 +17,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
-from customer_ids.errors import DecodeError
+from customer_ids.domain.errors import DecodeError
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8
@@ -25,9 +25,9 @@ HEADER_SIZE = len(MAGIC) + 8
 
 def schemas_dir() -> Path:
     """schemas/ inside an installed wheel, else the checkout's top-level schemas/."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "schemas"
-    return packaged if packaged.is_dir() else here.parent / "schemas"
+    package = Path(__file__).resolve().parents[1]  # customer_ids/
+    packaged = package / "schemas"
+    return packaged if packaged.is_dir() else package.parent / "schemas"
 
 
 def schema_fingerprint(parsed: Any) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer.watchdog import stall_guard
-from customer_ids.errors import CustomerIdsError, FencedError
+from customer_ids.domain.errors import CustomerIdsError, FencedError
 
 FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 STALL_MARGIN_S = 10.0  # past its own timeout, a call is stuck (librdkafka#5456)

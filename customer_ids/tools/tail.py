@@ -10,13 +10,13 @@ from typing import TextIO
 
 from confluent_kafka import Consumer
 
-from customer_ids.codec import customer_id_assigned_codec
-from customer_ids.errors import DecodeError
-from customer_ids.events import CustomerIdAssigned
-from customer_ids.kafka_io import client_config
-from customer_ids.logs import get_logger
+from customer_ids.adapters.kafka_io import client_config
+from customer_ids.adapters.logs import get_logger
+from customer_ids.domain.errors import DecodeError
+from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.wire.codec import customer_id_assigned_codec
 
-log = get_logger("customer_ids.tail")
+log = get_logger(__name__)
 
 
 def tail(
@@ -24,6 +24,7 @@ def tail(
     topic: str,
     group: str,
     stop: threading.Event,
+    *,
     out: TextIO = sys.stdout,
     max_events: int = 0,
     idle_seconds: float = 0,

@@ -15,35 +15,33 @@ from dataclasses import dataclass, field
 
 import redis
 import structlog
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, Message
 
 from consumer import failpoints
 from consumer.accounting import account_batch
-from consumer.allocator import RedisNumberStore, ReplicasBehindError
 from consumer.assign import BatchNumbers, assign_numbers
-from consumer.batch_records import (
+from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
+from consumer.leases import LeaseLostError, LockTimeoutError
+from consumer.metrics import ServiceMetrics
+from consumer.outputs import (
+    Topics,
+    batch_records,
     batch_span,
     dead_letters,
     decode_batch,
     next_offsets,
-    output_record,
-    position,
-    watermark_key,
 )
-from consumer.dead_letter import dead_letter_headers, dead_letter_record
-from consumer.leases import LeaseLostError, LockTimeoutError
-from consumer.metrics import ServiceMetrics
+from consumer.partitions import InputPartitions
+from consumer.ports import AllocationConflictError, StateBehindLogError, StateChangedError
 from consumer.recovery import StateRecovery, Valid, checkpoint_field
-from consumer.store import AllocationConflictError, StateBehindLogError, StateChangedError
-from consumer.transaction import KafkaTransaction, RetryBatchError, kafka_errors
-from customer_ids.codec import AvroCodec
-from customer_ids.events import now_utc
-from customer_ids.logs import get_logger
-from customer_ids.settings import Settings
+from consumer.redis_store import RedisNumberStore, ReplicasBehindError
+from customer_ids.adapters.logs import get_logger
+from customer_ids.config.settings import Settings
+from customer_ids.domain.events import now_utc
+from customer_ids.wire.codec import AvroCodec
 
-log = get_logger("customer_ids.service")
+log = get_logger(__name__)
 MAX_BACKOFF_S = 5.0
-LAG_REPORT_S = 5.0
 
 
 @dataclass
@@ -62,8 +60,12 @@ class AssignmentService:
     # commits): a counter below it means Redis went back in time.
     floors: dict[str, int] = field(default_factory=dict)
     _failures: int = 0
-    _next_lag_report: float = 0.0
-    _waiting_for_redis: bool = False
+
+    def __post_init__(self) -> None:
+        self.partitions = InputPartitions(self.consumer, self.metrics)
+        self.topics = Topics(
+            self.settings.output_topic, self.settings.dlq_topic, self.settings.watermark_topic
+        )
 
     # ---------------------------------------------------------------- lifecycle
     def run(self, stop: threading.Event) -> None:
@@ -72,12 +74,7 @@ class AssignmentService:
         self.metrics.kafka_up.set(1)
         if not self._adopt(stop, lambda: self.recovery.ensure(None)):
             return
-        self.consumer.subscribe(
-            [self.settings.input_topic],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
+        self.partitions.subscribe(self.settings.input_topic)
         self.metrics.ready.set(1)
         log.info(
             "service_started",
@@ -87,58 +84,13 @@ class AssignmentService:
         )
         try:
             while not stop.is_set():
-                messages = self.consumer.consume(
-                    num_messages=self.settings.batch_size,
-                    timeout=self.settings.batch_wait_ms / 1000,
+                batch = self.partitions.poll_batch(
+                    self.settings.batch_size, self.settings.batch_wait_ms / 1000
                 )
-                batch = [m for m in messages if self._usable(m)]
                 if batch:
                     self._process_with_retries(batch, stop)
-                if time.monotonic() >= self._next_lag_report:
-                    self._report_lag()
         finally:
             self.metrics.ready.set(0)
-
-    def _report_lag(self) -> None:
-        """Records behind the end, per partition, from the client's cached high watermarks."""
-        reported = 0
-        for tp in self.consumer.position(self.consumer.assignment()):
-            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
-            if tp.offset >= 0 and high >= 0:
-                self.metrics.lag.labels(partition=str(tp.partition)).set(high - tp.offset)
-                reported += 1
-        if reported:  # until a partition has a position, try again on the next loop
-            self._next_lag_report = time.monotonic() + LAG_REPORT_S
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # librdkafka keeps a partition's pause across a rebalance, and one assigned while we
-        # wait for Redis must wait too: set the state of every assigned partition ourselves.
-        consumer.assign(partitions)
-        if self._waiting_for_redis:
-            consumer.pause(partitions)
-        else:
-            consumer.resume(partitions)
-        log.info(
-            "partitions_assigned",
-            partitions=[p.partition for p in partitions],
-            paused=self._waiting_for_redis,
-        )
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Transactions never stay open across consume(), so nothing is pending here.
-        log.info("partitions_revoked", partitions=[p.partition for p in partitions])
-
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        log.warning("partitions_lost", partitions=[p.partition for p in partitions])
-
-    def _usable(self, message: Message) -> bool:
-        error = message.error()
-        if error is None:
-            return True
-        if error.fatal():
-            raise KafkaException(error)
-        log.warning("consumer_error", error=str(error))
-        return False
 
     # ---------------------------------------------------------------- one batch
     def _process_with_retries(self, batch: list[Message], stop: threading.Event) -> None:
@@ -199,10 +151,18 @@ class AssignmentService:
             )
             self.metrics.lock_wait.observe(time.monotonic() - lock_started)
         dead = dead_letters(decoded, numbers)
-        for message, error in dead:
-            self._dead_letter(message, error)
+        for r in batch_records(
+            dead,
+            numbers,
+            self.topics,
+            self.output_codec,
+            self.settings.transactional_id,
+            now_utc(),
+        ):
+            self.transaction.produce(
+                r.topic, key=r.key, value=r.value, headers=r.headers, track=r.track
+            )
         if numbers is not None:
-            self._produce_outputs(numbers)
             self.transaction.flush()
             self._fence()
             failpoints.reached("before_commit")
@@ -229,56 +189,12 @@ class AssignmentService:
             wanted = min(1, replicas)
         self.allocator.wait_for_replicas(wanted, self.settings.redis_wait_ms)
 
-    def _dead_letter(self, message: Message, error: Exception) -> None:
-        # A record too large to write again with its headers goes as a reference to it.
-        key, value, headers = dead_letter_record(
-            message.key(), message.value(), dead_letter_headers(message, error)
-        )
-        self.transaction.produce(self.settings.dlq_topic, key=key, value=value, headers=headers)
-        log.warning(
-            "dead_lettered",
-            reason=type(error).__name__,
-            error=str(error)[:300],
-            topic=message.topic(),
-            partition=message.partition(),
-            offset=message.offset(),
-        )
-
-    def _produce_outputs(self, numbers: BatchNumbers) -> None:
-        assigned_at = now_utc()
-        for item in numbers.assigned:
-            record = output_record(item, self.output_codec, assigned_at)
-            self.transaction.produce(
-                self.settings.output_topic,
-                key=record.key,
-                value=record.value,
-                headers=record.headers,
-                track=True,  # where they land: the fence records it as the checkpoint
-            )
-        for counter, value in numbers.watermarks.items():
-            self.transaction.produce(
-                self.settings.watermark_topic,
-                key=watermark_key(counter, self.settings.transactional_id),
-                value=str(value).encode(),
-            )
-
     # ---------------------------------------------------------------- abort and rewind
     def _abort_and_rewind(self, batch: list[Message], reason: str, error: Exception) -> None:
         self.metrics.aborts.labels(reason=reason).inc()
         log.warning("batch_aborted", reason=reason, error=str(error)[:300], records=len(batch))
         self.transaction.abort()
-        self._rewind(batch)
-
-    def _rewind(self, messages: list[Message]) -> None:
-        """Seek each partition back to the first record of the batch: its committed offset."""
-        firsts: dict[tuple[str, int], int] = {}
-        for m in messages:
-            topic, partition, offset = position(m)
-            firsts[(topic, partition)] = min(firsts.get((topic, partition), offset), offset)
-        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        for (topic, partition), offset in firsts.items():
-            if (topic, partition) in assigned:
-                self.consumer.seek(TopicPartition(topic, partition, offset))
+        self.partitions.rewind(batch)
 
     # ---------------------------------------------------------------- waiting
     def _backoff(self, stop: threading.Event) -> None:
@@ -289,17 +205,10 @@ class AssignmentService:
         """Pause consumption and poll Redis with backoff; resume when it answers."""
         self.metrics.redis_up.set(0)
         self.metrics.ready.set(0)
-        self._waiting_for_redis = True
-        paused = self.consumer.assignment()
-        self.consumer.pause(paused)
-        log.error("redis_unavailable_pausing", partitions=len(paused))
+        log.error("redis_unavailable_pausing", partitions=self.partitions.pause())
         waited = 0
         while not stop.is_set():
-            # Keep serving the group (rebalance callbacks, max.poll.interval) while paused.
-            # A partition assigned meanwhile is not paused: put back all it delivered, each
-            # partition to its first record (one seek per message would keep only the last).
-            consumed = self.consumer.consume(num_messages=100, timeout=0)
-            self._rewind([m for m in consumed if m.error() is None])
+            self.partitions.serve_group_while_paused()
             self._backoff(stop)
             try:
                 self.redis_ping()
@@ -307,8 +216,7 @@ class AssignmentService:
             except redis.RedisError:
                 waited += 1
         self._failures = 0
-        self._waiting_for_redis = False
-        self.consumer.resume(self.consumer.assignment())
+        self.partitions.resume()
         self.metrics.redis_up.set(1)
         self.metrics.ready.set(1)
         log.info("redis_available_resuming", attempts=waited + 1)

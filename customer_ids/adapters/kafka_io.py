@@ -15,8 +15,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from customer_ids.errors import ConfigError
-from customer_ids.logs import kafka_logger
+from customer_ids.adapters.logs import kafka_logger
+from customer_ids.domain.errors import ConfigError
 
 POLICY = "cleanup.policy"
 

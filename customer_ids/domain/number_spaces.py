@@ -18,10 +18,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from customer_ids import checkdigits
-from customer_ids.errors import ConfigError
-from customer_ids.numbers import NumberTemplate
-from customer_ids.sequences import Sequence
+from customer_ids.domain import checkdigits
+from customer_ids.domain.errors import ConfigError
+from customer_ids.domain.numbers import NumberTemplate
+from customer_ids.domain.sequences import Sequence
 
 DIGIT = "\0digit"
 STOP = "\0stop"  # a part of unknown length or content: the walk cannot see past it

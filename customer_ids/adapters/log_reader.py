@@ -24,8 +24,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import TopicMetadata  # type: ignore[attr-defined]
 
-from customer_ids.errors import CustomerIdsError
-from customer_ids.kafka_io import client_config
+from customer_ids.adapters.kafka_io import client_config
+from customer_ids.domain.errors import CustomerIdsError
 
 Partition = tuple[str, int]
 

@@ -19,9 +19,9 @@ import redis
 
 from consumer import failpoints
 from consumer.leases import Lease, Leases
-from consumer.store import AllocationConflictError, StateChangedError, StoredAssignment, StoreStatus
-from customer_ids.errors import CustomerIdsError
-from customer_ids.keys import RedisKeys, customer_field
+from consumer.ports import AllocationConflictError, StateChangedError, StoredAssignment, StoreStatus
+from customer_ids.adapters.redis_keys import RedisKeys, customer_field
+from customer_ids.domain.errors import CustomerIdsError
 
 # Shared by the scripts that must refuse a state that is not the caller's. KEYS[1] is the
 # epoch key, KEYS[2] the stored identity.

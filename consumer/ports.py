@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from customer_ids.errors import CustomerIdsError
+from customer_ids.domain.errors import CustomerIdsError
 
 
 class AllocationConflictError(CustomerIdsError):

@@ -1,0 +1,1 @@
+"""Configuration: every setting declared once (settings.py) and the sequences file (TOML)."""

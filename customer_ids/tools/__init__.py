@@ -1,0 +1,1 @@
+"""Commands beside the service, under the CLI: lookup, dead letters, tail."""

@@ -1,0 +1,1 @@
+"""What travels on the wire: the Avro codec and the header names with their meaning."""
