@@ -17,8 +17,9 @@ from confluent_kafka import KafkaException
 from consumer.bootstrap import build_service, redis_client
 from consumer.exit_codes import EXIT_CONFIG, EXIT_CRASH, EXIT_STOPPED, EXIT_TEMPFAIL
 from consumer.loop import AssignmentService
-from consumer.metrics import HealthServer, ServiceMetrics
+from consumer.metrics import ServiceMetrics, readiness
 from consumer.startup import StartupError, StartupTimeoutError, wait_for_kafka, wait_for_redis
+from customer_ids.adapters.health import HealthServer
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import ConfigError, FencedError
@@ -83,7 +84,7 @@ def serve_worker(settings: Settings, worker: int = 0) -> int:
     health = None
     if settings.metrics_port:
         try:
-            health = HealthServer(metrics, settings.metrics_port)
+            health = HealthServer(metrics.registry, settings.metrics_port, readiness(metrics))
         except OSError as exc:
             message = metrics_port_message(settings.metrics_port, exc, worker, settings.workers)
             return _fail("metrics_port_unavailable", message, EXIT_CONFIG)

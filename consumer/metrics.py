@@ -1,14 +1,11 @@
-"""Prometheus metrics and the /metrics, /healthz, /readyz endpoints."""
+"""The service's Prometheus metrics, and what its /readyz says (served by adapters.health)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass
@@ -74,6 +71,17 @@ class ServiceMetrics:
         )
 
 
+def readiness(metrics: ServiceMetrics) -> Callable[[], str | None]:
+    """/readyz of the service: None when serving, else why not."""
+
+    def why_not() -> str | None:
+        if metrics.not_ready_reason is not None:
+            return metrics.not_ready_reason
+        return None if metrics.ready._value.get() == 1 else "starting or stopping"
+
+    return why_not
+
+
 def waiting_reporter(metrics: ServiceMetrics) -> Callable[[str | None], None]:
     """What a wait for a lock or a recovery tells /readyz (None: no longer waiting)."""
 
@@ -82,48 +90,3 @@ def waiting_reporter(metrics: ServiceMetrics) -> Callable[[str | None], None]:
         metrics.waiting.set(0 if reason is None else 1)
 
     return report
-
-
-class HealthServer:
-    """Serves /metrics, /healthz (alive) and /readyz (serving) on one port."""
-
-    def __init__(self, metrics: ServiceMetrics, port: int) -> None:
-        self.metrics = metrics
-        registry = metrics.registry
-        ready = metrics.ready
-        service_metrics = metrics
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.startswith("/metrics"):
-                    self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
-                elif self.path == "/healthz":
-                    self._send(200, b"ok\n")
-                elif self.path == "/readyz":
-                    ok = ready._value.get() == 1 and service_metrics.not_ready_reason is None
-                    reason = service_metrics.not_ready_reason
-                    body = "ready\n" if ok else f"not ready: {reason or 'starting or stopping'}\n"
-                    self._send(200 if ok else 503, body.encode())
-                else:
-                    self._send(404, b"not found\n")
-
-            def _send(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()

@@ -1,4 +1,4 @@
-"""The `customer-ids` command: stack, serve, produce, tail, validate, lookup, config."""
+"""The `customer-ids` command: stack, serve, produce, tail, audit, validate, lookup, dlq, config."""
 
 from __future__ import annotations
 
@@ -143,6 +143,18 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from customer_ids.tools.audit import run_audit  # noqa: PLC0415
+
+    return run_audit(
+        settings,
+        group=args.group,
+        metrics_port=args.metrics_port,
+        gap_grace_s=args.gap_grace,
+        until_caught_up=args.until_caught_up,
+    )
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> int:
     for name, value in settings.masked().items():
         print(f"{name} = {value}")
@@ -223,6 +235,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit after this many seconds without an event",
     )
     p.set_defaults(handler=_tail)
+
+    p = sub.add_parser(
+        "audit",
+        help="watch the output topic for a number given twice (an independent check)",
+        description="Read every committed CustomerIdAssigned from the beginning, then follow: "
+        "report a number given to two customers, a customer given two numbers, a number that "
+        "does not validate (errors) and a gap in a sequence (a warning), as metrics and one "
+        "log line each. Writes nothing.",
+    )
+    p.add_argument("--group", default="customer-ids-audit", help="consumer group (progress only)")
+    p.add_argument(
+        "--metrics-port", type=int, default=9410, help="/metrics, /healthz, /readyz (0: off)"
+    )
+    p.add_argument(
+        "--gap-grace",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="a missing value is a gap when still missing this long after the topic was read "
+        "(longer than CUSTOMER_IDS_TRANSACTION_TIMEOUT_MS)",
+    )
+    p.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="stop once the whole topic is read; exit 1 if an error was found",
+    )
+    p.set_defaults(handler=_audit)
 
     p = sub.add_parser(
         "validate",

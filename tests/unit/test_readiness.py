@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from consumer.metrics import HealthServer, ServiceMetrics, waiting_reporter
+from consumer.metrics import ServiceMetrics, readiness, waiting_reporter
+from customer_ids.adapters.health import HealthServer
 
 
 def readyz(port: int) -> tuple[int, str]:
@@ -22,7 +23,7 @@ def readyz(port: int) -> tuple[int, str]:
 @pytest.fixture
 def served() -> Iterator[tuple[ServiceMetrics, int]]:
     metrics = ServiceMetrics()
-    server = HealthServer(metrics, 0)
+    server = HealthServer(metrics.registry, 0, readiness(metrics))
     server.start()
     yield metrics, server.port
     server.stop()
