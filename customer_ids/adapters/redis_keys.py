@@ -53,6 +53,10 @@ class RedisKeys:
     def recovery_lock(self) -> str:
         return f"{self.prefix}lock:recovery"
 
+    def search_term(self, digest: str) -> str:
+        """Set of customer keys whose email or phone has this keyed digest (never the value)."""
+        return f"{self.prefix}search:{digest}"
+
     def counter(self, counter_name: str) -> str:
         return f"{self.prefix}seq:{counter_name}"
 

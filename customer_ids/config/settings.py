@@ -260,6 +260,19 @@ class Settings(BaseSettings):
         "secret key of {seq:N:scrambled} (16+ characters)",
         shown="",
     )
+    search_key: SecretStr | None = _setting(
+        None,
+        "CUSTOMER_IDS_SEARCH_KEY",
+        "secret HMAC key of the search index (email, phone -> customer; 32+ characters); "
+        "unset: no index is kept and search by personal data is off",
+        shown="",
+    )
+    search_key_previous: SecretStr | None = _setting(
+        None,
+        "CUSTOMER_IDS_SEARCH_KEY_PREVIOUS",
+        "the key before a rotation: searches try both until the index is rebuilt",
+        shown="",
+    )
     metrics_port: int = _setting(
         9400,
         "CUSTOMER_IDS_METRICS_PORT",
@@ -340,6 +353,13 @@ class Settings(BaseSettings):
             raise ValueError("is too short; use 16 or more characters")
         return key
 
+    @field_validator("search_key", "search_key_previous")
+    @classmethod
+    def _long_search_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < 32:
+            raise ValueError("is too short; use 32 or more characters (e.g. openssl rand -hex 32)")
+        return key
+
     @model_validator(mode="after")
     def _whole_configuration(self) -> Settings:
         """Checks that need several fields, and the router built from them."""
@@ -392,7 +412,8 @@ class Settings(BaseSettings):
         out["redis_replica_acks"] = "auto" if acks is None else str(acks)
         out["reverse_index"] = "on" if self.reverse_index else "off"
         out["sequences_file"] = str(self.sequences_file or "")
-        out["scramble_key"] = "***" if self.scramble_key else ""
+        for secret in ("scramble_key", "search_key", "search_key_previous"):
+            out[secret] = "***" if getattr(self, secret) else ""
         out["sequences"] = "; ".join(
             f"{s.name}={s.template.text} start={s.start} period={s.period}"
             for s in self.router.sequences
