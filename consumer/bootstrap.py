@@ -16,7 +16,7 @@ from consumer.recovery import StateRecovery
 from consumer.redis_connection import connect_redis
 from consumer.redis_store import RedisNumberStore
 from consumer.renderings import guard_renderings
-from customer_ids.adapters.kafka_io import client_config, ensure_topics
+from customer_ids.adapters.kafka_io import client_config, ensure_topics, producer_config
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.redis_keys import RedisKeys
 from customer_ids.config.settings import Settings
@@ -113,7 +113,7 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
         )
     )
     producer = Producer(
-        client_config(
+        producer_config(
             settings.bootstrap_servers,
             {
                 "transactional.id": settings.transactional_id,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from confluent_kafka import Message, Producer
 
-from customer_ids.adapters.kafka_io import client_config
+from customer_ids.adapters.kafka_io import producer_config
 from customer_ids.adapters.log_reader import read_topics_to_end
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
@@ -50,7 +50,7 @@ def guard_renderings(settings: Settings) -> None:
     new = [r for r in map(Rendering.of, sequences) if r.key not in known]
     if not new:
         return
-    producer = Producer(client_config(settings.bootstrap_servers, {"enable.idempotence": True}))
+    producer = Producer(producer_config(settings.bootstrap_servers, {"enable.idempotence": True}))
     for rendering in new:
         producer.produce(
             settings.watermark_topic, key=PREFIX + rendering.key.encode(), value=rendering.to_json()

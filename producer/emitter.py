@@ -9,7 +9,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from customer_ids.adapters.kafka_io import client_config
+from customer_ids.adapters.kafka_io import producer_config
 from customer_ids.domain.errors import CustomerIdsError
 from customer_ids.domain.events import CustomerCreated, now_utc
 from customer_ids.wire.codec import customer_created_codec
@@ -30,7 +30,7 @@ class CustomerEventProducer:
         self._codec = customer_created_codec()
         self._failures: list[str] = []
         self._producer = Producer(
-            client_config(
+            producer_config(
                 bootstrap_servers,
                 {
                     "enable.idempotence": True,

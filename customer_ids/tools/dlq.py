@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import Message, Producer
 
-from customer_ids.adapters.kafka_io import client_config
+from customer_ids.adapters.kafka_io import producer_config
 from customer_ids.adapters.log_reader import read_to_end
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import CustomerIdsError
@@ -92,7 +92,7 @@ def replay(settings: Settings, letters: list[DeadLetter]) -> int:
             failures.append(str(error))
 
     producer = Producer(
-        client_config(settings.bootstrap_servers, {"enable.idempotence": True, "linger.ms": 20})
+        producer_config(settings.bootstrap_servers, {"enable.idempotence": True, "linger.ms": 20})
     )
     now = datetime.now(UTC).isoformat().encode()
     for letter in letters:
