@@ -19,8 +19,8 @@ from consumer.renderings import guard_renderings
 from customer_ids.adapters.kafka_io import client_config, ensure_topics, producer_config
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.redis_keys import RedisKeys
+from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
-from customer_ids.wire.codec import customer_created_codec, customer_id_assigned_codec
 
 log = get_logger(__name__)
 
@@ -132,7 +132,10 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
         allocator=allocator,
         recovery=StateRecovery(allocator, settings, metrics, on_wait),
         metrics=metrics,
-        input_codec=customer_created_codec(),
-        output_codec=customer_id_assigned_codec(),
+        input_codec=framed_codec(settings.registry(), settings.input_topic, "CustomerCreated"),
+        # Registered at start: an incompatible schema stops here with a message (exit 2).
+        output_codec=framed_codec(
+            settings.registry(), settings.output_topic, "CustomerIdAssigned", register=True
+        ),
         redis_ping=client.ping,
     )

@@ -37,8 +37,9 @@ from consumer.recovery import StateRecovery, Valid, checkpoint_field
 from consumer.redis_store import RedisNumberStore, ReplicasBehindError
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import TemporaryError
 from customer_ids.domain.events import now_utc
-from customer_ids.wire.codec import AvroCodec
+from customer_ids.wire.codec import RecordCodec
 
 log = get_logger(__name__)
 MAX_BACKOFF_S = 5.0
@@ -52,8 +53,8 @@ class AssignmentService:
     allocator: RedisNumberStore
     recovery: StateRecovery
     metrics: ServiceMetrics
-    input_codec: AvroCodec
-    output_codec: AvroCodec
+    input_codec: RecordCodec
+    output_codec: RecordCodec
     redis_ping: Callable[[], object]
     epoch: str | None = None
     # Highest value known committed per counter (recovery's reading of the log, then our own
@@ -110,6 +111,7 @@ class AssignmentService:
             LockTimeoutError,
             LeaseLostError,
             ReplicasBehindError,
+            TemporaryError,
             redis.RedisError,
         ) as exc:
             self._abort_and_rewind(batch, reason=type(exc).__name__, error=exc)

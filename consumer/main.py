@@ -22,7 +22,7 @@ from consumer.startup import StartupError, StartupTimeoutError, wait_for_kafka, 
 from customer_ids.adapters.health import HealthServer
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
-from customer_ids.domain.errors import ConfigError, FencedError
+from customer_ids.domain.errors import ConfigError, FencedError, TemporaryError
 
 log = get_logger(__name__)
 
@@ -97,8 +97,10 @@ def serve_worker(settings: Settings, worker: int = 0) -> int:
             return _fail("startup_failed", str(exc), startup_exit_code(exc))
         try:
             service = build_service(settings, metrics)
-        except ConfigError as exc:  # a topic or number format that would break a promise
+        except ConfigError as exc:  # a topic, number format or schema that would break a promise
             return _fail("configuration_refused", str(exc), EXIT_CONFIG)
+        except TemporaryError as exc:  # the registry did not answer: the supervisor tries again
+            return _fail("startup_failed", str(exc), EXIT_TEMPFAIL)
         return _run(settings, service, stop)
     finally:
         if health:

@@ -16,7 +16,7 @@ from consumer.dead_letter import dead_letter_headers, dead_letter_record
 from customer_ids.domain.errors import DecodeError, ValidationError
 from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned
 from customer_ids.domain.sequences import Router, Sequence
-from customer_ids.wire.codec import AvroCodec
+from customer_ids.wire.codec import RecordCodec
 from customer_ids.wire.headers import ASSIGNMENT_HEADER
 
 OUTPUT_EVENT_NAMESPACE = uuid.UUID("6f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11")
@@ -28,7 +28,7 @@ class Decoded:
     bad: list[tuple[Message, Exception]] = field(default_factory=list)
 
 
-def decode_batch(batch: list[Message], codec: AvroCodec, router: Router) -> Decoded:
+def decode_batch(batch: list[Message], codec: RecordCodec, router: Router) -> Decoded:
     """Each record as an event with its sequence, or the reason it cannot be one."""
     decoded = Decoded()
     for message in batch:
@@ -62,7 +62,7 @@ class OutputRecord:
     headers: list[tuple[str, str | bytes | None]]
 
 
-def output_record(item: Assigned, codec: AvroCodec, assigned_at: datetime) -> OutputRecord:
+def output_record(item: Assigned, codec: RecordCodec, assigned_at: datetime) -> OutputRecord:
     """The CustomerIdAssigned record of one assigned number."""
     event = item.event
     out = CustomerIdAssigned(
@@ -109,7 +109,7 @@ def batch_records(
     dead: list[tuple[Message, Exception]],
     numbers: BatchNumbers | None,
     topics: Topics,
-    codec: AvroCodec,
+    codec: RecordCodec,
     transactional_id: str,
     assigned_at: datetime,
 ) -> list[Produced]:

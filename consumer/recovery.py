@@ -33,10 +33,10 @@ from consumer.ports import StoredAssignment
 from consumer.redis_store import RedisNumberStore
 from customer_ids.adapters.log_reader import end_offsets, read_topics_to_end
 from customer_ids.adapters.logs import get_logger
+from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import DecodeError, ValidationError
 from customer_ids.domain.events import CustomerIdAssigned
-from customer_ids.wire.codec import customer_id_assigned_codec
 from customer_ids.wire.headers import ASSIGNMENT_HEADER
 
 log = get_logger(__name__)
@@ -122,7 +122,7 @@ def read_log_state(
     state = LogState()
     chunk: dict[str, str] = {}
     floors = state.floors
-    decode = customer_id_assigned_codec().decode
+    decode = framed_codec(settings.registry(), settings.output_topic, "CustomerIdAssigned").decode
 
     # The hot path of every recovery: a few microseconds a record, no objects made.
     def on_assigned(message: Message) -> None:

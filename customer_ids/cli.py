@@ -20,8 +20,8 @@ def _stack(args: argparse.Namespace) -> int:
 
     stack = LocalStack.default()
     if args.action == "up":
-        seconds = stack.up(redis_ha=args.redis_ha)
-        print("\n".join(stack.env_lines(redis_ha=args.redis_ha)))
+        seconds = stack.up(redis_ha=args.redis_ha, registry=args.registry)
+        print("\n".join(stack.env_lines(redis_ha=args.redis_ha, registry=args.registry)))
         print(
             f"# stack ready in {seconds:.1f}s (kafka pid {stack.kafka.running_pid()}, "
             f"redis pid {stack.redis.running_pid()})",
@@ -38,6 +38,9 @@ def _stack(args: argparse.Namespace) -> int:
     ha_lines = stack.ha.status_lines()
     for line in ha_lines:
         print(line)
+    registry_pid = stack.registry.running_pid()
+    if registry_pid:
+        print(f"schema registry  up (pid {registry_pid}) on {stack.registry.url}")
     ha_ok = not ha_lines or stack.ha.all_running()
     return 0 if kafka and redis_pid and ha_ok else 1
 
@@ -67,6 +70,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from customer_ids.adapters.schema_registry import framed_codec  # noqa: PLC0415
     from customer_ids.tools.tail import tail  # noqa: PLC0415
 
     stop = threading.Event()
@@ -78,6 +82,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
             stop,
             max_events=args.count,
             idle_seconds=args.idle_timeout,
+            codec=framed_codec(settings.registry(), settings.output_topic, "CustomerIdAssigned"),
         )
     return 0
 
@@ -184,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis-ha",
         action="store_true",
         help="up: also a replica of Redis and three Sentinels (prints REDIS_SENTINELS)",
+    )
+    p.add_argument(
+        "--registry",
+        action="store_true",
+        help="up: also Apicurio Registry 3.0.9 (Confluent-compatible API) on port 18081",
     )
     p.set_defaults(handler=_stack, needs_settings=False)
 

@@ -69,7 +69,9 @@ def produce(
     show_bar = sys.stderr.isatty() and not quiet and total > 0
     started = time.monotonic()
     sent = 0
-    with CustomerEventProducer(settings.bootstrap_servers, settings.input_topic) as out:
+    with CustomerEventProducer(
+        settings.bootstrap_servers, settings.input_topic, schema_registry=settings.registry()
+    ) as out:
         for event in events:
             out.emit_event(event)
             sent += 1

@@ -10,9 +10,9 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from customer_ids.adapters.kafka_io import producer_config
+from customer_ids.adapters.schema_registry import RegistryConfig, framed_codec
 from customer_ids.domain.errors import CustomerIdsError
 from customer_ids.domain.events import CustomerCreated, now_utc
-from customer_ids.wire.codec import customer_created_codec
 
 
 class DeliveryError(CustomerIdsError):
@@ -24,10 +24,17 @@ class CustomerEventProducer:
     order on one partition. Idempotent: librdkafka's retries never write an event twice."""
 
     def __init__(
-        self, bootstrap_servers: str, topic: str = "customer.created", **config: Any
+        self,
+        bootstrap_servers: str,
+        topic: str = "customer.created",
+        *,
+        schema_registry: RegistryConfig | None = None,
+        **config: Any,
     ) -> None:
+        """With `schema_registry`, values go out in the Confluent wire format, the schema
+        registered first under `<topic>-value` (ConfigError if the registry refuses it)."""
         self.topic = topic
-        self._codec = customer_created_codec()
+        self._codec = framed_codec(schema_registry, topic, "CustomerCreated", register=True)
         self._failures: list[str] = []
         self._producer = Producer(
             producer_config(
@@ -103,5 +110,6 @@ class CustomerEventProducer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._codec.close()
         if exc_type is None:
             self.flush()

@@ -35,6 +35,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from customer_ids.adapters.schema_registry import RegistryConfig
 from customer_ids.config.sequences_file import load_sequences
 from customer_ids.domain.errors import ConfigError
 from customer_ids.domain.number_spaces import configuration_problems
@@ -49,6 +50,9 @@ DEFAULT_TEMPLATE = "CU-{seq:8}-{check:luhn}"
 # Set while from_env validates a given mapping, so the process environment is not mixed in.
 _ONLY_GIVEN: ContextVar[bool] = ContextVar("only_given", default=False)
 LogFormat = Literal["auto", "json", "console"]
+Compatibility = Literal[
+    "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"
+]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -260,6 +264,24 @@ class Settings(BaseSettings):
         "secret key of {seq:N:scrambled} (16+ characters)",
         shown="",
     )
+    schema_registry_url: str = _setting(
+        "",
+        "SCHEMA_REGISTRY_URL",
+        "a registry with Confluent's API (Apicurio: http://host:port/apis/ccompat/v7); set: "
+        "values are written in the Confluent wire format with schemas registered there; "
+        "unset: Avro single-object encoding. Both are always read",
+    )
+    schema_registry_user: str = _setting(
+        "", "SCHEMA_REGISTRY_USER", "basic-auth user of the registry (with the password)"
+    )
+    schema_registry_password: SecretStr | None = _setting(
+        None, "SCHEMA_REGISTRY_PASSWORD", "basic-auth password of the registry", shown=""
+    )
+    schema_compatibility: Compatibility = _setting(
+        "BACKWARD",
+        "CUSTOMER_IDS_SCHEMA_COMPATIBILITY",
+        "compatibility level set on a subject that has none when our schema is registered",
+    )
     search_key: SecretStr | None = _setting(
         None,
         "CUSTOMER_IDS_SEARCH_KEY",
@@ -336,6 +358,20 @@ class Settings(BaseSettings):
     def _case_insensitive(cls, value: object) -> object:
         return _lower(value)
 
+    @field_validator("schema_compatibility", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError(
+                "must start with http:// or https://, e.g. http://127.0.0.1:18081/apis/ccompat/v7"
+            )
+        return url.rstrip("/")
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, url: str) -> str:
@@ -384,6 +420,18 @@ class Settings(BaseSettings):
             )
         return self
 
+    def registry(self) -> RegistryConfig | None:
+        """Where schemas live, when a registry is configured."""
+        if not self.schema_registry_url:
+            return None
+        password = self.schema_registry_password
+        return RegistryConfig(
+            self.schema_registry_url,
+            self.schema_registry_user,
+            password.get_secret_value() if password else "",
+            self.schema_compatibility,
+        )
+
     @property
     def router(self) -> Router:
         """The sequences and the rule that picks one per customer."""
@@ -412,7 +460,12 @@ class Settings(BaseSettings):
         out["redis_replica_acks"] = "auto" if acks is None else str(acks)
         out["reverse_index"] = "on" if self.reverse_index else "off"
         out["sequences_file"] = str(self.sequences_file or "")
-        for secret in ("scramble_key", "search_key", "search_key_previous"):
+        for secret in (
+            "scramble_key",
+            "search_key",
+            "search_key_previous",
+            "schema_registry_password",
+        ):
             out[secret] = "***" if getattr(self, secret) else ""
         out["sequences"] = "; ".join(
             f"{s.name}={s.template.text} start={s.start} period={s.period}"

@@ -19,3 +19,8 @@ class ValidationError(CustomerIdsError):
 
 class FencedError(CustomerIdsError):
     """A newer instance with the same transactional.id took over; this one must stop."""
+
+
+class TemporaryError(CustomerIdsError):
+    """A dependency did not answer (a schema registry, say): no record is to blame; the batch
+    is aborted and tried again after a pause."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from customer_ids.stack.kafka import KafkaNode
 from customer_ids.stack.redis_server import RedisNode
+from customer_ids.stack.registry import RegistryNode
 from customer_ids.stack.sentinel import ReplicatedRedis, SentinelNode
 
 
@@ -29,6 +30,7 @@ class LocalStack:
     kafka: KafkaNode
     redis: RedisNode
     ha: ReplicatedRedis  # started only with `up --redis-ha`
+    registry: RegistryNode  # started only with `up --registry`
 
     @classmethod
     def default(cls) -> LocalStack:
@@ -55,15 +57,26 @@ class LocalStack:
                     for port in sentinel_ports.split(",")
                 ),
             ),
+            registry=RegistryNode(
+                state_dir=state,
+                cache_dir=default_cache_dir(),
+                port=_port("CUSTOMER_IDS_STACK_REGISTRY_PORT", "18081"),
+                management_port=_port("CUSTOMER_IDS_STACK_REGISTRY_MANAGEMENT_PORT", "18082"),
+            ),
         )
 
     def ha_on(self, redis_ha: bool) -> bool:
         """HA mode when asked for, and whenever its processes already run."""
         return redis_ha or self.ha.running()
 
-    def up(self, redis_ha: bool = False) -> float:
+    def registry_on(self, registry: bool) -> bool:
+        return registry or self.registry.running_pid() is not None
+
+    def up(self, redis_ha: bool = False, registry: bool = False) -> float:
         """Start whatever is not running and wait for all of it; the seconds it took."""
         started = time.monotonic()
+        if registry:
+            self.registry.start()
         ha = self.ha_on(redis_ha)
         if ha:
             self.ha.start()
@@ -74,18 +87,28 @@ class LocalStack:
         if ha:
             self.ha.wait_ready()
         self.kafka.wait_ready()
+        if self.registry_on(registry):
+            self.registry.wait_ready()
         return time.monotonic() - started
 
     def down(self) -> list[str]:
         stopped = self.ha.stop()
+        if self.registry.stop():
+            stopped.append("schema registry")
         if self.kafka.stop():
             stopped.append("kafka")
         if self.redis.stop():
             stopped.append("redis")
         return stopped
 
-    def env_lines(self, redis_ha: bool = False) -> list[str]:
-        kafka = f"export KAFKA_BOOTSTRAP_SERVERS={self.kafka.bootstrap}"
+    def env_lines(self, redis_ha: bool = False, registry: bool = False) -> list[str]:
+        lines = [f"export KAFKA_BOOTSTRAP_SERVERS={self.kafka.bootstrap}"]
         if self.ha_on(redis_ha):
-            return [kafka, *self.ha.env_lines()]
-        return [kafka, f"export REDIS_URL={self.redis.url}"]
+            lines += self.ha.env_lines()
+        else:
+            lines.append(f"export REDIS_URL={self.redis.url}")
+        if self.registry_on(registry):
+            # A comment, not an export: with SCHEMA_REGISTRY_URL set, everything switches to
+            # the Confluent wire format, which should be a decision, not a side effect.
+            lines.append(f"# schema registry: SCHEMA_REGISTRY_URL={self.registry.url}")
+        return lines

@@ -20,11 +20,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from customer_ids.adapters.kafka_io import client_config
 from customer_ids.adapters.logs import get_logger
+from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.audit import AuditBook, Finding
 from customer_ids.domain.errors import DecodeError, ValidationError
 from customer_ids.domain.events import CustomerIdAssigned
-from customer_ids.wire.codec import customer_id_assigned_codec
 
 log = get_logger(__name__)
 LAG_REPORT_S = 5.0
@@ -91,7 +91,9 @@ class Auditor:
 
     def __post_init__(self) -> None:
         self.book = AuditBook(self.settings.router)
-        self.codec = customer_id_assigned_codec()
+        self.codec = framed_codec(
+            self.settings.registry(), self.settings.output_topic, "CustomerIdAssigned"
+        )
         self.consumer = Consumer(
             client_config(
                 self.settings.bootstrap_servers,

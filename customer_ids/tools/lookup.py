@@ -8,9 +8,9 @@ from confluent_kafka import Message
 
 from consumer.bootstrap import build_allocator
 from customer_ids.adapters.log_reader import read_to_end
+from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.events import CustomerIdAssigned
-from customer_ids.wire.codec import customer_id_assigned_codec
 
 
 def lookup(
@@ -38,7 +38,7 @@ def lookup(
             "sequence": stored.value,
             "from": "redis",
         }
-    codec = customer_id_assigned_codec()
+    codec = framed_codec(settings.registry(), settings.output_topic, "CustomerIdAssigned")
     found: dict[str, Any] = {}
 
     def match(message: Message) -> None:

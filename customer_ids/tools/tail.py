@@ -14,7 +14,7 @@ from customer_ids.adapters.kafka_io import client_config
 from customer_ids.adapters.logs import get_logger
 from customer_ids.domain.errors import DecodeError
 from customer_ids.domain.events import CustomerIdAssigned
-from customer_ids.wire.codec import customer_id_assigned_codec
+from customer_ids.wire.codec import RecordCodec, customer_id_assigned_codec
 
 log = get_logger(__name__)
 
@@ -28,6 +28,7 @@ def tail(
     out: TextIO = sys.stdout,
     max_events: int = 0,
     idle_seconds: float = 0,
+    codec: RecordCodec | None = None,
 ) -> int:
     """Print each committed assignment; returns how many were printed."""
     consumer = Consumer(
@@ -42,7 +43,7 @@ def tail(
         )
     )
     consumer.subscribe([topic])
-    codec = customer_id_assigned_codec()
+    codec = codec or customer_id_assigned_codec()
     printed = 0
     last_seen = time.monotonic()
     try:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
@@ -33,6 +33,14 @@ def schemas_dir() -> Path:
 def schema_fingerprint(parsed: Any) -> bytes:
     """The 8 bytes that follow the magic: CRC-64-AVRO of the canonical form, little-endian."""
     return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+
+
+class RecordCodec(Protocol):
+    """What the service and the tools need of a value codec, whatever the framing."""
+
+    def encode(self, record: dict[str, Any]) -> bytes: ...
+
+    def decode(self, data: bytes | None) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

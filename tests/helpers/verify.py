@@ -11,7 +11,7 @@ from confluent_kafka import Message
 
 from customer_ids.adapters.log_reader import read_to_end
 from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned
-from customer_ids.wire.codec import customer_id_assigned_codec
+from customer_ids.wire.codec import RecordCodec, customer_id_assigned_codec
 
 
 @dataclass
@@ -39,9 +39,15 @@ class Committed:
         return {c: max(v) - len(v) for c, v in by_counter.items()}
 
 
-def read_committed(bootstrap: str, output_topic: str, dlq_topic: str | None = None) -> Committed:
+def read_committed(
+    bootstrap: str,
+    output_topic: str,
+    dlq_topic: str | None = None,
+    codec: RecordCodec | None = None,
+) -> Committed:
+    """Every committed output (decoded with `codec`, default single-object) and dead letter."""
     committed = Committed()
-    codec = customer_id_assigned_codec()
+    codec = codec or customer_id_assigned_codec()
 
     def on_output(message: Message) -> None:
         committed.outputs.append(CustomerIdAssigned.from_record(codec.decode(message.value())))
@@ -65,12 +71,13 @@ def wait_for_outputs(
     dlq_topic: str | None = None,
     dead_letters: int = 0,
     alive: Callable[[], None] | None = None,
+    codec: RecordCodec | None = None,
 ) -> Committed:
     """Poll until `expected` outputs (and dead letters) are committed, or fail at the deadline."""
     deadline = time.monotonic() + timeout
     committed = Committed()
     while time.monotonic() < deadline:
-        committed = read_committed(bootstrap, output_topic, dlq_topic)
+        committed = read_committed(bootstrap, output_topic, dlq_topic, codec)
         if len(committed.outputs) >= expected and len(committed.dead_letters) >= dead_letters:
             return committed
         if alive is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
@@ -22,9 +23,8 @@ def test_a_bad_record_too_large_to_dead_letter_whole_goes_as_a_reference(
     exit with MSG_SIZE_TOO_LARGE for good and the partition stopped."""
     scenario.create_topics()
     before = send(scenario, make_events(30, seed=1701))
-    with CustomerEventProducer(
-        scenario.endpoints.bootstrap, scenario.input_topic, **{"message.max.bytes": 1_048_576}
-    ) as out:
+    bigger: dict[str, Any] = {"message.max.bytes": 1_048_576}
+    with CustomerEventProducer(scenario.endpoints.bootstrap, scenario.input_topic, **bigger) as out:
         out.emit_raw(b"C-huge", b"\xc3\x01" + os.urandom(999_798))
     after = send(scenario, make_events(30, seed=1702))
     service = start_service()

@@ -1,0 +1,160 @@
+"""Values in either framing: Avro single-object encoding (no registry needed), or the Confluent
+wire format (magic 0, a 4-byte schema id, Avro binary) with schemas in a registry that speaks
+Confluent's API (Apicurio's `/apis/ccompat/v7` does), through confluent-kafka's own
+AvroSerializer and AvroDeserializer.
+
+Readers accept both framings by the first byte, so a topic can move from one to the other
+while old records stay readable; writers use the configured one. Subjects follow the topic
+name (`<topic>-value`). The schema is registered at start-up under the subject's compatibility
+level (CUSTOMER_IDS_SCHEMA_COMPATIBILITY when the subject has none): an incompatible change
+stops the start with a message, never a record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
+
+from customer_ids.domain.errors import ConfigError, DecodeError, TemporaryError
+from customer_ids.wire.codec import AvroCodec, codec_for, schemas_dir
+
+CONFLUENT_MAGIC = 0
+
+
+class RegistryUnavailableError(TemporaryError):
+    """The registry did not answer: the batch is tried again, no record is blamed."""
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    url: str
+    user: str = ""
+    password: str = ""
+    compatibility: str = "BACKWARD"
+
+    def client(self) -> SchemaRegistryClient:
+        conf: dict[str, Any] = {"url": self.url}
+        if self.user:
+            conf["basic.auth.user.info"] = f"{self.user}:{self.password}"
+        return SchemaRegistryClient(conf)
+
+
+def _strings_for_uuids(record: dict[str, Any], _: SerializationContext | None) -> dict[str, Any]:
+    """Our events carry uuids as strings, as the single-object path reads them."""
+    return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in record.items()}
+
+
+class RegistryFraming:
+    """One topic's values in the Confluent wire format, schemas in the registry."""
+
+    def __init__(
+        self, client: SchemaRegistryClient, topic: str, schema_name: str, text: str | None = None
+    ) -> None:
+        """`text`: the schema itself, when not schemas/<schema_name>.avsc (tests)."""
+        text = text or (schemas_dir() / f"{schema_name}.avsc").read_text()
+        self.subject = f"{topic}-value"
+        self._context = SerializationContext(topic, MessageField.VALUE)
+        # Registering is idempotent and gives the id; a lookup by content is not portable
+        # (Apicurio's compares the text as stored). register() ran first, so this only finds.
+        self._serializer = AvroSerializer(client, text, conf={"auto.register.schemas": True})
+        self._deserializer = AvroDeserializer(client, text, from_dict=_strings_for_uuids)
+        self._client = client
+        self._text = text
+
+    def register(self, compatibility: str) -> int:
+        """Register the schema under the subject (first setting its compatibility level when it
+        has none); ConfigError when the registry refuses it as incompatible."""
+        try:
+            try:
+                self._client.get_compatibility(self.subject)
+            except SchemaRegistryError as exc:
+                if exc.http_status_code != 404:
+                    raise
+                self._client.set_compatibility(self.subject, compatibility)
+            return self._client.register_schema(self.subject, Schema(self._text, "AVRO"))
+        except SchemaRegistryError as exc:
+            if exc.http_status_code in (409, 422):
+                raise ConfigError(
+                    f"the registry refuses schemas/{self.subject.removesuffix('-value')}'s "
+                    f"schema for subject {self.subject}: {exc.error_message}. The change is "
+                    "not compatible with the versions already registered under the subject's "
+                    "compatibility level: make it compatible (add fields with defaults, remove "
+                    "only fields that have one) or move to a new topic"
+                ) from None
+            raise RegistryUnavailableError(f"schema registry: {exc}") from exc
+        except OSError as exc:
+            raise RegistryUnavailableError(f"schema registry unreachable: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the registry client's HTTP connections."""
+        self._client.close()
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        try:
+            data = self._serializer(record, self._context)
+        except SchemaRegistryError as exc:
+            raise RegistryUnavailableError(f"schema registry: {exc}") from exc
+        if not isinstance(data, bytes):
+            raise RegistryUnavailableError("the Avro serializer returned no bytes")
+        return data
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        try:
+            record = self._deserializer(data, self._context)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise DecodeError(
+                    f"schema id unknown to the registry: {exc.error_message}"
+                ) from None
+            raise RegistryUnavailableError(f"schema registry: {exc}") from exc
+        except OSError as exc:
+            raise RegistryUnavailableError(f"schema registry unreachable: {exc}") from exc
+        except (SerializationError, ValueError, TypeError, EOFError, IndexError) as exc:
+            raise DecodeError(f"corrupt Confluent-framed Avro: {exc}") from None
+        if not isinstance(record, dict):
+            raise DecodeError("the Avro body is not a record")
+        return record
+
+
+@dataclass
+class FramedCodec:
+    """Decodes both framings by the first byte; encodes with the registry when there is one."""
+
+    single: AvroCodec
+    registry: RegistryFraming | None = None
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        if self.registry is not None:
+            return self.registry.encode(record)
+        return self.single.encode(record)
+
+    def close(self) -> None:
+        if self.registry is not None:
+            self.registry.close()
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        if data and data[0] == CONFLUENT_MAGIC:
+            if self.registry is None:
+                raise DecodeError(
+                    "Confluent-framed value (magic byte 0) but no SCHEMA_REGISTRY_URL is set"
+                )
+            return self.registry.decode(data)
+        return self.single.decode(data)
+
+
+def framed_codec(
+    registry: RegistryConfig | None, topic: str, schema_name: str, *, register: bool = False
+) -> FramedCodec:
+    """The codec of one topic: single-object alone without a registry, both with one."""
+    single = codec_for(schema_name)
+    if registry is None:
+        return FramedCodec(single)
+    framing = RegistryFraming(registry.client(), topic, schema_name)
+    if register:
+        framing.register(registry.compatibility)
+    return FramedCodec(single, framing)

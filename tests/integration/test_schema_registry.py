@@ -1,0 +1,109 @@
+"""A real schema registry (Apicurio Registry 3.0.9, Confluent-compatible API): events in the
+Confluent wire format round-trip through the service, single-object input keeps working beside
+them, and a schema the registry refuses as incompatible stops the service with a message."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+
+import pytest
+from confluent_kafka.schema_registry import Schema
+
+from customer_ids.adapters.schema_registry import (
+    RegistryConfig,
+    RegistryFraming,
+    framed_codec,
+)
+from customer_ids.domain.errors import ConfigError, DecodeError
+from customer_ids.wire.codec import schemas_dir
+from producer.emitter import CustomerEventProducer
+from tests.helpers.events import make_events, send
+from tests.helpers.service import Scenario, ServiceProcess
+from tests.helpers.verify import assert_invariants, read_committed, wait_for_outputs
+
+
+@pytest.fixture(scope="session")
+def registry_url() -> str:
+    """The local stack's registry (`customer-ids stack up --registry`), or one named by
+    CUSTOMER_IDS_TEST_REGISTRY_URL."""
+    from customer_ids.stack.local import LocalStack  # noqa: PLC0415
+
+    url = os.environ.get("CUSTOMER_IDS_TEST_REGISTRY_URL") or LocalStack.default().registry.url
+    try:
+        with urllib.request.urlopen(f"{url}/subjects", timeout=10):
+            return url
+    except OSError as exc:
+        pytest.fail(
+            f"no schema registry answers at {url} ({exc}): start one with "
+            "`customer-ids stack up --registry` (scripts/test does)",
+            pytrace=False,
+        )
+
+
+def subject_config(url: str, subject: str) -> str:
+    with urllib.request.urlopen(f"{url}/config/{subject}", timeout=10) as reply:
+        return str(json.loads(reply.read())["compatibilityLevel"])
+
+
+def test_events_round_trip_through_the_registry_beside_single_object_ones(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess], registry_url: str
+) -> None:
+    registry = RegistryConfig(registry_url)
+    scenario.create_topics()
+    framed = make_events(150, seed=1401)
+    with CustomerEventProducer(
+        scenario.endpoints.bootstrap, scenario.input_topic, schema_registry=registry
+    ) as out:
+        for event in framed:
+            out.emit_event(event)
+    plain = send(scenario, make_events(50, seed=1402))  # an upstream not migrated yet
+    start_service(SCHEMA_REGISTRY_URL=registry_url)
+    codec = framed_codec(registry, scenario.output_topic, "CustomerIdAssigned")
+    with closing(codec):
+        committed = wait_for_outputs(
+            scenario.endpoints.bootstrap, scenario.output_topic, 200, codec=codec, timeout=240
+        )
+    assert_invariants(framed + plain, committed)
+    with pytest.raises(DecodeError, match="not Avro single-object"):  # Confluent wire format
+        read_committed(scenario.endpoints.bootstrap, scenario.output_topic)
+    for topic in (scenario.input_topic, scenario.output_topic):
+        assert subject_config(registry_url, f"{topic}-value") == "BACKWARD"
+
+
+def test_an_incompatible_schema_is_refused_with_a_message(registry_url: str) -> None:
+    client = RegistryConfig(registry_url).client()
+    topic = f"t-{uuid.uuid4().hex[:10]}-compat"
+    RegistryFraming(client, topic, "CustomerIdAssigned").register("BACKWARD")
+    schema = json.loads((schemas_dir() / "CustomerIdAssigned.avsc").read_text())
+    for field in schema["fields"]:
+        if field["name"] == "sequence":
+            field["type"] = "string"  # old records (a long) could no longer be read
+    changed = RegistryFraming(client, topic, "CustomerIdAssigned", text=json.dumps(schema))
+    with pytest.raises(ConfigError, match="not compatible with the versions already registered"):
+        changed.register("BACKWARD")
+    assert len(client.get_versions(f"{topic}-value")) == 1
+    client.close()
+
+
+def test_the_service_stops_at_start_when_the_registry_refuses_its_schema(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess], registry_url: str
+) -> None:
+    """A newer schema already registered that ours cannot read data of: exit 2, a message."""
+    client = RegistryConfig(registry_url).client()
+    subject = f"{scenario.output_topic}-value"
+    client.set_compatibility(subject, "BACKWARD")
+    schema = json.loads((schemas_dir() / "CustomerIdAssigned.avsc").read_text())
+    for field in schema["fields"]:
+        if field["name"] == "sequence":
+            field["type"] = "string"
+    client.register_schema(subject, Schema(json.dumps(schema), "AVRO"))
+    client.close()
+    service = start_service(SCHEMA_REGISTRY_URL=registry_url)
+    assert service.proc is not None
+    assert service.proc.wait(180) == 2, service.log()[-3000:]
+    assert "not compatible with the versions already registered" in service.log()
