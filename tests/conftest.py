@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.java import build_jar
 from tests.helpers.own_redis import OwnRedis
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.services import Endpoints, find_endpoints
@@ -48,3 +49,9 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server = OwnRedis(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def java_jar() -> Path:
+    """The Java example subscriber, built once per session (Maven)."""
+    return build_jar()

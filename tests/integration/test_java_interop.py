@@ -7,10 +7,7 @@ Needs a JDK and Maven (the jar is built once per session) besides the usual Kafk
 
 from __future__ import annotations
 
-import json
 import random
-import re
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,47 +18,15 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from customer_ids.adapters.kafka_io import producer_config
 from tests.helpers.events import make_events, send
+from tests.helpers.java import subscribe
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.verify import wait_for_outputs
 
-ROOT = Path(__file__).resolve().parents[2]
-POM = ROOT / "examples" / "java-subscriber" / "pom.xml"
-JAR = POM.parent / "target" / "customer-ids-java-subscriber.jar"
 PARTITION_VECTORS = "com.example.customers.subscriber.PartitionVectors"
 PARTITIONS = 6
-SUMMARY = re.compile(r"done: (\d+) records, (\d+) decoded, (\d+) undecodable")
 
 # Upstream ids as they come: accents, other scripts, emoji (4-byte UTF-8), odd lengths.
 NAMES = ("Müller", "Ørsted", "Ærø", "東京", "Владимир", "Ελλάδα", "😀", "ñandú", "e\u0301", "ß")
-
-
-@pytest.fixture(scope="session")
-def java_jar() -> Path:
-    """examples/java-subscriber built once: one runnable jar with both main classes."""
-    missing = [tool for tool in ("java", "javac", "mvn") if shutil.which(tool) is None]
-    if missing:
-        pytest.fail(
-            f"the Java interop tests need {', '.join(missing)} on PATH: a JDK 17+ and Maven "
-            "(apt-get install openjdk-17-jdk-headless maven)",
-            pytrace=False,
-        )
-    try:
-        built = subprocess.run(
-            ["mvn", "-q", "-B", "-f", str(POM), "package"],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"mvn package of {POM} took over {exc.timeout}s", pytrace=False)
-    if built.returncode != 0 or not JAR.is_file():
-        pytest.fail(
-            f"mvn -q -f {POM} package failed (exit {built.returncode}):\n"
-            f"{(built.stdout + built.stderr)[-4000:]}",
-            pytrace=False,
-        )
-    return JAR
 
 
 @pytest.fixture
@@ -165,35 +130,13 @@ def test_java_subscriber_decodes_every_output(
     assert len(committed.outputs) == len(sent)
     expected = {(o.customer_key, o.customer_number) for o in committed.outputs}
 
-    result = subprocess.run(
-        [
-            "java",
-            "-jar",
-            str(java_jar),
-            "--bootstrap-servers",
-            scenario.endpoints.bootstrap,
-            "--topic",
-            scenario.output_topic,
-            "--group-id",
-            f"t-{scenario.tag}-java-subscriber",
-            "--max-records",
-            str(len(committed.outputs)),
-            "--idle-exit-ms",
-            "120000",
-        ],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=400,
-        check=False,
+    lines = subscribe(
+        java_jar,
+        scenario.endpoints.bootstrap,
+        scenario.output_topic,
+        f"t-{scenario.tag}-java-subscriber",
+        len(committed.outputs),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = SUMMARY.search(result.stderr)
-    assert summary is not None, result.stderr[-3000:]
-    records, decoded, undecodable = (int(n) for n in summary.groups())
-    assert (records, decoded, undecodable) == (len(sent), len(sent), 0), result.stderr[-3000:]
-
-    lines = [json.loads(line) for line in result.stdout.split("\n") if line]
     assert len(lines) == len(sent)
     assert all(line["key"] == f"{line['source_system']}/{line['customer_id']}" for line in lines)
     got = {(line["key"], line["customer_number"]) for line in lines}

@@ -10,6 +10,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 from confluent_kafka.schema_registry import Schema
@@ -23,6 +24,7 @@ from customer_ids.domain.errors import ConfigError, DecodeError
 from customer_ids.wire.codec import schemas_dir
 from producer.emitter import CustomerEventProducer
 from tests.helpers.events import make_events, send
+from tests.helpers.java import subscribe
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.verify import assert_invariants, read_committed, wait_for_outputs
 
@@ -50,9 +52,14 @@ def subject_config(url: str, subject: str) -> str:
         return str(json.loads(reply.read())["compatibilityLevel"])
 
 
+@pytest.mark.timeout(900)  # may build the Java subscriber first
 def test_events_round_trip_through_the_registry_beside_single_object_ones(
-    scenario: Scenario, start_service: Callable[..., ServiceProcess], registry_url: str
+    scenario: Scenario,
+    start_service: Callable[..., ServiceProcess],
+    registry_url: str,
+    java_jar: Path,
 ) -> None:
+    """Python producer (Confluent wire format) -> service -> the Java subscriber."""
     registry = RegistryConfig(registry_url)
     scenario.create_topics()
     framed = make_events(150, seed=1401)
@@ -73,6 +80,18 @@ def test_events_round_trip_through_the_registry_beside_single_object_ones(
         read_committed(scenario.endpoints.bootstrap, scenario.output_topic)
     for topic in (scenario.input_topic, scenario.output_topic):
         assert subject_config(registry_url, f"{topic}-value") == "BACKWARD"
+    lines = subscribe(
+        java_jar,
+        scenario.endpoints.bootstrap,
+        scenario.output_topic,
+        f"t-{scenario.tag}-java",
+        200,
+        "--schema-registry-url",
+        registry_url,
+    )
+    assert {line["framing"] for line in lines} == {"confluent"}
+    expected = {(o.customer_key, o.customer_number) for o in committed.outputs}
+    assert {(line["key"], line["customer_number"]) for line in lines} == expected
 
 
 def test_an_incompatible_schema_is_refused_with_a_message(registry_url: str) -> None:

@@ -25,9 +25,13 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.avro.Schema;
+import org.apache.avro.SchemaCompatibility;
 import org.apache.avro.SchemaNormalization;
 import org.apache.avro.generic.GenericData;
+import org.apache.avro.generic.GenericDatumReader;
 import org.apache.avro.generic.GenericRecord;
+import org.apache.avro.io.BinaryDecoder;
+import org.apache.avro.io.DecoderFactory;
 import org.apache.avro.message.BadHeaderException;
 import org.apache.avro.message.BinaryMessageDecoder;
 import org.apache.avro.message.MissingSchemaException;
@@ -46,10 +50,21 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * Reads CustomerIdAssigned events from customer-ids' output topic and prints each as one JSON
  * line on stdout: the record's fields plus partition, offset and key.
  *
- * <p>The values are Avro single-object encoded (0xC3 0x01, the 8-byte little-endian CRC-64-AVRO
- * fingerprint of the writer schema, then Avro binary), so Avro's own {@link BinaryMessageDecoder}
- * reads them without a schema registry. The topic is written by a transactional producer:
- * read_committed is what makes a reader see each assignment exactly once.
+ * <p>A value comes in one of two framings, told apart by its first byte:
+ *
+ * <ul>
+ *   <li>Avro single-object encoding: 0xC3 0x01, the 8-byte little-endian CRC-64-AVRO fingerprint
+ *       of the writer schema, then Avro binary. Avro's own {@link BinaryMessageDecoder} reads it
+ *       without a schema registry.
+ *   <li>Confluent wire format (when customer-ids runs with a schema registry): 0x00, the 4-byte
+ *       big-endian schema id, then Avro binary. The writer schema is looked up by id in the
+ *       registry given with --schema-registry-url ({@link SchemaRegistry}).
+ * </ul>
+ *
+ * <p>Both are read into the current CustomerIdAssigned schema (Avro schema resolution), so one run
+ * reads a topic that holds both, as during a move from one framing to the other. The topic is
+ * written by a transactional producer: read_committed is what makes a reader see each assignment
+ * exactly once.
  *
  * <p>A record that does not decode is reported on stderr with its partition and offset, counted,
  * and skipped; it never stops the subscriber.
@@ -71,6 +86,14 @@ public final class Subscriber {
         --schema-dir DIR           read CustomerIdAssigned.avsc, history/CustomerIdAssigned.*.avsc
                                    from DIR, not the copy of schemas/ bundled at build time
         --property KEY=VALUE       any other consumer setting (security, ...); repeatable
+        --schema-registry-url URL  Confluent-compatible registry for Confluent-framed values
+                                   (magic byte 0), e.g. http://127.0.0.1:18081/apis/ccompat/v7
+        --schema-registry-user U   basic-auth user (default: env SCHEMA_REGISTRY_USER)
+        --schema-registry-password P
+                                   basic-auth password (default: env SCHEMA_REGISTRY_PASSWORD)
+        --decode-file FILE         no Kafka: decode FILE's bytes as one record value, print it
+                                   like a record (partition -1, offset = position of the FILE
+                                   among the --decode-file options); repeatable
       Prints one JSON line per record on stdout; diagnostics and a summary go to stderr.
       """;
 
@@ -81,9 +104,17 @@ public final class Subscriber {
       long maxRecords,
       long idleExitMs,
       Path schemaDir,
-      Map<String, String> properties) {
+      Map<String, String> properties,
+      String schemaRegistryUrl,
+      String schemaRegistryUser,
+      String schemaRegistryPassword,
+      List<Path> decodeFiles) {
 
     static Options parse(String[] args) {
+      return parse(args, System.getenv());
+    }
+
+    static Options parse(String[] args, Map<String, String> env) {
       String bootstrap = "127.0.0.1:19092";
       String topic = "customer.id-assigned";
       String group = "customer-ids-java-subscriber";
@@ -91,6 +122,10 @@ public final class Subscriber {
       long idleExitMs = 0;
       Path schemaDir = null;
       Map<String, String> properties = new HashMap<>();
+      String registryUrl = null;
+      String registryUser = null;
+      String registryPassword = null;
+      List<Path> decodeFiles = new ArrayList<>();
       for (int i = 0; i < args.length; i++) {
         String flag = args[i];
         if (flag.equals("--help") || flag.equals("-h")) {
@@ -115,10 +150,77 @@ public final class Subscriber {
             }
             properties.put(value.substring(0, eq), value.substring(eq + 1));
           }
+          case "--schema-registry-url" -> registryUrl = httpUrl(flag, value);
+          case "--schema-registry-user" -> registryUser = value;
+          case "--schema-registry-password" -> registryPassword = value;
+          case "--decode-file" -> decodeFiles.add(Paths.get(value));
           default -> throw new IllegalArgumentException("unknown option " + flag);
         }
       }
-      return new Options(bootstrap, topic, group, maxRecords, idleExitMs, schemaDir, properties);
+      if (registryUrl == null) {
+        if (registryUser != null || registryPassword != null) {
+          throw new IllegalArgumentException(
+              "--schema-registry-user/--schema-registry-password need --schema-registry-url");
+        }
+      } else {
+        if (registryUser == null) {
+          registryUser = blankToNull(env.get("SCHEMA_REGISTRY_USER"));
+        }
+        if (registryPassword == null) {
+          registryPassword = blankToNull(env.get("SCHEMA_REGISTRY_PASSWORD"));
+        }
+        if (registryUser == null && registryPassword != null) {
+          throw new IllegalArgumentException(
+              "a schema registry password needs a user (--schema-registry-user or"
+                  + " SCHEMA_REGISTRY_USER)");
+        }
+      }
+      return new Options(
+          bootstrap,
+          topic,
+          group,
+          maxRecords,
+          idleExitMs,
+          schemaDir,
+          properties,
+          registryUrl,
+          registryUser,
+          registryPassword,
+          List.copyOf(decodeFiles));
+    }
+
+    private static String httpUrl(String flag, String value) {
+      try {
+        URI uri = new URI(value);
+        if (uri.getRawUserInfo() != null) {
+          // Not echoed: it would print the password.
+          throw new IllegalArgumentException(
+              flag + " must not carry credentials: use --schema-registry-user and"
+                  + " SCHEMA_REGISTRY_PASSWORD (or --schema-registry-password)");
+        }
+        if (("http".equals(uri.getScheme()) || "https".equals(uri.getScheme()))
+            && uri.getHost() != null
+            && uri.getRawQuery() == null
+            && uri.getRawFragment() == null) {
+          return value;
+        }
+      } catch (URISyntaxException e) {
+        // reported below
+      }
+      throw new IllegalArgumentException(
+          flag + " needs an http(s) URL such as http://127.0.0.1:18081/apis/ccompat/v7, got "
+              + value);
+    }
+
+    private static String blankToNull(String value) {
+      return value == null || value.isEmpty() ? null : value;
+    }
+
+    /** Not the record's own toString: that would print the password. */
+    @Override
+    public String toString() {
+      return "Options[topic=" + topic + ", groupId=" + groupId + ", registry=" + schemaRegistryUrl
+          + "]";
     }
 
     private static long positive(String flag, String value) {
@@ -149,10 +251,30 @@ public final class Subscriber {
     }
     List<Schema> writers =
         options.schemaDir() == null ? bundledSchemas() : schemasIn(options.schemaDir());
+    SchemaRegistry registry =
+        options.schemaRegistryUrl() == null
+            ? null
+            : new SchemaRegistry(
+                options.schemaRegistryUrl(),
+                options.schemaRegistryUser(),
+                options.schemaRegistryPassword());
+    ValueDecoder decoder = new ValueDecoder(decoderFor(writers), writers.get(0), registry);
+    String source =
+        options.decodeFiles().isEmpty()
+            ? "topic " + options.topic() + ", group " + options.groupId()
+            : options.decodeFiles().size() + " file(s), no Kafka";
     System.err.printf(
-        "subscriber: topic %s, group %s, reader schema fingerprint %s (+%d older)%n",
-        options.topic(), options.groupId(), fingerprintHex(writers.get(0)), writers.size() - 1);
-    Counts counts = run(options, decoderFor(writers));
+        "subscriber: %s, reader schema fingerprint %s (+%d older), schema registry %s%n",
+        source,
+        fingerprintHex(writers.get(0)),
+        writers.size() - 1,
+        registry == null
+            ? "none"
+            : registry.url() + (options.schemaRegistryUser() == null ? "" : " (basic auth)"));
+    Counts counts =
+        options.decodeFiles().isEmpty()
+            ? run(options, decoder)
+            : decodeFiles(options.decodeFiles(), decoder);
     System.err.printf(
         "subscriber: done: %d records, %d decoded, %d undecodable%n",
         counts.records, counts.decoded, counts.undecodable);
@@ -164,7 +286,7 @@ public final class Subscriber {
     long undecodable;
   }
 
-  static Counts run(Options options, BinaryMessageDecoder<GenericRecord> decoder) {
+  static Counts run(Options options, ValueDecoder decoder) {
     PrintStream out = stdout();
     Counts counts = new Counts();
     AtomicBoolean running = new AtomicBoolean(true);
@@ -226,6 +348,21 @@ public final class Subscriber {
   }
 
   /**
+   * The --decode-file debug mode: each file holds one record value (either framing), decoded and
+   * printed as if it came from partition -1 at offset = its position in the list.
+   */
+  static Counts decodeFiles(List<Path> files, ValueDecoder decoder) throws IOException {
+    PrintStream out = stdout();
+    Counts counts = new Counts();
+    for (int i = 0; i < files.size(); i++) {
+      byte[] value = Files.readAllBytes(files.get(i));
+      handle("file " + files.get(i), -1, i, null, value, decoder, out, counts);
+    }
+    out.flush();
+    return counts;
+  }
+
+  /**
    * A corrupt length prefix must not make Avro allocate gigabytes before it finds the bytes
    * missing: no string on the topic is longer than a Kafka record (1 MiB by default). Set before
    * Avro reads these properties (once, on first use); a -D on the command line wins.
@@ -269,28 +406,47 @@ public final class Subscriber {
   }
 
   static void handle(
-      ConsumerRecord<byte[], byte[]> record,
-      BinaryMessageDecoder<GenericRecord> decoder,
+      ConsumerRecord<byte[], byte[]> record, ValueDecoder decoder, PrintStream out, Counts counts) {
+    handle(
+        record.topic() + "-" + record.partition(),
+        record.partition(),
+        record.offset(),
+        record.key(),
+        record.value(),
+        decoder,
+        out,
+        counts);
+  }
+
+  /** Prints one value as a JSON line, or reports it on stderr as undecodable; counts it. */
+  static void handle(
+      String where,
+      int partition,
+      long offset,
+      byte[] key,
+      byte[] bytes,
+      ValueDecoder decoder,
       PrintStream out,
       Counts counts) {
     counts.records++;
-    GenericRecord value;
+    Decoded decoded;
     try {
-      value = decode(record.value(), decoder);
+      decoded = decoder.decode(bytes);
     } catch (UndecodableException e) {
       counts.undecodable++;
       System.err.printf(
-          "subscriber: undecodable record at %s-%d offset %d: %s%n",
-          record.topic(), record.partition(), record.offset(), e.getMessage());
+          "subscriber: undecodable record at %s offset %d: %s%n", where, offset, e.getMessage());
       return;
     }
     counts.decoded++;
-    StringBuilder line = new StringBuilder(320);
-    line.append("{\"partition\":").append(record.partition());
-    line.append(",\"offset\":").append(record.offset());
+    GenericRecord value = decoded.value();
+    StringBuilder line = new StringBuilder(350);
+    line.append("{\"partition\":").append(partition);
+    line.append(",\"offset\":").append(offset);
     line.append(",\"key\":");
-    byte[] key = record.key();
     Json.append(line, key == null ? null : new String(key, StandardCharsets.UTF_8));
+    line.append(",\"framing\":");
+    Json.append(line, decoded.framing().label);
     for (Schema.Field field : value.getSchema().getFields()) {
       line.append(',');
       Json.append(line, field.name());
@@ -310,24 +466,152 @@ public final class Subscriber {
     }
   }
 
-  /** The record in a value, or UndecodableException saying what is wrong with the bytes. */
-  static GenericRecord decode(byte[] value, BinaryMessageDecoder<GenericRecord> decoder)
-      throws UndecodableException {
-    if (value == null || value.length == 0) {
-      throw new UndecodableException("empty value");
+  /** How a value was framed; the "framing" field of the JSON line. */
+  enum Framing {
+    SINGLE_OBJECT("single-object"),
+    CONFLUENT("confluent");
+
+    final String label;
+
+    Framing(String label) {
+      this.label = label;
     }
-    try {
-      return decoder.decode(value);
-    } catch (BadHeaderException e) {
-      throw new UndecodableException("not Avro single-object encoded: " + e.getMessage());
-    } catch (MissingSchemaException e) {
-      String fingerprint =
-          value.length >= 10 ? HexFormat.of().formatHex(value, 2, 10) : "(truncated)";
-      throw new UndecodableException("unknown writer schema, fingerprint " + fingerprint);
-    } catch (IOException | RuntimeException e) {
-      // Corrupt bodies surface as EOF, AvroRuntimeException, or an index/size exception.
+  }
+
+  record Decoded(GenericRecord value, Framing framing) {}
+
+  /**
+   * Decodes a value in either framing, by its first byte, into the current schema: 0xC3 is Avro
+   * single-object encoding, 0x00 the Confluent wire format (writer schema from the registry).
+   * Not thread-safe: the subscriber decodes on one thread.
+   */
+  static final class ValueDecoder {
+    static final byte SINGLE_OBJECT_MAGIC = (byte) 0xC3;
+    static final byte CONFLUENT_MAGIC = 0x00;
+    static final int CONFLUENT_HEADER = 5; // magic byte + 4-byte schema id
+
+    private final BinaryMessageDecoder<GenericRecord> singleObject;
+    private final Schema reader;
+    private final SchemaRegistry registry; // null: no --schema-registry-url
+    private final Map<Integer, GenericDatumReader<GenericRecord>> confluentReaders =
+        new HashMap<>();
+    // Ids whose schema is in the registry but cannot be read as the current one; the schema
+    // under an id never changes, so this is final for the run.
+    private final Map<Integer, String> unresolvable = new HashMap<>();
+    private BinaryDecoder reuse;
+
+    ValueDecoder(
+        BinaryMessageDecoder<GenericRecord> singleObject, Schema reader, SchemaRegistry registry) {
+      this.singleObject = singleObject;
+      this.reader = reader;
+      this.registry = registry;
+    }
+
+    /** The record in a value, or UndecodableException saying what is wrong with the bytes. */
+    Decoded decode(byte[] value) throws UndecodableException {
+      if (value == null || value.length == 0) {
+        throw new UndecodableException("empty value");
+      }
+      if (value[0] == CONFLUENT_MAGIC) {
+        return new Decoded(confluent(value), Framing.CONFLUENT);
+      }
+      if (value[0] == SINGLE_OBJECT_MAGIC) {
+        return new Decoded(singleObject(value), Framing.SINGLE_OBJECT);
+      }
       throw new UndecodableException(
-          "corrupt Avro body: " + e.getClass().getSimpleName() + ": " + e.getMessage());
+          "neither Avro single-object encoded (C3 01) nor Confluent-framed (00), starts with "
+              + HexFormat.of().formatHex(value, 0, Math.min(value.length, 4)));
+    }
+
+    private GenericRecord singleObject(byte[] value) throws UndecodableException {
+      try {
+        return singleObject.decode(value);
+      } catch (BadHeaderException e) {
+        throw new UndecodableException("not Avro single-object encoded: " + e.getMessage());
+      } catch (MissingSchemaException e) {
+        String fingerprint =
+            value.length >= 10 ? HexFormat.of().formatHex(value, 2, 10) : "(truncated)";
+        throw new UndecodableException("unknown writer schema, fingerprint " + fingerprint);
+      } catch (IOException | RuntimeException e) {
+        // Corrupt bodies surface as EOF, AvroRuntimeException, or an index/size exception.
+        throw new UndecodableException(
+            "corrupt Avro body: " + e.getClass().getSimpleName() + ": " + e.getMessage());
+      }
+    }
+
+    private GenericRecord confluent(byte[] value) throws UndecodableException {
+      if (value.length < CONFLUENT_HEADER) {
+        throw new UndecodableException(
+            "Confluent framing cut short: "
+                + value.length
+                + " bytes, the header alone is "
+                + CONFLUENT_HEADER);
+      }
+      int id =
+          (value[1] & 0xff) << 24 | (value[2] & 0xff) << 16 | (value[3] & 0xff) << 8
+              | (value[4] & 0xff);
+      if (registry == null) {
+        throw new UndecodableException(
+            "Confluent-framed (magic byte 0, schema id "
+                + id
+                + ") but no --schema-registry-url to look the schema up");
+      }
+      GenericDatumReader<GenericRecord> datumReader = readerFor(id);
+      reuse =
+          DecoderFactory.get()
+              .binaryDecoder(value, CONFLUENT_HEADER, value.length - CONFLUENT_HEADER, reuse);
+      GenericRecord record;
+      try {
+        record = datumReader.read(null, reuse);
+        if (!reuse.isEnd()) {
+          throw new UndecodableException(
+              "bytes left over after the record (Confluent, schema id " + id + ")");
+        }
+      } catch (IOException | RuntimeException e) {
+        throw new UndecodableException(
+            "corrupt Avro body (Confluent, schema id "
+                + id
+                + "): "
+                + e.getClass().getSimpleName()
+                + ": "
+                + e.getMessage());
+      }
+      return record;
+    }
+
+    /** A reader from the writer schema under {@code id} to the current schema, made once. */
+    private GenericDatumReader<GenericRecord> readerFor(int id) throws UndecodableException {
+      GenericDatumReader<GenericRecord> datumReader = confluentReaders.get(id);
+      if (datumReader != null) {
+        return datumReader;
+      }
+      String refused = unresolvable.get(id);
+      if (refused != null) {
+        throw new UndecodableException(refused);
+      }
+      Schema writer;
+      try {
+        writer = registry.schema(id);
+      } catch (SchemaRegistry.LookupException e) {
+        throw new UndecodableException(e.getMessage());
+      }
+      SchemaCompatibility.SchemaPairCompatibility compatibility =
+          SchemaCompatibility.checkReaderWriterCompatibility(reader, writer);
+      if (compatibility.getType() != SchemaCompatibility.SchemaCompatibilityType.COMPATIBLE) {
+        StringBuilder why = new StringBuilder();
+        why.append("schema id ").append(id).append(" (").append(writer.getFullName());
+        why.append(") cannot be read as ").append(reader.getFullName());
+        for (SchemaCompatibility.Incompatibility problem :
+            compatibility.getResult().getIncompatibilities()) {
+          why.append("; ").append(problem.getType()).append(" at ").append(problem.getLocation());
+          why.append(": ").append(problem.getMessage());
+        }
+        unresolvable.put(id, why.toString());
+        throw new UndecodableException(why.toString());
+      }
+      datumReader = new GenericDatumReader<>(writer, reader, GenericData.get());
+      confluentReaders.put(id, datumReader);
+      return datumReader;
     }
   }
 
