@@ -163,14 +163,19 @@ def test_second_process_with_the_same_transactional_id_fences_the_first(
     scenario: Scenario, start_service: Callable[..., ServiceProcess]
 ) -> None:
     events = make_events(sized(2000, 10000), seed=701)
-    sender = send_slowly(scenario, events, seconds=sized(6, 15))
+    half = len(events) // 2
+    sender = send_slowly(scenario, events[:half], seconds=sized(6, 15))
     old = start_service("old")
     old.wait_for_log("batch_committed")
-    start_service("new")
-    deadline = time.monotonic() + 60
+    new = start_service("new")
+    new.wait_for_log("service_started", timeout=240)  # its init_transactions fenced the old one
+    sender.join()
+    # Records after the fence, on every partition: the old instance meets the fence at its next
+    # transaction (on a slow machine it may have drained the first half before the new one came).
+    send(scenario, events[half:])
+    deadline = time.monotonic() + 120
     while old.running() and time.monotonic() < deadline:
         time.sleep(0.2)
-    sender.join()
     committed = wait_for_outputs(
         scenario.endpoints.bootstrap, scenario.output_topic, len(events), timeout=180
     )
