@@ -1,4 +1,5 @@
-"""The `customer-ids` command: stack, serve, produce, tail, audit, validate, lookup, dlq, config."""
+"""The `customer-ids` command: stack, serve, produce, tail, watch, audit, validate, lookup, dlq,
+config."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from customer_ids.adapters.logs import configure_logging
 from customer_ids.config.settings import SETTINGS, Settings
@@ -20,8 +22,11 @@ def _stack(args: argparse.Namespace) -> int:
 
     stack = LocalStack.default()
     if args.action == "up":
-        seconds = stack.up(redis_ha=args.redis_ha, registry=args.registry)
-        print("\n".join(stack.env_lines(redis_ha=args.redis_ha, registry=args.registry)))
+        seconds = stack.up(redis_ha=args.redis_ha, registry=args.registry, brokers=args.brokers)
+        lines = stack.env_lines(
+            redis_ha=args.redis_ha, registry=args.registry, brokers=args.brokers
+        )
+        print("\n".join(lines))
         print(
             f"# stack ready in {seconds:.1f}s (kafka pid {stack.kafka.running_pid()}, "
             f"redis pid {stack.redis.running_pid()})",
@@ -33,7 +38,14 @@ def _stack(args: argparse.Namespace) -> int:
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}", file=sys.stderr)
         return 0
     kafka, redis_pid = stack.kafka.running_pid(), stack.redis.running_pid()
-    print(f"kafka  {f'up (pid {kafka}) on {stack.kafka.bootstrap}' if kafka else 'down'}")
+    cluster = stack.cluster.running_pids()
+    if any(cluster):
+        kafka = cluster[0] if all(cluster) else None
+        for node, pid in zip(stack.cluster.nodes, cluster, strict=True):
+            state = f"up (pid {pid})" if pid else "down"
+            print(f"kafka node {node.node_id}  {state} on {node.bootstrap}")
+    else:
+        print(f"kafka  {f'up (pid {kafka}) on {stack.kafka.bootstrap}' if kafka else 'down'}")
     print(f"redis  {f'up (pid {redis_pid}) on {stack.redis.url}' if redis_pid else 'down'}")
     ha_lines = stack.ha.status_lines()
     for line in ha_lines:
@@ -85,6 +97,30 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
             codec=framed_codec(settings.registry(), settings.output_topic, "CustomerIdAssigned"),
         )
     return 0
+
+
+def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    from customer_ids.adapters.schema_registry import framed_codec  # noqa: PLC0415
+    from customer_ids.tools.watch import watch  # noqa: PLC0415
+
+    stop = threading.Event()
+    codec = framed_codec(settings.registry(), settings.output_topic, "CustomerIdAssigned")
+    with contextlib.suppress(KeyboardInterrupt):
+        tally = watch(
+            settings.bootstrap_servers,
+            settings.output_topic,
+            args.group,
+            codec,
+            stop,
+            idle_seconds=args.idle_timeout,
+        )
+        print(
+            f"\n{tally.outputs:,} assignments committed: {len(tally.customers):,} customers, "
+            f"{len(tally.numbers):,} distinct numbers, {tally.repeats:,} repeats of a known "
+            f"customer, {tally.conflicts} conflicts"
+        )
+        return 1 if tally.conflicts else 0
+    return 130
 
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
@@ -191,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="up: also a replica of Redis and three Sentinels (prints REDIS_SENTINELS)",
     )
     p.add_argument(
+        "--brokers",
+        type=int,
+        choices=[1, 3],
+        default=1,
+        help="up: 3 runs a Kafka cluster (replication factor 3, min.insync.replicas 2) on "
+        "ports 19092, 19192, 19292 instead of one broker",
+    )
+    p.add_argument(
         "--registry",
         action="store_true",
         help="up: also Apicurio Registry 3.0.9 (Confluent-compatible API) on port 18081",
@@ -208,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker", type=int, nargs="?", const=0, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=_serve)
 
+    _add_producing(sub)
+    _add_tools(sub)
+    return parser
+
+
+def _add_producing(sub: Any) -> None:
+    """`produce`: events for demos and load."""
     p = sub.add_parser(
         "produce",
         help="emit CustomerCreated events (demo and load)",
@@ -230,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_produce)
 
+
+def _add_tools(sub: Any) -> None:
+    """Commands beside the service: read, check, look up, replay, configure."""
     p = sub.add_parser(
         "tail",
         help="print committed CustomerIdAssigned events as JSON lines",
@@ -245,6 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit after this many seconds without an event",
     )
     p.set_defaults(handler=_tail)
+
+    p = sub.add_parser(
+        "watch",
+        help="a live table of the newest assignments and running counts, for people",
+        description="Follow the output topic (read_committed) and draw the newest assignments "
+        "and counts; at the end print a summary. Exit 1 if a number or customer conflict "
+        "was seen.",
+    )
+    p.add_argument("--group", default="customer-ids-watch", help="consumer group")
+    p.add_argument(
+        "--idle-timeout", type=float, default=0, help="stop after this many idle seconds"
+    )
+    p.set_defaults(handler=_watch)
 
     p = sub.add_parser(
         "audit",
@@ -308,7 +375,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="print the effective settings, secrets masked")
     p.set_defaults(handler=_config)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
