@@ -75,7 +75,12 @@ def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> 
 
 
 def ceiling_passthrough(
-    bootstrap: str, topic: str, count: int, batch: int, transcode: bool = False
+    bootstrap: str,
+    topic: str,
+    count: int,
+    batch: int,
+    transcode: bool = False,
+    replication: int = 1,
 ) -> float:
     """Events/s of consume -> produce -> send_offsets -> commit with no Redis at all.
 
@@ -84,7 +89,7 @@ def ceiling_passthrough(
     codec = customer_created_codec()
     tag = uuid.uuid4().hex[:8]
     out = f"bench-{tag}.passthrough"
-    ensure_topics(bootstrap, {out: {"partitions": 6, "replication": 1}})
+    ensure_topics(bootstrap, {out: {"partitions": 6, "replication": replication}})
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -193,10 +198,12 @@ def set_redis_fsync(redis_url: str, policy: str) -> None:
     client.config_set("appendfsync", policy)
 
 
-def run_service(bootstrap: str, redis_url: str, topic: str, count: int) -> dict[str, Any]:
+def run_service(
+    bootstrap: str, redis_url: str, topic: str, count: int, **extra: str
+) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     # The pre-produced input is shared by every run; everything else is this run's own.
-    env = service_env(bootstrap, redis_url, tag, CUSTOMER_IDS_INPUT_TOPIC=topic)
+    env = service_env(bootstrap, redis_url, tag, CUSTOMER_IDS_INPUT_TOPIC=topic, **extra)
     log = open(ROOT / "bench" / "results" / f"service-{tag}.log", "wb")  # noqa: SIM115
     spawned = time.monotonic()
     proc = subprocess.Popen(

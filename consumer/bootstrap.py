@@ -29,12 +29,16 @@ COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
     """The topics the service needs; the output and watermarks are compacted records."""
-    base = {"partitions": settings.partitions, "replication": settings.replication_factor}
+    replicas = settings.replication_factor
+    # With three replicas or more, a write needs two in sync: one broker lost loses nothing.
+    durable = {"min.insync.replicas": "2" if replicas >= 3 else "1"}
+    base = {"partitions": settings.partitions, "replication": replicas, "config": durable}
+    compacted = {**durable, **COMPACTED}
     return {
         settings.input_topic: base,
-        settings.output_topic: {**base, "config": COMPACTED},
+        settings.output_topic: {**base, "config": compacted},
         settings.dlq_topic: {**base, "partitions": 1},
-        settings.watermark_topic: {**base, "partitions": 1, "config": COMPACTED},
+        settings.watermark_topic: {**base, "partitions": 1, "config": compacted},
     }
 
 

@@ -1,8 +1,10 @@
-"""A single-node Apache Kafka broker in KRaft mode, run from jars that Maven collects.
+"""Apache Kafka in KRaft mode, run from jars that Maven collects: one node, or a cluster of
+nodes with combined broker and controller roles (`KafkaCluster`).
 
 The jars are cached outside the checkout, keyed by the Kafka version, so only the first start
-downloads anything. Settings follow shared/kafka-local.md: one-broker replication for the
-transaction state log, one partition for the internal topics, a small cleaner buffer.
+downloads anything. Settings follow shared/kafka-local.md: one partition for the internal
+topics and a small cleaner buffer; replication of the internal topics (offsets, transaction
+state) follows the number of nodes, with min.insync.replicas 2 from three nodes on.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ class KafkaNode:
     cache_dir: Path
     port: int = 19092
     controller_port: int = 19093
+    node_id: int = 1
+    name: str = "kafka"
+    # The cluster's controllers as (node id, controller port); empty: this node alone.
+    voters: tuple[tuple[int, int], ...] = ()
     # An extra SASL_PLAINTEXT listener with PLAIN users (name, password), for security tests.
     sasl_port: int | None = None
     sasl_users: tuple[tuple[str, str], ...] = ()
@@ -76,7 +82,29 @@ class KafkaNode:
 
     @property
     def home(self) -> Path:
-        return self.state_dir / "kafka"
+        return self.state_dir / self.name
+
+    @property
+    def size(self) -> int:
+        return max(1, len(self.voters))
+
+    def _cluster_config(self) -> list[str]:
+        """Internal topics replicated on every node up to three; two in sync to write."""
+        replicas = min(3, self.size)
+        min_isr = 2 if replicas >= 3 else 1
+        voters = self.voters or ((self.node_id, self.controller_port),)
+        return [
+            f"node.id={self.node_id}",
+            "controller.quorum.voters="
+            + ",".join(f"{node}@127.0.0.1:{port}" for node, port in voters),
+            f"offsets.topic.replication.factor={replicas}",
+            f"transaction.state.log.replication.factor={replicas}",
+            f"transaction.state.log.min.isr={min_isr}",
+            f"default.replication.factor={replicas}",
+            f"min.insync.replicas={min_isr}",
+            f"share.coordinator.state.topic.replication.factor={replicas}",
+            f"share.coordinator.state.topic.min.isr={min_isr}",
+        ]
 
     @property
     def pid_file(self) -> Path:
@@ -124,8 +152,7 @@ class KafkaNode:
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    *self._cluster_config(),
                     f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
                     f"CONTROLLER://127.0.0.1:{self.controller_port}{self._sasl_listener}",
                     f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{self._sasl_listener}",
@@ -136,14 +163,9 @@ class KafkaNode:
                     *self._sasl_config(),
                     f"log.dirs={data}",
                     "num.partitions=1",
-                    "offsets.topic.replication.factor=1",
                     "offsets.topic.num.partitions=1",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
                     "transaction.state.log.num.partitions=1",
                     "group.initial.rebalance.delay.ms=0",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
                     "log.cleaner.dedupe.buffer.size=16777216",
                     # Short transaction aborts for zombies killed by the fault tests.
                     "transaction.abort.timed.out.transaction.cleanup.interval.ms=5000",
@@ -175,7 +197,7 @@ class KafkaNode:
         ]
 
     def _java(self, main: str, *args: str) -> list[str]:
-        java = require_program("java", "apt-get install -y openjdk-17-jre-headless")
+        java = require_program("java", "apt-get install -y openjdk-17-jdk-headless")
         logs = self.home / "logs"
         return [
             java,
@@ -188,24 +210,28 @@ class KafkaNode:
             *args,
         ]
 
-    def start(self) -> None:
-        """Format the data dir once, then start the broker in the background."""
+    def new_cluster_id(self) -> str:
+        return (
+            subprocess.run(
+                self._java("kafka.tools.StorageTool", "random-uuid"),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+
+    def start(self, cluster_id: str | None = None) -> None:
+        """Format the data dir once (all nodes of a cluster with one id), then start the
+        broker in the background."""
         if self.running_pid() is not None:
             return
         self.fetch_jars()
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = (
-                subprocess.run(
-                    self._java("kafka.tools.StorageTool", "random-uuid"),
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
+            cluster_id = cluster_id or self.new_cluster_id()
             fmt = subprocess.run(
                 self._java(
                     "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
@@ -223,8 +249,9 @@ class KafkaNode:
             self.home,
         )
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        """Wait until the broker lists itself; fail fast with its log if it died."""
+    def wait_ready(self, timeout: float = 90.0, brokers: int = 1) -> None:
+        """Wait until the broker lists itself (and `brokers` in all); fail fast with its log
+        if it died."""
         from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only the stack needs it
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
@@ -238,7 +265,7 @@ class KafkaNode:
                     + tail(self.home / "logs" / "stdout.log")
                 )
             try:
-                if admin.list_topics(timeout=2).brokers:
+                if len(admin.list_topics(timeout=2).brokers) >= brokers:
                     return
             except Exception:
                 time.sleep(0.5)

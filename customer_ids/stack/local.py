@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from customer_ids.stack.kafka import KafkaNode
+from customer_ids.stack.kafka_cluster import KafkaCluster
+from customer_ids.stack.processes import StackError
 from customer_ids.stack.redis_server import RedisNode
 from customer_ids.stack.registry import RegistryNode
 from customer_ids.stack.sentinel import ReplicatedRedis, SentinelNode
@@ -31,6 +33,7 @@ class LocalStack:
     redis: RedisNode
     ha: ReplicatedRedis  # started only with `up --redis-ha`
     registry: RegistryNode  # started only with `up --registry`
+    cluster: KafkaCluster  # instead of `kafka` with `up --brokers 3`
 
     @classmethod
     def default(cls) -> LocalStack:
@@ -57,6 +60,7 @@ class LocalStack:
                     for port in sentinel_ports.split(",")
                 ),
             ),
+            cluster=_cluster(state, _port("CUSTOMER_IDS_STACK_KAFKA_PORT", "19092")),
             registry=RegistryNode(
                 state_dir=state,
                 cache_dir=default_cache_dir(),
@@ -72,9 +76,17 @@ class LocalStack:
     def registry_on(self, registry: bool) -> bool:
         return registry or self.registry.running_pid() is not None
 
-    def up(self, redis_ha: bool = False, registry: bool = False) -> float:
+    def cluster_on(self, brokers: int) -> bool:
+        return brokers > 1 or any(self.cluster.running_pids())
+
+    def up(self, redis_ha: bool = False, registry: bool = False, brokers: int = 1) -> float:
         """Start whatever is not running and wait for all of it; the seconds it took."""
         started = time.monotonic()
+        cluster = self.cluster_on(brokers)
+        if cluster and self.kafka.running_pid() is not None:
+            raise StackError("a single Kafka broker is running; `customer-ids stack down` first")
+        if not cluster and any(self.cluster.running_pids()):
+            raise StackError("a Kafka cluster is running; `customer-ids stack down` first")
         if registry:
             self.registry.start()
         ha = self.ha_on(redis_ha)
@@ -82,11 +94,12 @@ class LocalStack:
             self.ha.start()
         else:
             self.redis.start()
-        self.kafka.start()
+        kafka: KafkaNode | KafkaCluster = self.cluster if cluster else self.kafka
+        kafka.start()
         self.redis.wait_ready()
         if ha:
             self.ha.wait_ready()
-        self.kafka.wait_ready()
+        kafka.wait_ready()
         if self.registry_on(registry):
             self.registry.wait_ready()
         return time.monotonic() - started
@@ -97,12 +110,22 @@ class LocalStack:
             stopped.append("schema registry")
         if self.kafka.stop():
             stopped.append("kafka")
+        if self.cluster.stop():
+            stopped.append("kafka cluster")
         if self.redis.stop():
             stopped.append("redis")
         return stopped
 
-    def env_lines(self, redis_ha: bool = False, registry: bool = False) -> list[str]:
-        lines = [f"export KAFKA_BOOTSTRAP_SERVERS={self.kafka.bootstrap}"]
+    def env_lines(
+        self, redis_ha: bool = False, registry: bool = False, brokers: int = 1
+    ) -> list[str]:
+        if self.cluster_on(brokers):
+            lines = [
+                f"export KAFKA_BOOTSTRAP_SERVERS={self.cluster.bootstrap}",
+                f"export CUSTOMER_IDS_REPLICATION_FACTOR={min(3, len(self.cluster.nodes))}",
+            ]
+        else:
+            lines = [f"export KAFKA_BOOTSTRAP_SERVERS={self.kafka.bootstrap}"]
         if self.ha_on(redis_ha):
             lines += self.ha.env_lines()
         else:
@@ -112,3 +135,9 @@ class LocalStack:
             # the Confluent wire format, which should be a decision, not a side effect.
             lines.append(f"# schema registry: SCHEMA_REGISTRY_URL={self.registry.url}")
         return lines
+
+
+def _cluster(state: Path, base_port: int, size: int = 3) -> KafkaCluster:
+    """Node i on base+100*i (client) and base+100*i+1 (controller): 19092/19093, 19192/..."""
+    ports = [(base_port + 100 * i, base_port + 100 * i + 1) for i in range(size)]
+    return KafkaCluster.on_ports(state, default_cache_dir(), ports, name="kafka-cluster")
