@@ -91,16 +91,53 @@ def test_subscribers_use_their_own_groups() -> None:
     assert groups == ["sales", "support", "marketing"]
 
 
+def env_file(name: str) -> dict[str, str]:
+    lines = (ROOT / "deploy" / name).read_text().splitlines()
+    pairs = (line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return {key: value for key, value in pairs}
+
+
+def kafka_env(service: str, variables: dict[str, str]) -> dict[str, str]:
+    env = compose()["services"][service]["environment"]
+    return {k: interpolate(str(v), variables) for k, v in env.items()}
+
+
 def test_kafka_is_the_pinned_version_with_one_broker_transaction_settings() -> None:
     kafka = compose()["services"]["kafka"]
     assert kafka["image"] == f"apache/kafka:{kafka_version()}"
-    env = kafka["environment"]
-    assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == 1
-    assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == 1
-    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 1
+    env = kafka_env("kafka", {})
+    assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
+    assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
     assert "kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
     app = compose()["services"]["customer-ids"]["environment"]
-    assert app["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert interpolate(app["KAFKA_BOOTSTRAP_SERVERS"], {}) == "kafka:9092"
+
+
+def test_the_cluster_profile_is_three_voters_with_three_replicas_and_two_in_sync() -> None:
+    variables = env_file("kafka-cluster.env")
+    nodes = [name for name in ("kafka", "kafka-2", "kafka-3") if name in compose()["services"]]
+    assert nodes == ["kafka", "kafka-2", "kafka-3"]
+    for i, name in enumerate(nodes, start=1):
+        env = kafka_env(name, variables)
+        assert env["KAFKA_NODE_ID"] == str(i)
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == (
+            "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+        )
+        assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"
+    assert compose()["services"]["kafka-2"]["profiles"] == ["cluster"]
+    app = compose()["services"]["customer-ids"]["environment"]
+    assert interpolate(app["KAFKA_BOOTSTRAP_SERVERS"], variables).split(",") == [
+        "kafka:9092",
+        "kafka-2:9092",
+        "kafka-3:9092",
+    ]
+    settings = Settings.from_env({k: interpolate(str(v), variables) for k, v in app.items()})
+    assert settings.replication_factor == 3
 
 
 def test_redis_persists_and_every_long_running_service_has_a_healthcheck_or_restart() -> None:
