@@ -38,6 +38,7 @@ from producer.generator import generate_events
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from latency import measure_latency, service_env
+from plot import plot_latency
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -270,7 +271,9 @@ def main() -> int:
         default=60,
         help="how long each latency rate is offered (0: skip)",
     )
-    parser.add_argument("--rates", default="1000,5000", help="offered rates for latency")
+    parser.add_argument(
+        "--rates", default="500,1000,2000,5000", help="offered rates for latency (and its plot)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.events, args.runs, args.customers = 2000, 1, 5000
@@ -385,6 +388,10 @@ def main() -> int:
     out = ROOT / "bench" / "results" / "latest.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"\nwrote {out}")
+    title = f"customer-ids latency, {settings.workers} worker(s), batch {batch}"
+    plotted = plot_latency(latency, out.with_name("latency.png"), title)
+    if plotted:
+        print(f"wrote {plotted}")
     return 0
 
 

@@ -123,6 +123,30 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
     return 130
 
 
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    from customer_ids.config.api_settings import ApiSettings  # noqa: PLC0415
+    from customer_ids.tools.api import run_api  # noqa: PLC0415
+
+    api = ApiSettings.from_env()
+    port = api.port if args.port is None else args.port
+    return run_api(settings, api, args.host or api.host, port)
+
+
+def _api_token(args: argparse.Namespace) -> int:
+    from customer_ids.tools.api import print_new_token  # noqa: PLC0415
+
+    return print_new_token(args.name, [s.strip() for s in args.scopes.split(",") if s.strip()])
+
+
+def _search_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from customer_ids.tools.search_reindex import reindex_search  # noqa: PLC0415
+
+    print(json.dumps(asdict(reindex_search(settings))))
+    return 0
+
+
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
     from customer_ids.domain.validation import validate_number  # noqa: PLC0415
 
@@ -372,6 +396,30 @@ def _add_tools(sub: Any) -> None:
     p.add_argument("--reason", help="only this error.class, e.g. ValidationError")
     p.add_argument("--dry-run", action="store_true", help="replay: count, send nothing")
     p.set_defaults(handler=_dlq)
+
+    p = sub.add_parser(
+        "api",
+        help="serve the lookup API and the support page",
+        description="HTTP API (/v1, /docs, /metrics, /healthz, /readyz) and the support page "
+        "at /. Settings: CUSTOMER_IDS_API_* (README). Stops cleanly on SIGTERM.",
+    )
+    p.add_argument("--host", help="listen address (default: CUSTOMER_IDS_API_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: CUSTOMER_IDS_API_PORT, 8080)")
+    p.set_defaults(handler=_api)
+
+    p = sub.add_parser(
+        "api-token",
+        help="make an API token: the token (shown once) and its tokens-file line",
+    )
+    p.add_argument("name", help="who holds it; audit lines name it")
+    p.add_argument("--scopes", required=True, help="comma-separated: numbers:read, search:personal")
+    p.set_defaults(handler=_api_token, needs_settings=False)
+
+    p = sub.add_parser(
+        "search-reindex",
+        help="rewrite the search index under CUSTOMER_IDS_SEARCH_KEY (key rotation)",
+    )
+    p.set_defaults(handler=_search_reindex)
 
     p = sub.add_parser("config", help="print the effective settings, secrets masked")
     p.set_defaults(handler=_config)

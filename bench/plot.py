@@ -1,0 +1,32 @@
+"""Plots next to the benches' JSON, for people: latency percentiles against the offered rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def plot_latency(latency: list[dict[str, Any]], path: Path, title: str) -> Path | None:
+    """p50/p95/p99 end-to-end latency against offered events/s; None without points."""
+    if not latency:
+        return None
+    import matplotlib  # noqa: PLC0415 - only the benches need it
+
+    matplotlib.use("Agg")  # no display on a build machine
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    points = sorted(latency, key=lambda item: item["rate"])
+    rates = [item["rate"] for item in points]
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
+        axes.plot(rates, [item[key] for item in points], marker="o", label=label)
+    axes.set_xlabel("offered rate (events/s)")
+    axes.set_ylabel("event in -> assignment visible (ms)")
+    axes.set_title(title)
+    axes.set_ylim(bottom=0)
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path

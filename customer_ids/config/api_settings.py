@@ -1,0 +1,185 @@
+"""The settings of `customer-ids api`, declared once like the service's (settings.py): each
+field holds its variable, default, bounds and meaning; the README table follows from them.
+
+The tokens are read here, at start-up, so a broken tokens file stops the API with a message
+naming the variable and the entry, before it serves anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from customer_ids.config.settings import OnOff, Setting, _setting
+from customer_ids.domain.api_tokens import ApiToken, TokenBook, parse_tokens
+from customer_ids.domain.errors import ConfigError
+
+__all__ = ["API_SETTINGS", "ApiSettings"]
+
+
+class ApiSettings(BaseSettings):
+    """The API's configuration; the Kafka, Redis and search-key settings are the service's."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        env_ignore_empty=True,
+        extra="ignore",
+        case_sensitive=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    host: str = _setting(
+        "127.0.0.1", "CUSTOMER_IDS_API_HOST", "address `customer-ids api` listens on"
+    )
+    port: int = _setting(
+        8080, "CUSTOMER_IDS_API_PORT", "port of the API and the support page", ge=1, le=65535
+    )
+    tokens_file: Path | None = _setting(
+        None,
+        "CUSTOMER_IDS_API_TOKENS_FILE",
+        "file of API tokens, one name:scope,scope:sha256-of-token a line (# comments)",
+        shown="",
+    )
+    tokens: str = _setting(
+        "",
+        "CUSTOMER_IDS_API_TOKENS",
+        "more API tokens, entries as in the file separated by ';'",
+    )
+    search_rate: int = _setting(
+        30,
+        "CUSTOMER_IDS_API_SEARCH_RATE",
+        "searches by email or phone a token may make per minute (token bucket; 429 past it)",
+        ge=1,
+        le=100_000,
+    )
+    search_burst: int = _setting(
+        10,
+        "CUSTOMER_IDS_API_SEARCH_BURST",
+        "searches a token may make at once before the per-minute rate applies",
+        ge=1,
+        le=10_000,
+    )
+    default_region: str = _setting(
+        "",
+        "CUSTOMER_IDS_API_DEFAULT_REGION",
+        "ISO country code a phone number without + is read in when a search names none "
+        "(API and page); empty: such a search must name one",
+    )
+    owner_cache: int = _setting(
+        100_000,
+        "CUSTOMER_IDS_API_OWNER_CACHE",
+        "number -> customer answers kept in memory when they had to be read from the output "
+        "topic (reverse index off); about 400 bytes each",
+        ge=0,
+        le=10_000_000,
+    )
+    cookie_secure: OnOff = _setting(
+        True,
+        "CUSTOMER_IDS_API_COOKIE_SECURE",
+        "on: the support page's login cookie is sent over HTTPS only; off for plain HTTP "
+        "on a trusted network",
+        shown="on",
+    )
+    session_minutes: int = _setting(
+        480,
+        "CUSTOMER_IDS_API_SESSION_MINUTES",
+        "how long a support page login lasts",
+        ge=5,
+        le=10_080,
+    )
+
+    _book: TokenBook = PrivateAttr()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what from_env (or the caller) gives: the same rule as Settings.from_env."""
+        return (init_settings,)
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, region: str) -> str:
+        region = region.strip().upper()
+        if region and (len(region) != 2 or not region.isalpha()):
+            raise ValueError("is not an ISO 3166-1 alpha-2 code such as DE or US")
+        return region
+
+    @model_validator(mode="after")
+    def _read_tokens(self) -> ApiSettings:
+        found: list[ApiToken] = []
+        if self.tokens_file is not None:
+            try:
+                text = self.tokens_file.read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"CUSTOMER_IDS_API_TOKENS_FILE={self.tokens_file}: cannot be read "
+                    f"({exc.strerror})"
+                ) from None
+            found += parse_tokens(text, "CUSTOMER_IDS_API_TOKENS_FILE")
+        found += parse_tokens(self.tokens, "CUSTOMER_IDS_API_TOKENS", separator=";")
+        if not found:
+            raise ConfigError(
+                "the API needs at least one token: set CUSTOMER_IDS_API_TOKENS_FILE or "
+                "CUSTOMER_IDS_API_TOKENS (`customer-ids api-token NAME --scopes S,S` makes one)"
+            )
+        self._book = TokenBook(found)
+        return self
+
+    @property
+    def token_book(self) -> TokenBook:
+        return self._book
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
+        """ApiSettings from `env` (default: the process environment); empty means default."""
+        given = os.environ if env is None else env
+        known = {_env_name(name) for name in cls.model_fields}
+        values = {k: v.strip() for k, v in given.items() if k in known and v.strip()}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc)) from None
+
+
+def _env_name(name: str) -> str:
+    alias = ApiSettings.model_fields[name].validation_alias
+    assert isinstance(alias, str)
+    return alias
+
+
+def _shown(default: Any, extra: object) -> str:
+    if isinstance(extra, dict) and "shown_default" in extra:
+        return str(extra["shown_default"])
+    return str(default)
+
+
+API_SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(_env_name(name), _shown(info.default, info.json_schema_extra), info.description or "")
+    for name, info in ApiSettings.model_fields.items()
+)
+
+
+def _explain(exc: ValidationError) -> str:
+    """One sentence per mistake, naming the variable and what was given."""
+    lines = []
+    for error in exc.errors():
+        env = str(error["loc"][0]) if error["loc"] else ""
+        message = str(error.get("ctx", {}).get("error", error["msg"]))
+        lines.append(f"{env}={error.get('input')!r}: {message}" if env else message)
+    return "; ".join(lines)

@@ -1,0 +1,65 @@
+"""The API's composition root: everything a request needs, built once from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from fastapi import Request
+
+from consumer.bootstrap import number_store, redis_client
+from customer_ids.adapters.redis_keys import RedisKeys
+from customer_ids.adapters.search_index import SearchIndex
+from customer_ids.config.api_settings import ApiSettings
+from customer_ids.config.settings import Settings
+from customer_ids.domain.api_tokens import TokenBook
+from customer_ids.domain.sequences import Router
+from customer_ids.tools.api.lookups import Lookups
+from customer_ids.tools.api.metrics import ApiMetrics
+from customer_ids.tools.api.owners import LogOwners
+from customer_ids.tools.api.rate_limit import TokenBuckets
+from customer_ids.tools.api.search import CustomerSearch
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    api: ApiSettings
+    router: Router
+    tokens: TokenBook
+    lookups: Lookups
+    search: CustomerSearch
+    metrics: ApiMetrics
+    ping: Callable[[], object]
+
+
+def search_keys(settings: Settings) -> list[bytes]:
+    """The current key, then the previous one while a rotation is under way."""
+    return [
+        secret.get_secret_value().encode()
+        for secret in (settings.search_key, settings.search_key_previous)
+        if secret is not None
+    ]
+
+
+def build_context(
+    settings: Settings, api: ApiSettings, client: redis.Redis | None = None
+) -> ApiContext:
+    client = client or redis_client(settings)
+    store = number_store(client, settings.redis_prefix, owner="api")
+    metrics = ApiMetrics()
+    owners = None if settings.reverse_index else LogOwners.for_settings(settings, api.owner_cache)
+    lookups = Lookups(store, settings.router, owners, metrics)
+    search = CustomerSearch(
+        search_keys(settings),
+        SearchIndex(client, RedisKeys(settings.redis_prefix)),
+        lookups,
+        TokenBuckets(api.search_rate, api.search_burst),
+        metrics,
+    )
+    return ApiContext(api, settings.router, api.token_book, lookups, search, metrics, client.ping)
+
+
+def context_of(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context

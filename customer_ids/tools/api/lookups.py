@@ -1,0 +1,82 @@
+"""customer -> number and number -> customer: Redis first, the output topic where Redis has no
+reverse index. A miss is only reported as "unknown" while Redis holds a valid state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from consumer.redis_store import RedisNumberStore
+from customer_ids.domain.number_check import NumberReport, check_number
+from customer_ids.domain.sequences import Router
+from customer_ids.tools.api.errors import UnavailableError
+from customer_ids.tools.api.metrics import ApiMetrics
+from customer_ids.tools.api.owners import LogOwners
+from customer_ids.tools.api.records import CustomerRecord
+
+REBUILDING = "rebuilding:"
+
+
+class Lookups:
+    def __init__(
+        self,
+        store: RedisNumberStore,
+        router: Router,
+        owners: LogOwners | None,
+        metrics: ApiMetrics,
+    ) -> None:
+        """`owners` None: number -> customer from the reverse index in Redis."""
+        self._store = store
+        self._router = router
+        self._owners = owners
+        self._metrics = metrics
+
+    def records(self, customer_keys: Sequence[str]) -> list[CustomerRecord]:
+        """The customers among these that have a number, in the order given."""
+        stored = self._store.lookup(list(dict.fromkeys(customer_keys)))
+        return [
+            self._with_time(CustomerRecord.from_store(key, stored[key]))
+            for key in dict.fromkeys(customer_keys)
+            if key in stored
+        ]
+
+    def customer(self, source_system: str, customer_id: str) -> CustomerRecord | None:
+        found = self.records([f"{source_system}/{customer_id}"])
+        if found:
+            return found[0]
+        self.require_valid_state()
+        return None
+
+    def number(self, raw: str) -> tuple[NumberReport, CustomerRecord | None]:
+        """The check of `raw`, and its owner when it is a valid number someone holds."""
+        report = check_number(raw, self._router)
+        if not report.valid:
+            return report, None
+        if self._owners is not None:
+            owner, read_log = self._owners.owner_of(report.number)
+            counter = self._metrics.owner_log_reads if read_log else self._metrics.owner_cache_hits
+            counter.inc()
+            return report, owner
+        key = self._store.customer_of(report.number)
+        found = self.records([key]) if key is not None else []
+        if not found:
+            self.require_valid_state()
+        return report, found[0] if found else None
+
+    def require_valid_state(self) -> None:
+        """Raise UnavailableError unless Redis holds a state the service validated."""
+        epoch = self._store.status().epoch
+        if epoch is None:
+            raise UnavailableError(
+                "Redis holds no customer-ids state (wiped or never started); the service "
+                "rebuilds it from Kafka: try again shortly"
+            )
+        if epoch.startswith(REBUILDING):
+            raise UnavailableError("Redis is being rebuilt from Kafka: try again shortly")
+
+    def _with_time(self, record: CustomerRecord) -> CustomerRecord:
+        """Fill in the assignment time when an earlier read of the output topic saw it."""
+        if self._owners is None:
+            return record
+        seen = self._owners.cached(record.customer_number)
+        return replace(record, assigned_at=seen.assigned_at) if seen is not None else record

@@ -1,0 +1,64 @@
+"""/v1: customer -> number, number -> customer (with its check), and search by email or phone."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+
+from customer_ids.domain.api_tokens import ApiToken
+from customer_ids.tools.api.auth import require
+from customer_ids.tools.api.context import context_of
+from customer_ids.tools.api.models import CustomerOut, NumberOut, Problem, SearchIn, SearchOut
+
+router = APIRouter(prefix="/v1", tags=["lookups"])
+Reader = Annotated[ApiToken, Depends(require("numbers:read"))]
+Searcher = Annotated[ApiToken, Depends(require("search:personal"))]
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "no token, or not one of ours"},
+    403: {"model": Problem, "description": "the token lacks the scope"},
+    503: {"model": Problem, "description": "Redis is down or being rebuilt from Kafka"},
+}
+
+
+@router.get(
+    "/customers/{source_system}/{customer_id:path}",
+    responses={**AUTH_ERRORS, 404: {"model": Problem, "description": "no number yet"}},
+)
+def customer_number(
+    source_system: str, customer_id: str, request: Request, _: Reader
+) -> CustomerOut:
+    """The number of the customer `customer_id` of the upstream system `source_system`."""
+    record = context_of(request).lookups.customer(source_system, customer_id)
+    if record is None:
+        raise HTTPException(404, "this customer has no number (yet)")
+    return CustomerOut.of(record)
+
+
+@router.get("/numbers/{number:path}", responses=AUTH_ERRORS)
+def number_owner(number: str, request: Request, _: Reader) -> NumberOut:
+    """Is `number` well formed, is its check digit right (and if not, what should it be), and
+    which customer holds it. Always 200: `valid` and `owner` carry the answer."""
+    report, owner = context_of(request).lookups.number(number)
+    return NumberOut.of(report, owner)
+
+
+@router.post(
+    "/search",
+    responses={
+        **AUTH_ERRORS,
+        422: {"model": Problem, "description": "not an email or phone number"},
+        429: {"model": Problem, "description": "too many searches; see Retry-After"},
+    },
+)
+def search(body: SearchIn, request: Request, token: Searcher) -> SearchOut:
+    """Customers whose email or phone (normalised: README) is the one given. Needs the scope
+    search:personal; rate limited per token; each search is audited without its value."""
+    context = context_of(request)
+    region = body.region or context.api.default_region
+    if body.email is not None:
+        result = context.search.search(token.name, "email", body.email, region, "api")
+    else:
+        assert body.phone is not None
+        result = context.search.search(token.name, "phone", body.phone, region, "api")
+    return SearchOut.of(result)

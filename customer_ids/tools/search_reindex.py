@@ -1,0 +1,105 @@
+"""`customer-ids search-reindex`: the search index rewritten under the current key, after a
+rotation (README, "The lookup API").
+
+Digests cannot be converted from one key to another: only the raw email and phone can make
+new ones, and those live on the input topic alone. So this reads the input topic from the
+beginning, and for each customer that has a number adds its digests under
+CUSTOMER_IDS_SEARCH_KEY and removes those under CUSTOMER_IDS_SEARCH_KEY_PREVIOUS. Running it
+twice does no harm (SADD and SREM). A customer whose events have left the input topic (past
+its retention) keeps only the old entries, found while the previous key is still set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from confluent_kafka import Message
+
+from consumer.bootstrap import number_store, redis_client
+from customer_ids.adapters.log_reader import read_topics_to_end
+from customer_ids.adapters.logs import get_logger
+from customer_ids.adapters.redis_keys import RedisKeys
+from customer_ids.adapters.schema_registry import framed_codec
+from customer_ids.adapters.search_index import SearchIndex
+from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import ConfigError, DecodeError, ValidationError
+from customer_ids.domain.events import CustomerCreated
+from customer_ids.domain.search_terms import terms_for
+
+log = get_logger(__name__)
+BATCH = 5000
+
+
+@dataclass
+class ReindexReport:
+    events: int = 0
+    skipped: int = 0  # undecodable or invalid: the service dead-lettered them too
+    customers_indexed: int = 0
+
+
+class _Reindex:
+    """One pass: terms collected per customer, written a batch at a time."""
+
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        if settings.search_key is None:
+            raise ConfigError("CUSTOMER_IDS_SEARCH_KEY is not set: there is no key to index under")
+        self.current = settings.search_key.get_secret_value().encode()
+        previous = settings.search_key_previous
+        self.previous = previous.get_secret_value().encode() if previous else None
+        self.codec = framed_codec(settings.registry(), settings.input_topic, "CustomerCreated")
+        self.store = number_store(client, settings.redis_prefix, owner="search-reindex")
+        self.index = SearchIndex(client, RedisKeys(settings.redis_prefix))
+        self.new: dict[str, set[str]] = {}
+        self.old: dict[str, set[str]] = {}
+        self.report = ReindexReport()
+
+    def take(self, message: Message) -> None:
+        self.report.events += 1
+        try:
+            event = CustomerCreated.from_record(self.codec.decode(message.value()))
+        except (DecodeError, ValidationError):
+            self.report.skipped += 1
+            return
+        region = event.country_code
+        key = event.customer_key
+        # Every email and phone a customer was created with: duplicates upstream may differ.
+        self.new.setdefault(key, set()).update(
+            terms_for(event.email, event.phone, region, self.current)
+        )
+        if self.previous is not None:
+            self.old.setdefault(key, set()).update(
+                terms_for(event.email, event.phone, region, self.previous)
+            )
+        if len(self.new) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        numbered = self.store.lookup(list(self.new))
+        self.index.add_many({k: sorted(d) for k, d in self.new.items() if k in numbered and d})
+        self.index.remove_many({k: sorted(d - self.new.get(k, set())) for k, d in self.old.items()})
+        self.report.customers_indexed += sum(1 for k, d in self.new.items() if k in numbered and d)
+        self.new.clear()
+        self.old.clear()
+
+
+def reindex_search(settings: Settings, client: redis.Redis | None = None) -> ReindexReport:
+    """Index every numbered customer of the input topic under the current key (module doc)."""
+    work = _Reindex(settings, client or redis_client(settings))
+    log.info("search_reindex_started", topic=settings.input_topic)
+    read_topics_to_end(
+        settings.bootstrap_servers,
+        {settings.input_topic: work.take},
+        timeout=None,
+        progress=lambda handled, left: log.info(
+            "search_reindex_progress", events=handled, partitions_left=left
+        ),
+    )
+    work.flush()
+    log.info(
+        "search_reindex_done",
+        events=work.report.events,
+        skipped=work.report.skipped,
+        customers_indexed=work.report.customers_indexed,
+    )
+    return work.report
