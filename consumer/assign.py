@@ -8,7 +8,7 @@ sequence that is full.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from consumer.ports import NumberStore, StateBehindLogError, StoredAssignment
@@ -49,6 +49,7 @@ class BatchNumbers:
     watermarks: dict[str, int]  # counter -> highest value it has handed out
     new_count: int
     usage: dict[str, float]  # counter -> share of its range used, for bounded (scrambled) ones
+    search: dict[str, list[str]] = field(default_factory=dict)  # new customer -> its digests
 
     @property
     def assigned(self) -> list[Assigned]:
@@ -81,12 +82,14 @@ def assign_numbers(
     store: NumberStore,
     epoch: str,
     floors: Mapping[str, int] | None = None,
+    terms_of: Callable[[CustomerCreated], list[str]] | None = None,
 ) -> BatchNumbers:
     """Give every event its customer's number, or the error that dead-letters it.
 
     `floors` are the highest values known to be committed per counter (this instance's own
     commits, the watermark topic): a counter below its floor means Redis went back in time,
-    and nothing may be allocated from it (StateBehindLogError)."""
+    and nothing may be allocated from it (StateBehindLogError). `terms_of` gives the search
+    digests of a new customer's event, recorded with its assignment."""
     checked = [_counter_or_error(event, sequence) for event, sequence in events]
     sequences: dict[str, Sequence] = {}
     first: dict[str, _Pending] = {}  # each customer's first event that can be rendered
@@ -107,10 +110,23 @@ def assign_numbers(
         current = store.counters(list(pending)) if pending else {}
         _refuse_if_behind(current, floors or {})
         plan = _plan(pending, current, failed)
+        search = _search_terms(plan.new, first, terms_of)
         if plan.new:
-            store.allocate(epoch, plan.expected, plan.new)
+            store.allocate(epoch, plan.expected, plan.new, search)
     outcomes = _outcomes(events, checked, failed, existing, plan.new)
-    return BatchNumbers(outcomes, plan.watermarks, len(plan.new), plan.usage)
+    return BatchNumbers(outcomes, plan.watermarks, len(plan.new), plan.usage, search)
+
+
+def _search_terms(
+    new: Mapping[str, StoredAssignment],
+    first: Mapping[str, _Pending],
+    terms_of: Callable[[CustomerCreated], list[str]] | None,
+) -> dict[str, list[str]]:
+    """The digests each new customer is to be found under (none without a search key)."""
+    if terms_of is None:
+        return {}
+    found = {key: terms_of(first[key].event) for key in new}
+    return {key: terms for key, terms in found.items() if terms}
 
 
 def _counter_or_error(event: CustomerCreated, sequence: Sequence) -> str | ValidationError:

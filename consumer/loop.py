@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import redis
 import structlog
@@ -39,6 +40,7 @@ from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import TemporaryError
 from customer_ids.domain.events import now_utc
+from customer_ids.domain.search_terms import event_terms
 from customer_ids.wire.codec import RecordCodec
 
 log = get_logger(__name__)
@@ -67,6 +69,8 @@ class AssignmentService:
         self.topics = Topics(
             self.settings.output_topic, self.settings.dlq_topic, self.settings.watermark_topic
         )
+        key = self.settings.search_key
+        self.terms_of = partial(event_terms, key.get_secret_value().encode()) if key else None
 
     # ---------------------------------------------------------------- lifecycle
     def run(self, stop: threading.Event) -> None:
@@ -149,7 +153,11 @@ class AssignmentService:
             assert self.epoch is not None
             lock_started = time.monotonic()
             numbers = assign_numbers(
-                [(e, s) for _, e, s in decoded.good], self.allocator, self.epoch, self.floors
+                [(e, s) for _, e, s in decoded.good],
+                self.allocator,
+                self.epoch,
+                self.floors,
+                self.terms_of,
             )
             self.metrics.lock_wait.observe(time.monotonic() - lock_started)
         dead = dead_letters(decoded, numbers)

@@ -17,7 +17,7 @@ from customer_ids.domain.errors import DecodeError, ValidationError
 from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned
 from customer_ids.domain.sequences import Router, Sequence
 from customer_ids.wire.codec import RecordCodec
-from customer_ids.wire.headers import ASSIGNMENT_HEADER
+from customer_ids.wire.headers import ASSIGNMENT_HEADER, SEARCH_HEADER
 
 OUTPUT_EVENT_NAMESPACE = uuid.UUID("6f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11")
 
@@ -62,8 +62,11 @@ class OutputRecord:
     headers: list[tuple[str, str | bytes | None]]
 
 
-def output_record(item: Assigned, codec: RecordCodec, assigned_at: datetime) -> OutputRecord:
-    """The CustomerIdAssigned record of one assigned number."""
+def output_record(
+    item: Assigned, codec: RecordCodec, assigned_at: datetime, search: list[str] | None = None
+) -> OutputRecord:
+    """The CustomerIdAssigned record of one assigned number (with the search digests of a new
+    customer, when there are any)."""
     event = item.event
     out = CustomerIdAssigned(
         # Same input event, same output id: downstream can dedupe on it.
@@ -82,6 +85,7 @@ def output_record(item: Assigned, codec: RecordCodec, assigned_at: datetime) -> 
         # The assignment again, last, so a rebuild of Redis need not decode Avro.
         headers=[
             ("causation_id", event.event_id.encode()),
+            *([(SEARCH_HEADER, ",".join(search).encode())] if search else []),
             (ASSIGNMENT_HEADER, item.assignment.encode().encode()),
         ],
     )
@@ -124,7 +128,8 @@ def batch_records(
     if numbers is None:
         return records
     for item in numbers.assigned:
-        out = output_record(item, codec, assigned_at)
+        terms = None if item.duplicate else numbers.search.get(item.event.customer_key)
+        out = output_record(item, codec, assigned_at, terms)
         records.append(Produced(topics.output, out.key, out.value, out.headers, track=True))
     for counter, highest in numbers.watermarks.items():
         marker = watermark_key(counter, transactional_id)

@@ -79,7 +79,9 @@ class NumberStore(Protocol):
         epoch: str,
         expected: Mapping[str, tuple[int, int, int]],
         new: Mapping[str, StoredAssignment],
+        search: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        """Advance counters and record new assignments in one atomic step, only if the state
-        is still `epoch` on the same server and each counter still holds the value read."""
+        """Advance counters and record new assignments (and their search digests) in one
+        atomic step, only if the state is still `epoch` on the same server and each counter
+        still holds the value read."""
         ...

@@ -37,7 +37,7 @@ from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import DecodeError, ValidationError
 from customer_ids.domain.events import CustomerIdAssigned
-from customer_ids.wire.headers import ASSIGNMENT_HEADER
+from customer_ids.wire.headers import ASSIGNMENT_HEADER, SEARCH_HEADER
 
 log = get_logger(__name__)
 RESTORE_CHUNK = 50_000  # written while the next is read; larger chunks group buckets better
@@ -95,6 +95,17 @@ def _assignment_of(message: Message, codec_decode: Callable[[bytes], object]) ->
     return event.customer_key, stored.encode()
 
 
+def _search_of(message: Message) -> list[str]:
+    """The search digests a new customer's output carries (just before the assignment)."""
+    headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
+    if len(headers) >= 2 and headers[-2][0] == SEARCH_HEADER:
+        return headers[-2][1].decode().split(",")
+    return []
+
+
+Chunk = tuple[dict[str, str], dict[str, list[str]]]  # assignments, search digests
+
+
 def read_watermarks(settings: Settings) -> dict[str, int]:
     """Highest committed value per counter, from the small compacted watermark topic.
 
@@ -112,7 +123,7 @@ def read_watermarks(settings: Settings) -> dict[str, int]:
 
 def read_log_state(
     settings: Settings,
-    on_chunk: Callable[[dict[str, str]], None],
+    on_chunk: Callable[[Chunk], None],
     start: dict[tuple[str, int], int] | None = None,
     ends: dict[tuple[str, int], int] | None = None,
 ) -> LogState:
@@ -121,6 +132,7 @@ def read_log_state(
     Tombstones and records that are not ours are counted and skipped, never fatal."""
     state = LogState()
     chunk: dict[str, str] = {}
+    search: dict[str, list[str]] = {}
     floors = state.floors
     decode = framed_codec(settings.registry(), settings.output_topic, "CustomerIdAssigned").decode
 
@@ -138,12 +150,16 @@ def read_log_state(
             state.skip("not a CustomerIdAssigned record")
             return
         chunk[customer] = stored
+        digests = _search_of(message)
+        if digests:
+            search[customer] = digests
         if number > floors.get(counter, 0):
             floors[counter] = number
         if len(chunk) >= RESTORE_CHUNK:
-            on_chunk(chunk.copy())
+            on_chunk((chunk.copy(), search.copy()))
             state.restored += len(chunk)
             chunk.clear()
+            search.clear()
 
     def report(handled: int, partitions_left: int) -> None:
         log.info("recovery_progress", records_read=handled, partitions_left=partitions_left)
@@ -160,7 +176,7 @@ def read_log_state(
         must_exist=True,
     )
     if chunk:
-        on_chunk(chunk)
+        on_chunk((chunk, search))
         state.restored += len(chunk)
     return state
 
@@ -177,15 +193,15 @@ def rebuild_map(
     before last: at most two chunks are held, however large the topic (memory stays bounded
     when Redis writes slower than Kafka reads, which it does)."""
 
-    def write(chunk: dict[str, str]) -> None:
+    def write(chunk: Chunk) -> None:
         if lease is not None:
             lease.check()  # a recovery that lost its lease stops writing
-        store.restore(chunk)
+        store.restore(*chunk)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore") as writer:
         pending: deque[Future[None]] = deque()
 
-        def hand_over(chunk: dict[str, str]) -> None:
+        def hand_over(chunk: Chunk) -> None:
             while len(pending) >= 2:
                 pending.popleft().result()  # re-raises a failed write
             pending.append(writer.submit(write, chunk))

@@ -63,10 +63,13 @@ return out
 #   1. the state must be the one this batch started with (epoch and server identity);
 #   2. each counter must still hold the value the batch read under the lock (compare-and-set);
 #   3. raise it to start-1 if below, INCRBY the block size;
-#   4. HSETNX every new assignment (and, if enabled, its reverse entry number -> customer).
-# KEYS: epoch, identity, counters..., then a bucket per new customer (and a number bucket).
-# ARGV: epoch, counter count, reverse (0/1), (expected, floor, n) per counter,
-#       then (field, value) per customer, plus (number, customer key) if reverse.
+#   4. HSETNX every new assignment (and, if enabled, its reverse entry number -> customer);
+#   5. SADD each new customer to the search sets of its email and phone digests.
+# KEYS: epoch, identity, counters..., then a bucket per new customer (and a number bucket),
+#       then one search set per digest.
+# ARGV: epoch, counter count, reverse (0/1), search entry count, (expected, floor, n) per
+#       counter, then (field, value) per customer, plus (number, customer key) if reverse,
+#       then the customer key of each search set.
 _ALLOCATE = (
     _CHECK_STATE
     + """
@@ -74,29 +77,34 @@ local bad = state_error(ARGV[1])
 if bad then return redis.error_reply(bad) end
 local c = tonumber(ARGV[2])
 local reverse = ARGV[3] == '1'
+local s = tonumber(ARGV[4])
 for i = 1, c do
   local current = redis.call('GET', KEYS[2 + i]) or '0'
-  if current ~= ARGV[1 + 3 * i] then
+  if current ~= ARGV[2 + 3 * i] then
     return redis.error_reply('COUNTER moved: ' .. KEYS[2 + i])
   end
 end
 for i = 1, c do
   local key = KEYS[2 + i]
-  local floor = tonumber(ARGV[2 + 3 * i])
+  local floor = tonumber(ARGV[3 + 3 * i])
   if tonumber(redis.call('GET', key) or '0') < floor then
-    redis.call('SET', key, ARGV[2 + 3 * i])
+    redis.call('SET', key, ARGV[3 + 3 * i])
   end
-  redis.call('INCRBY', key, ARGV[3 + 3 * i])
+  redis.call('INCRBY', key, ARGV[4 + 3 * i])
 end
-local k, a = 3 + c, 4 + 3 * c
+local k, a = 3 + c, 5 + 3 * c
 local clashes = 0
-while k <= #KEYS do
+while k <= #KEYS - s do
   if redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1]) == 0 then clashes = clashes + 1 end
   k, a = k + 1, a + 2
   if reverse then
     redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1])
     k, a = k + 1, a + 2
   end
+end
+while k <= #KEYS do
+  redis.call('SADD', KEYS[k], ARGV[a])
+  k, a = k + 1, a + 1
 end
 return clashes
 """
@@ -237,12 +245,16 @@ class RedisNumberStore:
         epoch: str,
         expected: Mapping[str, tuple[int, int, int]],
         new: Mapping[str, StoredAssignment],
+        search: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        """`expected` maps counter -> (value read under the lock, floor = start - 1, block)."""
+        """`expected` maps counter -> (value read under the lock, floor = start - 1, block);
+        `search`: customer -> the digests its email and phone are to be found under."""
         failpoints.reached("before_allocate")
         counters = sorted(expected)
         keys: list[str] = [self.keys.epoch, self.keys.identity, *map(self.keys.counter, counters)]
+        entries = [(d, c) for c, digests in (search or {}).items() for d in digests]
         args: list[str | int | bytes] = [epoch, len(counters), int(self.reverse_index)]
+        args.append(len(entries))
         for counter in counters:
             args += list(expected[counter])
         for customer, assignment in new.items():
@@ -252,6 +264,9 @@ class RedisNumberStore:
             if self.reverse_index:
                 keys.append(self.keys.numbers(assignment.number))
                 args += [assignment.number, customer]
+        for digest, customer in entries:
+            keys.append(self.keys.search_term(digest))
+            args.append(customer)
         try:
             clashes = self._allocate(keys=keys, args=args)
         except redis.ResponseError as exc:
@@ -342,9 +357,12 @@ class RedisNumberStore:
             names = sorted(floors)
             self._raise(keys=[self.keys.counter(n) for n in names], args=[floors[n] for n in names])
 
-    def restore(self, assignments: Mapping[str, str]) -> None:
+    def restore(
+        self, assignments: Mapping[str, str], search: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
         """Write assignments read back from the output topic (the record of truth), in their
-        stored form, one HSET per bucket. Overwrites: the log is right where Redis differs."""
+        stored form, one HSET per bucket, and their search digests. Overwrites: the log is
+        right where Redis differs."""
         buckets: dict[str, dict[bytes, str]] = {}
         numbers: dict[str, dict[str, str]] = {}
         for customer, stored in assignments.items():
@@ -356,6 +374,9 @@ class RedisNumberStore:
         pipe = self._redis.pipeline(transaction=False)
         for key, mapping in (*buckets.items(), *numbers.items()):
             pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+        for customer, digests in (search or {}).items():
+            for digest in digests:
+                pipe.sadd(self.keys.search_term(digest), customer)
         pipe.execute()
 
     def mark_valid_for_tests(self, epoch: str) -> None:

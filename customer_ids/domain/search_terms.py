@@ -25,6 +25,8 @@ from typing import Literal
 
 import phonenumbers
 
+from customer_ids.domain.events import CustomerCreated
+
 TermKind = Literal["email", "phone"]
 DIGEST_HEX = 32  # 128 bits: collisions as unlikely as random UUIDs', half the index's bytes
 
@@ -90,3 +92,9 @@ def terms_for(email: str | None, phone: str | None, region: str, key: bytes) -> 
     if number is not None:
         terms.append(search_digest(key, "phone", number))
     return terms
+
+
+def event_terms(key: bytes, event: CustomerCreated) -> list[str]:
+    """The digests a CustomerCreated is found under: its email, and its phone read in the
+    customer's country."""
+    return terms_for(event.email, event.phone, event.country_code, key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 
 import pytest
 import redis
@@ -75,11 +76,13 @@ class FailingStore(RedisNumberStore):
 
     calls = 0
 
-    def restore(self, assignments: dict[str, str]) -> None:  # type: ignore[override]
+    def restore(
+        self, assignments: Mapping[str, str], search: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
         self.calls += 1
         if self.calls == 2:
             raise redis.TimeoutError("Timeout reading from socket (injected)")
-        super().restore(assignments)
+        super().restore(assignments, search)
 
 
 def test_a_rebuild_that_fails_half_way_is_not_adopted(

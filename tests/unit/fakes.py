@@ -112,6 +112,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.counters_: dict[str, int] = {}
         self.assignments: dict[str, StoredAssignment] = {}
+        self.search: dict[str, set[str]] = {}  # digest -> customer keys
         self.locks_taken: list[list[str]] = []
         self.fail: dict[str, BaseException] = {}
         self.fences = 0
@@ -138,8 +139,12 @@ class FakeStore:
         epoch: str,
         expected: Mapping[str, tuple[int, int, int]],
         new: Mapping[str, StoredAssignment],
+        search: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._maybe_fail("allocate")
+        for customer, digests in (search or {}).items():
+            for digest in digests:
+                self.search.setdefault(digest, set()).add(customer)
         for counter, (seen, floor, n) in expected.items():
             if self.counters_.get(counter, 0) != seen:
                 raise AllocationConflictError(f"COUNTER moved: {counter}")
