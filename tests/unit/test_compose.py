@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from customer_ids.cli import build_parser
+from customer_ids.config.api_settings import API_SETTINGS
 from customer_ids.config.settings import SETTINGS, Settings
 from customer_ids.stack.kafka import kafka_version
 
@@ -46,11 +47,11 @@ def test_every_command_parses_with_the_real_cli() -> None:
     for name, service in compose()["services"].items():
         if runs_the_app(service):
             parser.parse_args(service["command"])  # exits (fails the test) on a bad argument
-            assert service["command"][0] in {"serve", "produce", "tail", "audit"}, name
+            assert service["command"][0] in {"serve", "produce", "tail", "audit", "api"}, name
 
 
 def test_every_environment_variable_is_a_setting_and_parses() -> None:
-    known = {s.env for s in SETTINGS}
+    known = {s.env for s in (*SETTINGS, *API_SETTINGS)}
     for name, service in compose()["services"].items():
         if not runs_the_app(service):
             continue
