@@ -49,7 +49,7 @@ class BatchNumbers:
     watermarks: dict[str, int]  # counter -> highest value it has handed out
     new_count: int
     usage: dict[str, float]  # counter -> share of its range used, for bounded (scrambled) ones
-    search: dict[str, list[str]] = field(default_factory=dict)  # new customer -> its digests
+    search: dict[str, list[str]] = field(default_factory=dict)  # customer -> its digests
 
     @property
     def assigned(self) -> list[Assigned]:
@@ -110,22 +110,24 @@ def assign_numbers(
         current = store.counters(list(pending)) if pending else {}
         _refuse_if_behind(current, floors or {})
         plan = _plan(pending, current, failed)
-        search = _search_terms(plan.new, first, terms_of)
+        search = _search_terms(first, terms_of)
         if plan.new:
-            store.allocate(epoch, plan.expected, plan.new, search)
+            new_search = {key: search[key] for key in plan.new if key in search}
+            store.allocate(epoch, plan.expected, plan.new, new_search)
     outcomes = _outcomes(events, checked, failed, existing, plan.new)
     return BatchNumbers(outcomes, plan.watermarks, len(plan.new), plan.usage, search)
 
 
 def _search_terms(
-    new: Mapping[str, StoredAssignment],
     first: Mapping[str, _Pending],
     terms_of: Callable[[CustomerCreated], list[str]] | None,
 ) -> dict[str, list[str]]:
-    """The digests each new customer is to be found under (none without a search key)."""
+    """The digests each customer of the batch is found under (none without a search key):
+    recorded with a new customer's assignment, and carried on every output, so a rebuild
+    restores the index whichever of a customer's records compaction keeps."""
     if terms_of is None:
         return {}
-    found = {key: terms_of(first[key].event) for key in new}
+    found = {key: terms_of(item.event) for key, item in first.items()}
     return {key: terms for key, terms in found.items() if terms}
 
 

@@ -13,7 +13,7 @@ from confluent_kafka import Message, TopicPartition
 
 from consumer.assign import Assigned, BatchNumbers
 from consumer.dead_letter import dead_letter_headers, dead_letter_record
-from customer_ids.domain.errors import DecodeError, ValidationError
+from customer_ids.domain.errors import DecodeError, TemporaryError, ValidationError
 from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned
 from customer_ids.domain.sequences import Router, Sequence
 from customer_ids.wire.codec import RecordCodec
@@ -39,6 +39,10 @@ def decode_batch(batch: list[Message], codec: RecordCodec, router: Router) -> De
             decoded.bad.append((message, exc))
         except (KeyError, TypeError, AttributeError) as exc:
             decoded.bad.append((message, ValidationError(f"malformed record: {exc!r}")))
+        except TemporaryError:
+            raise  # a dependency (the registry) did not answer: the batch is tried again
+        except Exception as exc:
+            decoded.bad.append((message, DecodeError(f"unreadable record: {exc!r}"[:500])))
         else:
             decoded.good.append((message, event, sequence))
     return decoded
@@ -128,8 +132,7 @@ def batch_records(
     if numbers is None:
         return records
     for item in numbers.assigned:
-        terms = None if item.duplicate else numbers.search.get(item.event.customer_key)
-        out = output_record(item, codec, assigned_at, terms)
+        out = output_record(item, codec, assigned_at, numbers.search.get(item.event.customer_key))
         records.append(Produced(topics.output, out.key, out.value, out.headers, track=True))
     for counter, highest in numbers.watermarks.items():
         marker = watermark_key(counter, transactional_id)

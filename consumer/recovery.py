@@ -146,11 +146,11 @@ def read_log_state(
             customer, stored = _assignment_of(message, decode)
             counter, value, _ = stored.split("|", 2)
             number = int(value)
-        except (DecodeError, ValidationError, ValueError, KeyError, TypeError):
+            digests = _search_of(message)
+        except (DecodeError, ValidationError, ValueError, KeyError, TypeError, AttributeError):
             state.skip("not a CustomerIdAssigned record")
             return
         chunk[customer] = stored
-        digests = _search_of(message)
         if digests:
             search[customer] = digests
         if number > floors.get(counter, 0):

@@ -18,7 +18,8 @@ from typing import Any
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
+from confluent_kafka.schema_registry.common._httpx_compat import httpx
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from customer_ids.domain.errors import ConfigError, DecodeError, TemporaryError
 from customer_ids.wire.codec import AvroCodec, codec_for, schemas_dir
@@ -28,6 +29,18 @@ CONFLUENT_MAGIC = 0
 
 class RegistryUnavailableError(TemporaryError):
     """The registry did not answer: the batch is tried again, no record is blamed."""
+
+
+# The registry client's transport (httpx2 where installed, else httpx) fails with these when it
+# cannot reach the registry; OSError covers the rest of the socket layer.
+UNREACHABLE = (httpx.TransportError, OSError)
+
+
+def _blames_the_record(exc: SchemaRegistryError) -> bool:
+    """A 4xx about one schema id (unknown, malformed) is that record's failure; a 5xx, a
+    timeout, throttling or refused credentials is the registry's, and passes."""
+    status = exc.http_status_code
+    return 400 <= status < 500 and status not in (401, 403, 408, 429)
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,11 @@ class RegistryFraming:
                 self._client.set_compatibility(self.subject, compatibility)
             return self._client.register_schema(self.subject, Schema(self._text, "AVRO"))
         except SchemaRegistryError as exc:
+            if exc.http_status_code in (401, 403):
+                raise ConfigError(
+                    f"the schema registry refuses our credentials ({exc.http_status_code}): "
+                    "check SCHEMA_REGISTRY_USER and SCHEMA_REGISTRY_PASSWORD"
+                ) from None
             if exc.http_status_code in (409, 422):
                 raise ConfigError(
                     f"the registry refuses schemas/{self.subject.removesuffix('-value')}'s "
@@ -87,8 +105,8 @@ class RegistryFraming:
                     "only fields that have one) or move to a new topic"
                 ) from None
             raise RegistryUnavailableError(f"schema registry: {exc}") from exc
-        except OSError as exc:
-            raise RegistryUnavailableError(f"schema registry unreachable: {exc}") from exc
+        except UNREACHABLE as exc:
+            raise RegistryUnavailableError(f"schema registry unreachable: {exc!r}") from exc
 
     def close(self) -> None:
         """Close the registry client's HTTP connections."""
@@ -97,25 +115,28 @@ class RegistryFraming:
     def encode(self, record: dict[str, Any]) -> bytes:
         try:
             data = self._serializer(record, self._context)
-        except SchemaRegistryError as exc:
-            raise RegistryUnavailableError(f"schema registry: {exc}") from exc
+        except (SchemaRegistryError, *UNREACHABLE) as exc:
+            raise RegistryUnavailableError(f"schema registry: {exc!r}") from exc
         if not isinstance(data, bytes):
             raise RegistryUnavailableError("the Avro serializer returned no bytes")
         return data
 
     def decode(self, data: bytes) -> dict[str, Any]:
+        """The record, DecodeError when the bytes are to blame (dead-lettered), or
+        RegistryUnavailableError when the registry is (the batch is tried again)."""
         try:
             record = self._deserializer(data, self._context)
         except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
-                raise DecodeError(
-                    f"schema id unknown to the registry: {exc.error_message}"
-                ) from None
+            if _blames_the_record(exc):
+                reason = f"schema id refused by the registry ({exc.http_status_code})"
+                raise DecodeError(f"{reason}: {exc.error_message}") from None
             raise RegistryUnavailableError(f"schema registry: {exc}") from exc
-        except OSError as exc:
-            raise RegistryUnavailableError(f"schema registry unreachable: {exc}") from exc
-        except (SerializationError, ValueError, TypeError, EOFError, IndexError) as exc:
-            raise DecodeError(f"corrupt Confluent-framed Avro: {exc}") from None
+        except UNREACHABLE as exc:
+            raise RegistryUnavailableError(f"schema registry unreachable: {exc!r}") from exc
+        except Exception as exc:
+            # A corrupt body, or a writer schema that cannot be read as ours (a schema
+            # resolution error): this record's failure alone.
+            raise DecodeError(f"Confluent-framed record not readable: {exc!r}"[:500]) from None
         if not isinstance(record, dict):
             raise DecodeError("the Avro body is not a record")
         return record

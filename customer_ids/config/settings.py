@@ -515,7 +515,7 @@ def _explain(exc: ValidationError) -> str:
     for error in exc.errors():
         env = str(error["loc"][0]) if error["loc"] else ""
         info = by_env.get(env)
-        given = error.get("input")
+        given = _shown(env, info, error.get("input"))
         kind = error["type"]
         if info is not None and kind == "int_parsing":
             lines.append(f"{env}={given!r} is not a whole number; use {_bounds(info)}")
@@ -530,6 +530,15 @@ def _explain(exc: ValidationError) -> str:
         else:
             lines.append(f"{env}={given!r}: {error['msg']}" if env else error["msg"])
     return "; ".join(lines)
+
+
+def _shown(env: str, info: FieldInfo | None, given: object) -> object:
+    """What an error message may repeat of a wrong value: never a secret or a password."""
+    if info is not None and "SecretStr" in str(info.annotation):
+        return "***"
+    if env in ("REDIS_URL", "SCHEMA_REGISTRY_URL") and isinstance(given, str):
+        return _mask_url(given)
+    return given
 
 
 def _mask_url(url: str) -> str:

@@ -3,17 +3,23 @@ the output topic says about invariants 1 and 2, kept compactly enough for millio
 
 The book keeps customer -> number and number -> customer as 64-bit digests (Python's own string
 hash: stable within the process, and the auditor rebuilds its book from the topic on every
-start, so nothing hashed ever outlives the process). A digest collision could only make a
-finding appear that is not there (about one chance in 10**7 at a million customers), never hide
-one. Each finding is reported once per run.
+start, so nothing hashed ever outlives the process). A digest collision (about one chance in
+10**7 at a million customers) could show a finding that is not there or, as rarely, hide one.
+Each finding is reported once per run. Numbers are checked against every rendering the service
+ever recorded for their sequence (the `config/` records of the watermark topic), so a format
+changed later does not make earlier numbers look invalid.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from customer_ids.domain.errors import ConfigError
 from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.domain.number_spaces import Rendering
+from customer_ids.domain.numbers import NumberTemplate
 from customer_ids.domain.sequences import Router
 
 FindingKind = Literal["number_shared", "two_numbers", "invalid_number", "sequence_gap"]
@@ -48,8 +54,8 @@ class _Counter:
 class AuditBook:
     """Feed it every committed CustomerIdAssigned, in any partition order."""
 
-    def __init__(self, router: Router) -> None:
-        self._templates = {s.name: s.template for s in router.sequences}
+    def __init__(self, router: Router, history: Iterable[Rendering] = ()) -> None:
+        self._templates, self._unverifiable = _templates(router, history)
         self._number_of: dict[int, int] = {}  # customer digest -> first number digest
         self._customer_of: dict[int, int] = {}  # number digest -> first customer digest
         self._reported: set[tuple[str, int, int]] = set()
@@ -109,15 +115,17 @@ class AuditBook:
 
     def _invalid(self, out: CustomerIdAssigned) -> str | None:
         name = out.sequence_name.split(":", 1)[0]  # a periodic counter is "<sequence>:<period>"
-        template = self._templates.get(name)
-        if template is None:
+        templates = self._templates.get(name, [])
+        values = [t.sequence_of(out.customer_number) for t in templates]
+        if out.sequence in values or name in self._unverifiable:
+            return None  # (a scrambled rendering under a key we do not hold cannot be checked)
+        if not templates:
             return f"sequence {name!r} is not configured here"
-        value = template.sequence_of(out.customer_number)
-        if value is None:
-            return f"does not match {template.text} (shape or check digit)"
-        if value != out.sequence:
-            return f"renders value {value}, but the event says {out.sequence}"
-        return None
+        found = [v for v in values if v is not None]
+        if found:
+            return f"renders value {found[0]}, but the event says {out.sequence}"
+        shown = ", ".join(t.text for t in templates)
+        return f"does not match {shown} (shape or check digit)"
 
     def _note_value(self, out: CustomerIdAssigned, now: float) -> list[Finding]:
         value = out.sequence
@@ -137,6 +145,33 @@ class AuditBook:
         for missed in range(low, value):
             counter.missing[missed] = now
         return []
+
+
+def _templates(
+    router: Router, history: Iterable[Rendering]
+) -> tuple[dict[str, list[NumberTemplate]], set[str]]:
+    """Per sequence, its current template and every earlier one; and the sequences with an
+    earlier scrambled rendering whose key is not the current one (those cannot be checked)."""
+    templates = {s.name: [s.template] for s in router.sequences}
+    current = {s.name: (Rendering.of(s), s.template) for s in router.sequences}
+    unverifiable: set[str] = set()
+    for rendering in history:
+        now = current.get(rendering.sequence)
+        key = None
+        if rendering.scramble:
+            if now is None or now[0].scramble != rendering.scramble:
+                unverifiable.add(rendering.sequence)
+                continue
+            key = now[1].scramble_key
+        try:
+            old = NumberTemplate.parse(rendering.template, rendering.zone or "UTC", key)
+        except ConfigError:
+            unverifiable.add(rendering.sequence)
+            continue
+        known = templates.setdefault(rendering.sequence, [])
+        if all(t.text != old.text or t.zone != old.zone for t in known):
+            known.append(old)
+    return templates, unverifiable
 
 
 def _runs(values: list[int]) -> list[tuple[int, int]]:

@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from consumer.renderings import read_renderings
 from customer_ids.adapters.kafka_io import client_config
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.audit import AuditBook, Finding
-from customer_ids.domain.errors import DecodeError, ValidationError
+from customer_ids.domain.errors import CustomerIdsError, DecodeError, ValidationError
 from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.domain.number_spaces import Rendering
 
 log = get_logger(__name__)
 LAG_REPORT_S = 5.0
@@ -90,7 +92,7 @@ class Auditor:
     findings: list[Finding] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.book = AuditBook(self.settings.router)
+        self.book = AuditBook(self.settings.router, _renderings(self.settings))
         self.codec = framed_codec(
             self.settings.registry(), self.settings.output_topic, "CustomerIdAssigned"
         )
@@ -210,6 +212,16 @@ class Auditor:
             detail=finding.detail,
             **where,
         )
+
+
+def _renderings(settings: Settings) -> list[Rendering]:
+    """Every rendering the service recorded (earlier formats included); none when its watermark
+    topic does not exist yet."""
+    try:
+        return read_renderings(settings)
+    except CustomerIdsError as exc:
+        log.warning("audit_no_rendering_history", error=str(exc)[:200])
+        return []
 
 
 def run_audit(

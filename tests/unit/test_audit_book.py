@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from customer_ids.domain.audit import AuditBook
 from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.domain.number_spaces import Rendering
 from customer_ids.domain.numbers import NumberTemplate, RenderContext
 from customer_ids.domain.sequences import Router, Sequence
 
@@ -81,3 +82,14 @@ def test_unique_assignments_in_any_order_give_no_findings(order: list[int]) -> N
     records = [out(f"c{v}", v) for v in order]
     assert kinds(book, records) == []
     assert book.overdue_gaps(cutoff=1.0) == []
+
+
+def test_numbers_of_an_earlier_format_are_valid_against_the_recorded_renderings() -> None:
+    """After a format change the service allowed, earlier numbers are not invalid."""
+    earlier = Rendering(sequence="CU", template="C{seq:6}", period="none", zone="", scramble="")
+    old = out("a", 5, number="C000005")
+    assert kinds(AuditBook(ROUTER), [old]) == ["invalid_number"]
+    assert kinds(AuditBook(ROUTER, [earlier]), [old]) == []
+    assert kinds(AuditBook(ROUTER, [earlier]), [out("b", 6, number="C000007")]) == [
+        "invalid_number"
+    ]

@@ -133,7 +133,7 @@ def test_from_env_does_not_mix_in_the_process_environment(
             "REDIS_SENTINELS='sentinel': 'sentinel' is not host:port",
         ),
         ({"CUSTOMER_IDS_REVERSE_INDEX": "yes"}, "CUSTOMER_IDS_REVERSE_INDEX='yes': use on or off"),
-        ({"CUSTOMER_IDS_SCRAMBLE_KEY": "short"}, "CUSTOMER_IDS_SCRAMBLE_KEY='short': is too short"),
+        ({"CUSTOMER_IDS_SCRAMBLE_KEY": "short"}, "CUSTOMER_IDS_SCRAMBLE_KEY='***': is too short"),
         ({"CUSTOMER_IDS_NUMBER_FORMAT": "CU-{seq}"}, "CUSTOMER_IDS_NUMBER_FORMAT: template"),
     ],
 )
@@ -155,3 +155,18 @@ def test_on_off_and_auto_parse() -> None:
     assert settings.redis_replica_acks == 2
     assert settings.redis_sentinels == (("127.0.0.1", 26379), ("127.0.0.1", 26380))
     assert settings.log_level == "debug"
+
+
+@pytest.mark.parametrize(
+    ("env", "secret"),
+    [
+        ({"CUSTOMER_IDS_SEARCH_KEY": "supersecretvalue"}, "supersecretvalue"),
+        ({"CUSTOMER_IDS_SCRAMBLE_KEY": "hush"}, "hush"),
+        ({"REDIS_URL": "localhost://app:s3cret@cache:6379"}, "s3cret"),
+    ],
+)
+def test_a_wrong_secret_is_named_but_never_repeated(env: dict[str, str], secret: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+    assert next(iter(env)) in str(raised.value)
+    assert secret not in str(raised.value)
