@@ -116,6 +116,13 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
             },
         )
     )
+    fatal: list[KafkaError] = []  # the producer's fatal errors: why a call raised _FATAL
+
+    def on_producer_error(error: KafkaError) -> None:
+        if error.fatal():
+            fatal.append(error)
+        on_error(error)
+
     producer = Producer(
         producer_config(
             settings.bootstrap_servers,
@@ -125,14 +132,16 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
                 "transaction.timeout.ms": settings.transaction_timeout_ms,
                 "linger.ms": settings.linger_ms,
                 "compression.type": "lz4",
-                "error_cb": on_error,
+                "error_cb": on_producer_error,
             },
         )
     )
     return AssignmentService(
         settings=settings,
         consumer=consumer,
-        transaction=KafkaTransaction(producer, float(settings.kafka_call_timeout_s)),
+        transaction=KafkaTransaction(
+            producer, float(settings.kafka_call_timeout_s), fatal_errors=fatal
+        ),
         allocator=allocator,
         recovery=StateRecovery(allocator, settings, metrics, on_wait),
         metrics=metrics,

@@ -61,17 +61,38 @@ class KafkaTransaction:
     call_timeout_s: float
     # Of the records produced with track=True in this transaction: partition -> next offset.
     delivered: dict[int, int] = field(default_factory=dict)
+    # Fatal errors the producer's error_cb saw: the reason behind a bare _FATAL from a call.
+    fatal_errors: list[KafkaError] = field(default_factory=list)
+
+    def _classified(self, exc: KafkaException) -> Exception:
+        """As classified(), and a bare _FATAL ("Local: Fatal error") is looked up: when the
+        producer learnt of a fence in the background, the next call raises only _FATAL and
+        the reason goes to error_cb, which poll() serves."""
+        if exc.args[0].code() == KafkaError._FATAL:
+            self.producer.poll(0)
+            if any(e.code() in FENCED_CODES for e in self.fatal_errors):
+                reason = next(e for e in self.fatal_errors if e.code() in FENCED_CODES)
+                return FencedError(str(reason))
+        return classified(exc)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            with kafka_errors():
+                yield
+        except KafkaException as exc:
+            raise self._classified(exc) from exc
 
     def _guard(self, call: str) -> Any:
         return stall_guard(call, self.call_timeout_s + STALL_MARGIN_S)
 
     def init(self) -> None:
-        with self._guard("init_transactions"), kafka_errors():
+        with self._guard("init_transactions"), self._errors():
             self.producer.init_transactions(self.call_timeout_s)
 
     def begin(self) -> None:
         self.delivered.clear()
-        with kafka_errors():
+        with self._errors():
             self.producer.begin_transaction()
 
     def produce(
@@ -98,6 +119,8 @@ class KafkaTransaction:
                 return
             except BufferError:
                 self.producer.poll(0.05)
+            except KafkaException as exc:
+                raise self._classified(exc) from exc
 
     def _on_delivered(self, error: KafkaError | None, message: Message) -> None:
         partition, offset = message.partition(), message.offset()
@@ -107,7 +130,7 @@ class KafkaTransaction:
     def flush(self) -> None:
         """Every record of the transaction on the broker (an open transaction there), or
         RetryBatchError."""
-        with self._guard("flush"), kafka_errors():
+        with self._guard("flush"), self._errors():
             undelivered = self.producer.flush(self.call_timeout_s)
         if undelivered:
             raise RetryBatchError(f"{undelivered} records not delivered in time")
@@ -135,7 +158,7 @@ class KafkaTransaction:
                 if exc.args[0].retriable() and attempt < COMMIT_ATTEMPTS - 1:
                     time.sleep(0.2 * (attempt + 1))
                     continue
-                raise classified(exc) from exc
+                raise self._classified(exc) from exc
 
     def abort(self) -> None:
         """Abort whatever is open; nothing open is fine, a fenced producer is not."""

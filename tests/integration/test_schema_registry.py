@@ -23,7 +23,7 @@ from customer_ids.adapters.schema_registry import (
 from customer_ids.domain.errors import ConfigError, DecodeError
 from customer_ids.wire.codec import schemas_dir
 from producer.emitter import CustomerEventProducer
-from tests.helpers.events import make_events, send
+from tests.helpers.events import make_events, send, send_raw
 from tests.helpers.java import subscribe
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.verify import assert_invariants, read_committed, wait_for_outputs
@@ -126,3 +126,46 @@ def test_the_service_stops_at_start_when_the_registry_refuses_its_schema(
     assert service.proc is not None
     assert service.proc.wait(180) == 2, service.log()[-3000:]
     assert "not compatible with the versions already registered" in service.log()
+
+
+def test_a_record_whose_writer_schema_we_cannot_read_is_dead_lettered_and_the_rest_flow(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess], registry_url: str
+) -> None:
+    """An upstream registers a version without country_code (BACKWARD allows dropping a
+    field) and sends with it: that record cannot become our CustomerCreated. It used to
+    restart the worker on the same record forever; now it is one dead letter."""
+    registry = RegistryConfig(registry_url)
+    scenario.create_topics()
+    schema = json.loads((schemas_dir() / "CustomerCreated.avsc").read_text())
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != "country_code"]
+    client = registry.client()
+    subject = f"{scenario.input_topic}-value"
+    client.set_compatibility(subject, "BACKWARD")
+    RegistryFraming(client, scenario.input_topic, "CustomerCreated").register("BACKWARD")
+    narrower = RegistryFraming(
+        client, scenario.input_topic, "CustomerCreated", text=json.dumps(schema)
+    )
+    narrower.register("BACKWARD")
+    record = make_events(1, seed=1601)[0].to_record()
+    del record["country_code"]
+    value = narrower.encode(record)
+    client.close()
+    before, after = make_events(20, seed=1602), make_events(20, seed=1603)
+    send(scenario, before)
+    send_raw(scenario, [value])
+    send(scenario, after)
+    service = start_service(SCHEMA_REGISTRY_URL=registry_url)
+    with closing(framed_codec(registry, scenario.output_topic, "CustomerIdAssigned")) as codec:
+        committed = wait_for_outputs(
+            scenario.endpoints.bootstrap,
+            scenario.output_topic,
+            40,
+            dlq_topic=scenario.dlq_topic,
+            dead_letters=1,
+            timeout=240,
+            codec=codec,
+        )
+    assert_invariants(before + after, committed)
+    [(_, headers)] = committed.dead_letters
+    assert headers["error.class"] == b"DecodeError"
+    assert service.running()

@@ -102,3 +102,29 @@ def test_abort_without_an_open_transaction_is_fine_and_fenced_is_not() -> None:
     session(FakeProducer({"abort": [kafka_error(KafkaError._STATE)]})).abort()
     with pytest.raises(FencedError):
         session(FakeProducer({"abort": [kafka_error(KafkaError.PRODUCER_FENCED)]})).abort()
+
+
+@pytest.mark.parametrize("call", ["produce", "flush", "begin"])
+def test_a_fatal_error_whose_reason_is_a_fence_is_fenced(call: str) -> None:
+    """When the fence is learnt in the background, the next call raises only _FATAL ("Local:
+    Fatal error"); the reason reaches error_cb. Taken for a crash, the supervisor restarted the
+    fenced worker, which fenced the newer instance in turn (CI, 2026-11-27)."""
+    fatal: list[KafkaError] = []
+    producer = FakeProducer({call: [kafka_error(KafkaError._FATAL, fatal=True)]})
+    session = KafkaTransaction(producer, 5.0, fatal_errors=fatal)  # type: ignore[arg-type]
+    fatal.append(KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True))
+    with pytest.raises(FencedError):
+        if call == "produce":
+            session.produce("out", key=b"k", value=b"v")
+        elif call == "flush":
+            session.flush()
+        else:
+            session.begin()
+
+
+def test_a_fatal_error_for_another_reason_stays_fatal() -> None:
+    fatal = [KafkaError(KafkaError._INCONSISTENT, "something else", fatal=True)]
+    producer = FakeProducer({"produce": [kafka_error(KafkaError._FATAL, fatal=True)]})
+    session = KafkaTransaction(producer, 5.0, fatal_errors=fatal)  # type: ignore[arg-type]
+    with pytest.raises(KafkaException):
+        session.produce("out", key=b"k", value=b"v")
