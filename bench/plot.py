@@ -23,7 +23,7 @@ def plot_latency(latency: list[dict[str, Any]], path: Path, title: str) -> Path 
     axes.set_xlabel("offered rate (events/s)")
     axes.set_ylabel("event in -> assignment visible (ms)")
     axes.set_title(title)
-    axes.set_ylim(bottom=0)
+    axes.set_yscale("log")  # milliseconds at low rates and seconds past saturation, both read
     axes.grid(True, alpha=0.3)
     axes.legend()
     figure.tight_layout()
