@@ -7,75 +7,59 @@ naming the variable and the entry, before it serves anything.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from pydantic import PrivateAttr, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import PrivateAttr, field_validator, model_validator
 
-from customer_ids.config.settings import OnOff, Setting, _setting
+from customer_ids.config.env_settings import EnvSettings, Setting, setting
+from customer_ids.config.settings import OnOff
 from customer_ids.domain.api_tokens import ApiToken, TokenBook, parse_tokens
 from customer_ids.domain.errors import ConfigError
 
 __all__ = ["API_SETTINGS", "ApiSettings"]
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(EnvSettings):
     """The API's configuration; the Kafka, Redis and search-key settings are the service's."""
 
-    model_config = SettingsConfigDict(
-        frozen=True,
-        env_ignore_empty=True,
-        extra="ignore",
-        case_sensitive=True,
-        validate_by_name=True,
-        validate_by_alias=True,
-    )
-
-    host: str = _setting(
+    host: str = setting(
         "127.0.0.1", "CUSTOMER_IDS_API_HOST", "address `customer-ids api` listens on"
     )
-    port: int = _setting(
+    port: int = setting(
         8080, "CUSTOMER_IDS_API_PORT", "port of the API and the support page", ge=1, le=65535
     )
-    tokens_file: Path | None = _setting(
+    tokens_file: Path | None = setting(
         None,
         "CUSTOMER_IDS_API_TOKENS_FILE",
         "file of API tokens, one name:scope,scope:sha256-of-token a line (# comments)",
         shown="",
     )
-    tokens: str = _setting(
+    tokens: str = setting(
         "",
         "CUSTOMER_IDS_API_TOKENS",
         "more API tokens, entries as in the file separated by ';'",
     )
-    search_rate: int = _setting(
+    search_rate: int = setting(
         30,
         "CUSTOMER_IDS_API_SEARCH_RATE",
         "searches by email or phone a token may make per minute (token bucket; 429 past it)",
         ge=1,
         le=100_000,
     )
-    search_burst: int = _setting(
+    search_burst: int = setting(
         10,
         "CUSTOMER_IDS_API_SEARCH_BURST",
         "searches a token may make at once before the per-minute rate applies",
         ge=1,
         le=10_000,
     )
-    default_region: str = _setting(
+    default_region: str = setting(
         "",
         "CUSTOMER_IDS_API_DEFAULT_REGION",
         "ISO country code a phone number without + is read in when a search names none "
         "(API and page); empty: such a search must name one",
     )
-    owner_cache: int = _setting(
+    owner_cache: int = setting(
         100_000,
         "CUSTOMER_IDS_API_OWNER_CACHE",
         "number -> customer answers kept in memory when they had to be read from the output "
@@ -83,14 +67,14 @@ class ApiSettings(BaseSettings):
         ge=0,
         le=10_000_000,
     )
-    cookie_secure: OnOff = _setting(
+    cookie_secure: OnOff = setting(
         True,
         "CUSTOMER_IDS_API_COOKIE_SECURE",
         "on: the support page's login cookie is sent over HTTPS only; off for plain HTTP "
         "on a trusted network",
         shown="on",
     )
-    session_minutes: int = _setting(
+    session_minutes: int = setting(
         480,
         "CUSTOMER_IDS_API_SESSION_MINUTES",
         "how long a support page login lasts",
@@ -99,18 +83,6 @@ class ApiSettings(BaseSettings):
     )
 
     _book: TokenBook = PrivateAttr()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Only what from_env (or the caller) gives: the same rule as Settings.from_env."""
-        return (init_settings,)
 
     @field_validator("default_region")
     @classmethod
@@ -145,41 +117,5 @@ class ApiSettings(BaseSettings):
     def token_book(self) -> TokenBook:
         return self._book
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
-        """ApiSettings from `env` (default: the process environment); empty means default."""
-        given = os.environ if env is None else env
-        known = {_env_name(name) for name in cls.model_fields}
-        values = {k: v.strip() for k, v in given.items() if k in known and v.strip()}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise ConfigError(_explain(exc)) from None
 
-
-def _env_name(name: str) -> str:
-    alias = ApiSettings.model_fields[name].validation_alias
-    assert isinstance(alias, str)
-    return alias
-
-
-def _shown(default: Any, extra: object) -> str:
-    if isinstance(extra, dict) and "shown_default" in extra:
-        return str(extra["shown_default"])
-    return str(default)
-
-
-API_SETTINGS: tuple[Setting, ...] = tuple(
-    Setting(_env_name(name), _shown(info.default, info.json_schema_extra), info.description or "")
-    for name, info in ApiSettings.model_fields.items()
-)
-
-
-def _explain(exc: ValidationError) -> str:
-    """One sentence per mistake, naming the variable and what was given."""
-    lines = []
-    for error in exc.errors():
-        env = str(error["loc"][0]) if error["loc"] else ""
-        message = str(error.get("ctx", {}).get("error", error["msg"]))
-        lines.append(f"{env}={error.get('input')!r}: {message}" if env else message)
-    return "; ".join(lines)
+API_SETTINGS: tuple[Setting, ...] = ApiSettings.documented()

@@ -1,6 +1,7 @@
-"""Every setting declared once: its environment variable, default, bounds and meaning live on one
-field of `Settings` (pydantic-settings). `from_env`, the checks at start-up, masking,
-`customer-ids config`, `--help` and the README's table all follow from those fields.
+"""Every setting of the service declared once: its environment variable, default, bounds and
+meaning live on one field of `Settings` (declared as env_settings.py says). `from_env`, the
+checks at start-up, masking, `customer-ids config`, `--help` and the README's table all follow
+from those fields.
 
 Every mistake raises ConfigError naming the variable and what is allowed. Sequences come from
 the TOML file named by CUSTOMER_IDS_CONFIG when set, else one sequence from the NUMBER_* vars.
@@ -8,34 +9,23 @@ the TOML file named by CUSTOMER_IDS_CONFIG when set, else one sequence from the 
 
 from __future__ import annotations
 
-import os
 import socket
-from collections.abc import Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal
 
-from annotated_types import Ge, Le
 from pydantic import (
     BeforeValidator,
-    Field,
     PrivateAttr,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic.config import JsonDict
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
-    BaseSettings,
     NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
 )
 
 from customer_ids.adapters.schema_registry import RegistryConfig
+from customer_ids.config.env_settings import EnvSettings, Setting, mask_url, setting
 from customer_ids.config.sequences_file import load_sequences
 from customer_ids.domain.errors import ConfigError
 from customer_ids.domain.number_spaces import configuration_problems
@@ -47,8 +37,6 @@ __all__ = ["SETTINGS", "Setting", "Settings"]
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:16379/0"
 DEFAULT_TEMPLATE = "CU-{seq:8}-{check:luhn}"
-# Set while from_env validates a given mapping, so the process environment is not mixed in.
-_ONLY_GIVEN: ContextVar[bool] = ContextVar("only_given", default=False)
 LogFormat = Literal["auto", "json", "console"]
 Compatibility = Literal[
     "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"
@@ -99,119 +87,94 @@ ReplicaAcks = Annotated[int | None, BeforeValidator(_auto_or_count)]
 OnOff = Annotated[bool, BeforeValidator(_on_off)]
 
 
-def _setting(default: Any, env: str, meaning: str, shown: str | None = None, **bounds: Any) -> Any:
-    """One field: its variable, default, meaning (for --help and README) and bounds."""
-    extra: JsonDict | None = {"shown_default": shown} if shown is not None else None
-    if callable(default):
-        return Field(
-            default_factory=default,
-            validation_alias=env,
-            description=meaning,
-            json_schema_extra=extra,
-            **bounds,
-        )
-    return Field(
-        default, validation_alias=env, description=meaning, json_schema_extra=extra, **bounds
-    )
-
-
-class Settings(BaseSettings):
+class Settings(EnvSettings):
     """The service's configuration, read from the environment and checked whole at start-up."""
 
-    model_config = SettingsConfigDict(
-        frozen=True,
-        env_ignore_empty=True,
-        extra="ignore",
-        case_sensitive=True,
-        validate_by_name=True,
-        validate_by_alias=True,
-    )
-
-    bootstrap_servers: str = _setting(
+    bootstrap_servers: str = setting(
         DEFAULT_BOOTSTRAP, "KAFKA_BOOTSTRAP_SERVERS", "Kafka brokers, host:port[,host:port]"
     )
-    redis_url: str = _setting(
+    redis_url: str = setting(
         DEFAULT_REDIS_URL,
         "REDIS_URL",
         "Redis URL (redis:// or rediss://, password allowed)",
     )
-    redis_sentinels: Sentinels = _setting(
+    redis_sentinels: Sentinels = setting(
         (),
         "REDIS_SENTINELS",
         "Sentinels as host:port[,host:port]; when set, the primary is found (and followed "
         "through failovers) through them, and REDIS_URL gives only password, TLS and db",
         shown="",
     )
-    redis_sentinel_service: str = _setting(
+    redis_sentinel_service: str = setting(
         "customer-ids", "REDIS_SENTINEL_SERVICE", "the name Sentinel monitors the primary under"
     )
-    redis_replica_acks: ReplicaAcks = _setting(
+    redis_replica_acks: ReplicaAcks = setting(
         None,
         "CUSTOMER_IDS_REDIS_REPLICA_ACKS",
         "replicas that must acknowledge a batch's allocation (WAIT) before its Kafka commit; "
         "auto: 1 when the primary has a replica, else 0",
         shown="auto",
     )
-    redis_wait_ms: int = _setting(
+    redis_wait_ms: int = setting(
         2000,
         "CUSTOMER_IDS_REDIS_WAIT_MS",
         "longest WAIT for those acknowledgements; a batch without them aborts and retries",
         ge=10,
         le=60_000,
     )
-    input_topic: str = _setting(
+    input_topic: str = setting(
         "customer.created", "CUSTOMER_IDS_INPUT_TOPIC", "topic of CustomerCreated events"
     )
-    output_topic: str = _setting(
+    output_topic: str = setting(
         "customer.id-assigned",
         "CUSTOMER_IDS_OUTPUT_TOPIC",
         "compacted topic of CustomerIdAssigned events: the durable record",
     )
-    dlq_topic: str = _setting(
+    dlq_topic: str = setting(
         "customer.created.dlq", "CUSTOMER_IDS_DLQ_TOPIC", "dead-letter topic for bad input"
     )
-    watermark_topic: str = _setting(
+    watermark_topic: str = setting(
         "customer-ids.watermarks",
         "CUSTOMER_IDS_WATERMARK_TOPIC",
         "compacted topic of the highest number committed per counter",
     )
-    group_id: str = _setting(
+    group_id: str = setting(
         "customer-ids", "CUSTOMER_IDS_GROUP_ID", "consumer group of the service"
     )
-    transactional_id: str = _setting(
+    transactional_id: str = setting(
         lambda: f"customer-ids-{socket.gethostname()}",
         "CUSTOMER_IDS_TRANSACTIONAL_ID",
         "transactional.id; unique per running instance, stable across its restarts",
         shown="customer-ids-<hostname>",
     )
-    partitions: int = _setting(
+    partitions: int = setting(
         6, "CUSTOMER_IDS_PARTITIONS", "partitions of topics the service creates", ge=1, le=1000
     )
-    replication_factor: int = _setting(
+    replication_factor: int = setting(
         1, "CUSTOMER_IDS_REPLICATION_FACTOR", "replication factor of topics it creates", ge=1, le=10
     )
-    batch_size: int = _setting(
+    batch_size: int = setting(
         2500,
         "CUSTOMER_IDS_BATCH_SIZE",
         "most records in one batch (one transaction)",
         ge=1,
         le=100_000,
     )
-    batch_wait_ms: int = _setting(
+    batch_wait_ms: int = setting(
         10, "CUSTOMER_IDS_BATCH_WAIT_MS", "longest wait to fill a batch", ge=1, le=60_000
     )
-    linger_ms: int = _setting(5, "CUSTOMER_IDS_LINGER_MS", "producer linger.ms", ge=0, le=10_000)
-    transaction_timeout_ms: int = _setting(
+    linger_ms: int = setting(5, "CUSTOMER_IDS_LINGER_MS", "producer linger.ms", ge=0, le=10_000)
+    transaction_timeout_ms: int = setting(
         60000,
         "CUSTOMER_IDS_TRANSACTION_TIMEOUT_MS",
         "producer transaction.timeout.ms",
         ge=1000,
         le=900_000,
     )
-    redis_prefix: str = _setting(
+    redis_prefix: str = setting(
         "cid:", "CUSTOMER_IDS_REDIS_PREFIX", "prefix of every Redis key the service uses"
     )
-    lock_timeout_ms: int = _setting(
+    lock_timeout_ms: int = setting(
         6000,
         "CUSTOMER_IDS_LOCK_TIMEOUT_MS",
         "lease of every Redis lock (allocation, recovery); a live holder renews it every "
@@ -219,103 +182,99 @@ class Settings(BaseSettings):
         ge=100,
         le=600_000,
     )
-    lock_wait_ms: int = _setting(
+    lock_wait_ms: int = setting(
         5000,
         "CUSTOMER_IDS_LOCK_WAIT_MS",
         "longest wait for the allocation lock",
         ge=10,
         le=600_000,
     )
-    reverse_index: OnOff = _setting(
+    reverse_index: OnOff = setting(
         False,
         "CUSTOMER_IDS_REVERSE_INDEX",
         "on: keep number -> customer in Redis for `lookup --number` (about 45 more bytes a "
         "customer); off: that lookup reads the output topic",
         shown="off",
     )
-    sequences_file: Path | None = _setting(
+    sequences_file: Path | None = setting(
         None,
         "CUSTOMER_IDS_CONFIG",
         "TOML file with [[sequences]]; overrides NUMBER_* vars",
         shown="",
     )
-    sequence_name: str = _setting(
-        "CU", "CUSTOMER_IDS_SEQUENCE_NAME", "name of the default sequence"
-    )
-    number_format: str = _setting(
+    sequence_name: str = setting("CU", "CUSTOMER_IDS_SEQUENCE_NAME", "name of the default sequence")
+    number_format: str = setting(
         DEFAULT_TEMPLATE, "CUSTOMER_IDS_NUMBER_FORMAT", "number template of that sequence"
     )
-    sequence_start: int = _setting(
+    sequence_start: int = setting(
         1,
         "CUSTOMER_IDS_SEQUENCE_START",
         "first value of that sequence",
         ge=1,
         le=MAX_COUNTER,
     )
-    sequence_period: Period = _setting(
+    sequence_period: Period = setting(
         "none", "CUSTOMER_IDS_SEQUENCE_PERIOD", "none, daily, monthly or yearly reset"
     )
-    timezone: str = _setting(
+    timezone: str = setting(
         "UTC", "CUSTOMER_IDS_TIMEZONE", "time zone of date parts and period rollover"
     )
-    scramble_key: SecretStr | None = _setting(
+    scramble_key: SecretStr | None = setting(
         None,
         "CUSTOMER_IDS_SCRAMBLE_KEY",
         "secret key of {seq:N:scrambled} (16+ characters)",
         shown="",
     )
-    schema_registry_url: str = _setting(
+    schema_registry_url: str = setting(
         "",
         "SCHEMA_REGISTRY_URL",
         "a registry with Confluent's API (Apicurio: http://host:port/apis/ccompat/v7); set: "
         "values are written in the Confluent wire format with schemas registered there; "
         "unset: Avro single-object encoding. Both are always read",
     )
-    schema_registry_user: str = _setting(
+    schema_registry_user: str = setting(
         "", "SCHEMA_REGISTRY_USER", "basic-auth user of the registry (with the password)"
     )
-    schema_registry_password: SecretStr | None = _setting(
+    schema_registry_password: SecretStr | None = setting(
         None, "SCHEMA_REGISTRY_PASSWORD", "basic-auth password of the registry", shown=""
     )
-    schema_compatibility: Compatibility = _setting(
+    schema_compatibility: Compatibility = setting(
         "BACKWARD",
         "CUSTOMER_IDS_SCHEMA_COMPATIBILITY",
         "compatibility level set on a subject that has none when our schema is registered",
     )
-    search_key: SecretStr | None = _setting(
+    search_key: SecretStr | None = setting(
         None,
         "CUSTOMER_IDS_SEARCH_KEY",
         "secret HMAC key of the search index (email, phone -> customer; 32+ characters); "
         "unset: no index is kept and search by personal data is off",
         shown="",
     )
-    search_key_previous: SecretStr | None = _setting(
+    search_key_previous: SecretStr | None = setting(
         None,
         "CUSTOMER_IDS_SEARCH_KEY_PREVIOUS",
         "the key before a rotation: searches try both until the index is rebuilt",
         shown="",
     )
-    metrics_port: int = _setting(
+    metrics_port: int = setting(
         9400,
         "CUSTOMER_IDS_METRICS_PORT",
         "Prometheus /metrics, /healthz, /readyz (0: off)",
         ge=0,
         le=65535,
     )
-    log_format: LogFormat = _setting(
+    log_format: LogFormat = setting(
         "auto", "CUSTOMER_IDS_LOG_FORMAT", "auto (console on a TTY, else JSON), json, console"
     )
-    log_level: LogLevel = _setting(
-        "info", "CUSTOMER_IDS_LOG_LEVEL", "debug, info, warning or error"
-    )
-    shutdown_timeout_s: int = _setting(
+    log_level: LogLevel = setting("info", "CUSTOMER_IDS_LOG_LEVEL", "debug, info, warning or error")
+    shutdown_timeout_s: int = setting(
         30,
         "CUSTOMER_IDS_SHUTDOWN_TIMEOUT_S",
         "bound on a clean stop after SIGTERM",
         ge=1,
         le=3600,
     )
-    workers: int = _setting(
+    workers: int = setting(
         1,
         "CUSTOMER_IDS_WORKERS",
         "worker processes of `serve`, each a group member with transactional.id <id>-w<n> "
@@ -323,14 +282,14 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
     )
-    kafka_call_timeout_s: int = _setting(
+    kafka_call_timeout_s: int = setting(
         15,
         "CUSTOMER_IDS_KAFKA_CALL_TIMEOUT_S",
         "timeout of each transactional call; a call stuck 10s past it restarts the worker",
         ge=1,
         le=600,
     )
-    startup_timeout_s: int = _setting(
+    startup_timeout_s: int = setting(
         60,
         "CUSTOMER_IDS_STARTUP_TIMEOUT_S",
         "how long a worker waits for Kafka and Redis at start-up before it exits 75 and the "
@@ -340,18 +299,6 @@ class Settings(BaseSettings):
     )
 
     _router: Router = PrivateAttr()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword arguments, then the environment; from_env gives its mapping alone."""
-        return (init_settings,) if _ONLY_GIVEN.get() else (init_settings, env_settings)
 
     @field_validator("sequence_period", "log_format", "log_level", mode="before")
     @classmethod
@@ -437,24 +384,10 @@ class Settings(BaseSettings):
         """The sequences and the rule that picks one per customer."""
         return self._router
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Settings from `env` (default: the process environment); empty values mean default."""
-        given = os.environ if env is None else env
-        values = {name: value.strip() for name, value in given.items() if value.strip()}
-        known = {_env_name(name) for name in cls.model_fields}
-        token = _ONLY_GIVEN.set(True)
-        try:
-            return cls.model_validate({k: v for k, v in values.items() if k in known})
-        except ValidationError as exc:
-            raise ConfigError(_explain(exc)) from None
-        finally:
-            _ONLY_GIVEN.reset(token)
-
     def masked(self) -> dict[str, str]:
         """The effective settings with secrets hidden, for `customer-ids config`."""
         out = {name: str(getattr(self, name)) for name in type(self).model_fields}
-        out["redis_url"] = _mask_url(self.redis_url)
+        out["redis_url"] = mask_url(self.redis_url)
         out["redis_sentinels"] = ",".join(f"{h}:{p}" for h, p in self.redis_sentinels)
         acks = self.redis_replica_acks
         out["redis_replica_acks"] = "auto" if acks is None else str(acks)
@@ -474,77 +407,4 @@ class Settings(BaseSettings):
         return out
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One environment variable as people read it: in `--help`, the README and compose checks."""
-
-    env: str
-    default: str
-    meaning: str
-
-
-def _env_name(name: str) -> str:
-    alias = Settings.model_fields[name].validation_alias
-    assert isinstance(alias, str)
-    return alias
-
-
-def _shown_default(info: FieldInfo) -> str:
-    extra = info.json_schema_extra
-    if isinstance(extra, dict) and "shown_default" in extra:
-        return str(extra["shown_default"])
-    return str(info.default)
-
-
-SETTINGS: tuple[Setting, ...] = tuple(
-    Setting(_env_name(name), _shown_default(info), info.description or "")
-    for name, info in Settings.model_fields.items()
-)
-
-
-def _bounds(info: FieldInfo) -> str:
-    low = next((m.ge for m in info.metadata if isinstance(m, Ge)), None)
-    high = next((m.le for m in info.metadata if isinstance(m, Le)), None)
-    return f"{low}..{high}"
-
-
-def _explain(exc: ValidationError) -> str:
-    """One sentence per mistake: the variable, what was given, what is allowed."""
-    by_env = {_env_name(name): info for name, info in Settings.model_fields.items()}
-    lines = []
-    for error in exc.errors():
-        env = str(error["loc"][0]) if error["loc"] else ""
-        info = by_env.get(env)
-        given = _shown(env, info, error.get("input"))
-        kind = error["type"]
-        if info is not None and kind == "int_parsing":
-            lines.append(f"{env}={given!r} is not a whole number; use {_bounds(info)}")
-        elif info is not None and kind in ("greater_than_equal", "less_than_equal"):
-            lines.append(f"{env}={given} is out of range; use {_bounds(info)}")
-        elif info is not None and kind == "literal_error":
-            allowed = ", ".join(str(a) for a in get_args(info.annotation))
-            lines.append(f"{env}={given!r} is not allowed; use one of: {allowed}")
-        elif kind == "value_error":
-            message = str(error.get("ctx", {}).get("error", error["msg"]))
-            lines.append(f"{env}={given!r}: {message}" if env else message)
-        else:
-            lines.append(f"{env}={given!r}: {error['msg']}" if env else error["msg"])
-    return "; ".join(lines)
-
-
-def _shown(env: str, info: FieldInfo | None, given: object) -> object:
-    """What an error message may repeat of a wrong value: never a secret or a password."""
-    if info is not None and "SecretStr" in str(info.annotation):
-        return "***"
-    if env in ("REDIS_URL", "SCHEMA_REGISTRY_URL") and isinstance(given, str):
-        return _mask_url(given)
-    return given
-
-
-def _mask_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0] if ":" in creds else ""
-    return f"{scheme}{sep}{user}:***@{host}"
+SETTINGS: tuple[Setting, ...] = Settings.documented()

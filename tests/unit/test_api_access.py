@@ -92,7 +92,10 @@ def test_names_and_secrets_are_unique() -> None:
     [
         ({}, "needs at least one token"),
         ({"CUSTOMER_IDS_API_TOKENS_FILE": "/nonexistent/tokens"}, "cannot be read"),
-        ({"CUSTOMER_IDS_API_SEARCH_RATE": "0"}, "CUSTOMER_IDS_API_SEARCH_RATE='0'"),
+        (
+            {"CUSTOMER_IDS_API_SEARCH_RATE": "0"},
+            r"CUSTOMER_IDS_API_SEARCH_RATE=0 is out of range; use 1\.\.100000",
+        ),
         ({"CUSTOMER_IDS_API_DEFAULT_REGION": "DEU"}, "ISO 3166-1"),
         ({"CUSTOMER_IDS_API_COOKIE_SECURE": "maybe"}, "use on or off"),
     ],
