@@ -10,17 +10,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from contextlib import closing
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from customer_ids.adapters.kafka_io import client_config
 from customer_ids.domain.errors import DecodeError
 from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.tools.tail import committed
 from customer_ids.wire.codec import RecordCodec
 
 SHOWN = 12
@@ -82,37 +82,25 @@ def watch(
     idle_seconds: float = 0,
     console: Console | None = None,
 ) -> Tally:
-    """Follow the topic until `stop`, or `idle_seconds` without a new record (0: never)."""
-    consumer = Consumer(
-        client_config(
-            bootstrap,
-            {
-                "group.id": group,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": True,
-            },
-        )
-    )
-    consumer.subscribe([topic])
+    """Follow the topic until `stop`, or `idle_seconds` without a new record (0: never;
+    before the first record, the service still starting, two minutes)."""
     tally = Tally()
-    last_seen = time.monotonic()
-    try:
-        with Live(tally.view(), console=console, refresh_per_second=4) as live:
-            while not stop.is_set():
-                for message in consumer.consume(num_messages=500, timeout=0.25):
-                    if message.error() is not None:
-                        continue
-                    last_seen = time.monotonic()
-                    try:
-                        tally.add(CustomerIdAssigned.from_record(codec.decode(message.value())))
-                    except DecodeError:
-                        tally.undecodable += 1
-                live.update(tally.view())
-                # Before the first record (the service still starting) allow two minutes.
-                limit = idle_seconds if tally.outputs else max(idle_seconds, 120.0)
-                if idle_seconds and time.monotonic() - last_seen > limit:
-                    break
-    finally:
-        consumer.close()
+    reader = committed(
+        bootstrap,
+        topic,
+        group,
+        codec,
+        stop,
+        idle_seconds=idle_seconds,
+        first_wait_s=120.0,
+        poll_s=0.25,
+    )
+    with closing(reader), Live(tally.view(), console=console, refresh_per_second=4) as live:
+        for batch in reader:
+            for event in batch:
+                if isinstance(event, DecodeError):
+                    tally.undecodable += 1
+                else:
+                    tally.add(event)
+            live.update(tally.view())
     return tally
