@@ -70,9 +70,9 @@ class KafkaTransaction:
         the reason goes to error_cb, which poll() serves."""
         if exc.args[0].code() == KafkaError._FATAL:
             self.producer.poll(0)
-            if any(e.code() in FENCED_CODES for e in self.fatal_errors):
-                reason = next(e for e in self.fatal_errors if e.code() in FENCED_CODES)
-                return FencedError(str(reason))
+            fence = next((e for e in self.fatal_errors if e.code() in FENCED_CODES), None)
+            if fence is not None:
+                return FencedError(str(fence))
         return classified(exc)
 
     @contextmanager

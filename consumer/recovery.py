@@ -82,9 +82,13 @@ def _on_watermark(state: LogState) -> Callable[[Message], None]:
     return handle
 
 
-def _assignment_of(message: Message, codec_decode: Callable[[bytes], object]) -> tuple[str, str]:
+Headers = list[tuple[str, bytes]]
+
+
+def _assignment_of(
+    message: Message, headers: Headers, codec_decode: Callable[[bytes], object]
+) -> tuple[str, str]:
     """(customer key, stored form) of one output record; the header spares an Avro decode."""
-    headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
     if headers and headers[-1][0] == ASSIGNMENT_HEADER:  # where the service puts it
         return (message.key() or b"").decode(), headers[-1][1].decode()
     for name, value in headers:
@@ -95,9 +99,8 @@ def _assignment_of(message: Message, codec_decode: Callable[[bytes], object]) ->
     return event.customer_key, stored.encode()
 
 
-def _search_of(message: Message) -> list[str]:
-    """The search digests a new customer's output carries (just before the assignment)."""
-    headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
+def _search_of(headers: Headers) -> list[str]:
+    """The search digests an output carries (just before the assignment)."""
     if len(headers) >= 2 and headers[-2][0] == SEARCH_HEADER:
         return headers[-2][1].decode().split(",")
     return []
@@ -143,10 +146,11 @@ def read_log_state(
             state.skip("tombstone")
             return
         try:
-            customer, stored = _assignment_of(message, decode)
+            headers: Headers = message.headers() or []  # type: ignore[assignment]
+            customer, stored = _assignment_of(message, headers, decode)
             counter, value, _ = stored.split("|", 2)
             number = int(value)
-            digests = _search_of(message)
+            digests = _search_of(headers)
         except (DecodeError, ValidationError, ValueError, KeyError, TypeError, AttributeError):
             state.skip("not a CustomerIdAssigned record")
             return
