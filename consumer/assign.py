@@ -47,6 +47,7 @@ Outcome = Assigned | CustomerIdsError
 class BatchNumbers:
     outcomes: list[Outcome]  # one per event given, in order
     watermarks: dict[str, int]  # counter -> highest value it has handed out
+    firsts: dict[str, int]  # counter -> lowest value it has handed out (the claim's start)
     new_count: int
     usage: dict[str, float]  # counter -> share of its range used, for bounded (scrambled) ones
     search: dict[str, list[str]] = field(default_factory=dict)  # customer -> its digests
@@ -74,6 +75,7 @@ class _Plan:
     expected: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     new: dict[str, StoredAssignment] = field(default_factory=dict)
     watermarks: dict[str, int] = field(default_factory=dict)
+    firsts: dict[str, int] = field(default_factory=dict)
     usage: dict[str, float] = field(default_factory=dict)
 
 
@@ -99,7 +101,7 @@ def assign_numbers(
         if isinstance(check, str):
             first.setdefault(key, _Pending(key, event, sequence, check))
     if not sequences:
-        return BatchNumbers([], {}, 0, {})
+        return BatchNumbers([], {}, {}, 0, {})
     failed: dict[str, CustomerIdsError] = {}
     with store.locked([seq.name for seq in sequences.values()]):
         existing = store.lookup(list(sequences))
@@ -115,7 +117,7 @@ def assign_numbers(
             new_search = {key: search[key] for key in plan.new if key in search}
             store.allocate(epoch, plan.expected, plan.new, new_search)
     outcomes = _outcomes(events, checked, failed, existing, plan.new)
-    return BatchNumbers(outcomes, plan.watermarks, len(plan.new), plan.usage, search)
+    return BatchNumbers(outcomes, plan.watermarks, plan.firsts, len(plan.new), plan.usage, search)
 
 
 def _search_terms(
@@ -169,6 +171,7 @@ def _plan(
                 counter, value, sequence.render(value, item.event)
             )
         plan.watermarks[counter] = base + len(taken)
+        plan.firsts[counter] = base + 1
     return plan
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import redis
 from confluent_kafka import Consumer, KafkaError, Producer
 
+from consumer.claims import ClaimsLog
 from consumer.kafka_txn import KafkaTransaction
 from consumer.leases import Leases, owner_name
 from consumer.loop import AssignmentService
@@ -15,7 +16,6 @@ from consumer.metrics import ServiceMetrics, waiting_reporter
 from consumer.recovery import StateRecovery
 from consumer.redis_connection import connect_redis
 from consumer.redis_store import RedisNumberStore
-from consumer.renderings import guard_renderings
 from customer_ids.adapters.kafka_io import client_config, ensure_topics, producer_config
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.redis_keys import RedisKeys
@@ -38,7 +38,13 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
         settings.input_topic: base,
         settings.output_topic: {**base, "config": compacted},
         settings.dlq_topic: {**base, "partitions": 1},
-        settings.watermark_topic: {**base, "partitions": 1, "config": compacted},
+        # One partition: the claims' total order (consumer/claims.py). Short segments, so
+        # compaction keeps what every start and every fence reads small.
+        settings.watermark_topic: {
+            **base,
+            "partitions": 1,
+            "config": {**compacted, "segment.ms": "600000"},
+        },
     }
 
 
@@ -93,7 +99,6 @@ def kafka_error_reporter(metrics: ServiceMetrics) -> Callable[[KafkaError], None
 
 def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> AssignmentService:
     ensure_topics(settings.bootstrap_servers, topic_specs(settings))
-    guard_renderings(settings)
     metrics = metrics or ServiceMetrics()
     on_error = kafka_error_reporter(metrics)
     client = redis_client(settings)
@@ -151,4 +156,5 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
             settings.registry(), settings.output_topic, "CustomerIdAssigned", register=True
         ),
         redis_ping=client.ping,
+        claims=ClaimsLog(settings.bootstrap_servers, settings.watermark_topic),
     )

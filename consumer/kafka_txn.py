@@ -19,7 +19,9 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer, Topic
 from consumer.watchdog import stall_guard
 from customer_ids.domain.errors import CustomerIdsError, FencedError
 
-FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+# INVALID_PRODUCER_EPOCH is not among them: the broker says it when it timed our transaction
+# out, which a fresh worker (a new epoch) cures; only a newer instance with our id fences us.
+FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED}
 STALL_MARGIN_S = 10.0  # past its own timeout, a call is stuck (librdkafka#5456)
 COMMIT_ATTEMPTS = 5
 
@@ -63,6 +65,8 @@ class KafkaTransaction:
     delivered: dict[int, int] = field(default_factory=dict)
     # Fatal errors the producer's error_cb saw: the reason behind a bare _FATAL from a call.
     fatal_errors: list[KafkaError] = field(default_factory=list)
+    # Offset of the first record produced with claim=True in this transaction (consumer/claims).
+    claimed: int | None = None
 
     def _classified(self, exc: KafkaException) -> Exception:
         """As classified(), and a bare _FATAL ("Local: Fatal error") is looked up: when the
@@ -92,6 +96,7 @@ class KafkaTransaction:
 
     def begin(self) -> None:
         self.delivered.clear()
+        self.claimed = None
         with self._errors():
             self.producer.begin_transaction()
 
@@ -103,10 +108,12 @@ class KafkaTransaction:
         value: bytes | None,
         headers: Sequence[tuple[str, str | bytes | None]] | None = None,
         track: bool = False,
+        claim: bool = False,
     ) -> None:
         """Queue a record, waiting for room when the local queue is full (a large batch).
-        `track` records where it lands (see `delivered`)."""
-        on_delivery = self._on_delivered if track else None
+        `track` records where it lands (see `delivered`), `claim` where the first claim lands
+        (see `claimed`)."""
+        on_delivery = self._on_delivered if track else self._on_claimed if claim else None
         while True:
             try:
                 self.producer.produce(
@@ -127,6 +134,11 @@ class KafkaTransaction:
         if error is None and partition is not None and offset is not None:
             self.delivered[partition] = max(self.delivered.get(partition, 0), offset + 1)
 
+    def _on_claimed(self, error: KafkaError | None, message: Message) -> None:
+        offset = message.offset()
+        if error is None and offset is not None:
+            self.claimed = offset if self.claimed is None else min(self.claimed, offset)
+
     def flush(self) -> None:
         """Every record of the transaction on the broker (an open transaction there), or
         RetryBatchError."""
@@ -144,6 +156,12 @@ class KafkaTransaction:
                 offsets, group_metadata, self.call_timeout_s
             ),
         )
+        self._retrying(
+            "commit_transaction", lambda: self.producer.commit_transaction(self.call_timeout_s)
+        )
+
+    def commit_records(self) -> None:
+        """Commit a transaction that consumed nothing (the start-up's rendering records)."""
         self._retrying(
             "commit_transaction", lambda: self.producer.commit_transaction(self.call_timeout_s)
         )

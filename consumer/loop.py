@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, Message
 from consumer import failpoints
 from consumer.accounting import account_batch
 from consumer.assign import BatchNumbers, assign_numbers
+from consumer.claims import ClaimsLog
 from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
 from consumer.leases import LeaseLostError, LockTimeoutError
 from consumer.metrics import ServiceMetrics
@@ -36,6 +37,7 @@ from consumer.partitions import InputPartitions
 from consumer.ports import AllocationConflictError, StateBehindLogError, StateChangedError
 from consumer.recovery import StateRecovery, Valid, checkpoint_field
 from consumer.redis_store import RedisNumberStore, ReplicasBehindError
+from consumer.renderings import guard_renderings
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import TemporaryError
@@ -58,6 +60,7 @@ class AssignmentService:
     input_codec: RecordCodec
     output_codec: RecordCodec
     redis_ping: Callable[[], object]
+    claims: ClaimsLog
     epoch: str | None = None
     # Highest value known committed per counter (recovery's reading of the log, then our own
     # commits): a counter below it means Redis went back in time.
@@ -74,9 +77,14 @@ class AssignmentService:
 
     # ---------------------------------------------------------------- lifecycle
     def run(self, stop: threading.Event) -> None:
-        """Serve until `stop` is set; raises FencedError when a newer instance took over."""
+        """Serve until `stop` is set; raises FencedError when a newer instance took over,
+        ConfigError when the number formats conflict with ones already in use."""
+        # First: a predecessor with our transactional.id that died mid-batch left its
+        # transaction open, and every read_committed read below would wait for it.
         self.transaction.init()
         self.metrics.kafka_up.set(1)
+        with kafka_errors():
+            guard_renderings(self.settings, self.transaction, self.claims)
         if not self._adopt(stop, lambda: self.recovery.ensure(None)):
             return
         self.partitions.subscribe(self.settings.input_topic)
@@ -151,6 +159,7 @@ class AssignmentService:
         numbers: BatchNumbers | None = None
         if decoded.good:
             assert self.epoch is not None
+            self._learn_floors()
             lock_started = time.monotonic()
             numbers = assign_numbers(
                 [(e, s) for _, e, s in decoded.good],
@@ -170,11 +179,11 @@ class AssignmentService:
             now_utc(),
         ):
             self.transaction.produce(
-                r.topic, key=r.key, value=r.value, headers=r.headers, track=r.track
+                r.topic, key=r.key, value=r.value, headers=r.headers, track=r.track, claim=r.claim
             )
         if numbers is not None:
             self.transaction.flush()
-            self._fence()
+            self._fence(numbers)
             failpoints.reached("before_commit")
         self.transaction.commit(next_offsets(batch), self.consumer.consumer_group_metadata())
         self.metrics.kafka_up.set(1)
@@ -183,17 +192,32 @@ class AssignmentService:
                 self.floors[counter] = max(self.floors.get(counter, 0), value)
         account_batch(self.metrics, batch, dead, numbers, time.monotonic() - started)
 
-    def _fence(self) -> None:
+    def _learn_floors(self) -> None:
+        """What every instance committed, as far as the claims reader has it without waiting:
+        a counter below it is caught before it allocates (the claim check is the proof)."""
+        self.claims.catch_up()
+        for counter, value in self.claims.floors.items():
+            if value > self.floors.get(counter, 0):
+                self.floors[counter] = value
+
+    def _fence(self, numbers: BatchNumbers) -> None:
         """DESIGN §5.4: our records are on the broker, holding back read_committed readers.
         If Redis is no longer the state we allocated against (lost, rebuilt, restarted from
-        older data, failed over), a recovery may not have seen them: abort. Otherwise record
-        how far the output partitions are covered, and wait for the replicas (§5.1)."""
+        older data, failed over), a recovery may not have seen them: abort. If any new number
+        was committed by a batch before ours (§5.6: Redis went back where none of the checks
+        above can see it), abort. Otherwise record how far the output partitions are covered,
+        and wait for the replicas (§5.1)."""
         assert self.epoch is not None
         topic = self.settings.output_topic
         delivered = self.transaction.delivered
         replicas = self.allocator.fence(
             self.epoch, {checkpoint_field(topic, p): o for p, o in delivered.items()}
         )
+        if numbers.firsts:
+            assert self.transaction.claimed is not None
+            self.claims.check_claims(
+                numbers.firsts, self.transaction.claimed, self.settings.kafka_call_timeout_s
+            )
         wanted = self.settings.redis_replica_acks
         if wanted is None:  # auto: one acknowledgement whenever the primary has a replica
             wanted = min(1, replicas)

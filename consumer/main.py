@@ -118,6 +118,8 @@ def _run(settings: Settings, service: AssignmentService, stop: threading.Event) 
             reason="a newer instance with the same transactional.id took over",
             detail=str(exc)[:200],
         )
+    except ConfigError as exc:  # number formats that conflict with ones already used
+        code = _fail("configuration_refused", str(exc), EXIT_CONFIG)
     except KafkaException as exc:
         log.error(
             "kafka_fatal_error_shutting_down",
@@ -127,5 +129,6 @@ def _run(settings: Settings, service: AssignmentService, stop: threading.Event) 
         code = EXIT_CRASH
     finally:
         service.consumer.close()
+        service.claims.close()
         log.info("service_stopped")
     return code

@@ -104,13 +104,15 @@ class Topics:
 
 @dataclass(frozen=True)
 class Produced:
-    """One record the batch's transaction writes; `track`: the fence checkpoints where it lands."""
+    """One record the batch's transaction writes; `track`: the fence checkpoints where it lands;
+    `claim`: a watermark, checked against every claim committed before it (consumer/claims)."""
 
     topic: str
     key: bytes | None
     value: bytes | None
     headers: Seq[tuple[str, str | bytes | None]]
     track: bool = False
+    claim: bool = False
 
 
 def batch_records(
@@ -136,7 +138,7 @@ def batch_records(
         records.append(Produced(topics.output, out.key, out.value, out.headers, track=True))
     for counter, highest in numbers.watermarks.items():
         marker = watermark_key(counter, transactional_id)
-        records.append(Produced(topics.watermark, marker, str(highest).encode(), []))
+        records.append(Produced(topics.watermark, marker, str(highest).encode(), [], claim=True))
     return records
 
 

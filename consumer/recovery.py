@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Message
 
 from consumer import failpoints
+from consumer.claims import watermark_counter
 from consumer.leases import Lease
 from consumer.metrics import ServiceMetrics
 from consumer.ports import StoredAssignment
@@ -41,11 +42,6 @@ from customer_ids.wire.headers import ASSIGNMENT_HEADER, SEARCH_HEADER
 
 log = get_logger(__name__)
 RESTORE_CHUNK = 50_000  # written while the next is read; larger chunks group buckets better
-
-
-def watermark_counter(key: bytes | None) -> str:
-    """Watermark keys are `counter@transactional_id` (older ones just `counter`)."""
-    return (key or b"").decode(errors="replace").split("@", 1)[0]  # counters hold no '@'
 
 
 def checkpoint_field(topic: str, partition: int) -> str:
@@ -268,8 +264,13 @@ class StateRecovery:
         token = uuid.uuid4().hex
         store, settings = self._store, self._settings
         full, start_fields = store.begin_rebuild(token, seen_epoch, full)
+        if not full and (problems := store.ledger_problems()):
+            # Keys lost on the same server: what is below the checkpoint is not all there.
+            reason, full, start_fields = f"{reason}; {'; '.join(problems)}", True, {}
         log.warning("redis_recovery_started", reason=reason, full=full)
         failpoints.reached("recovery_started")
+        if full:
+            store.wipe_map()
         # The end is sampled after the marker: a batch that appends after it fails its fence.
         ends = {
             tp: high
@@ -289,6 +290,7 @@ class StateRecovery:
         state = rebuild_map(settings, store, start, ends, lease)
         lease.check()
         store.raise_counters(state.floors)
+        store.record_ledger()
         lease.check()
         epoch = uuid.uuid4().hex
         store.complete_rebuild(

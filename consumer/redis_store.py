@@ -19,7 +19,13 @@ import redis
 
 from consumer import failpoints
 from consumer.leases import Lease, Leases
-from consumer.ports import AllocationConflictError, StateChangedError, StoredAssignment, StoreStatus
+from consumer.ports import (
+    AllocationConflictError,
+    StateBehindLogError,
+    StateChangedError,
+    StoredAssignment,
+    StoreStatus,
+)
 from customer_ids.adapters.redis_keys import RedisKeys, customer_field
 from customer_ids.domain.errors import CustomerIdsError
 
@@ -49,24 +55,37 @@ local function state_error(epoch)
 end
 """
 
-# Existing assignments of a batch's customers in one command. KEYS: a bucket per customer;
-# ARGV: the field digests. One array reply, '' where a customer has none.
+# Existing assignments of a batch's customers in one command, each bucket checked against the
+# ledger first: a bucket deleted, evicted or restored to older content holds fewer entries than
+# the ledger counts, and its missing customers would look new (a second number). KEYS: the
+# ledger, then a bucket per customer; ARGV: the field digests. One array reply, '' where a
+# customer has none.
 _LOOKUP = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('LEDGER missing: the map cannot be trusted')
+end
 local out = {}
-for i = 1, #KEYS do
-  out[i] = redis.call('HGET', KEYS[i], ARGV[i]) or ''
+for i = 2, #KEYS do
+  local want = tonumber(redis.call('HGET', KEYS[1], KEYS[i]) or '0')
+  local held = redis.call('HLEN', KEYS[i])
+  if held ~= want then
+    return redis.error_reply('LEDGER ' .. KEYS[i] .. ' holds ' .. held .. ' entries, not ' .. want)
+  end
+  out[i - 1] = redis.call('HGET', KEYS[i], ARGV[i - 1]) or ''
 end
 return out
 """
 
 # One atomic step per batch, run while holding the sequence locks:
 #   1. the state must be the one this batch started with (epoch and server identity);
-#   2. each counter must still hold the value the batch read under the lock (compare-and-set);
-#   3. raise it to start-1 if below, INCRBY the block size;
-#   4. HSETNX every new assignment (and, if enabled, its reverse entry number -> customer);
+#   2. each counter must still hold the value the batch read under the lock (compare-and-set)
+#      and the value the ledger recorded (a counter restored, deleted or evicted differs);
+#   3. raise it to start-1 if below, INCRBY the block size, note the result in the ledger;
+#   4. HSETNX every new assignment, counting it in the ledger (and, if enabled, its reverse
+#      entry number -> customer);
 #   5. SADD each new customer to the search sets of its email and phone digests.
-# KEYS: epoch, identity, counters..., then a bucket per new customer (and a number bucket),
-#       then one search set per digest.
+# KEYS: epoch, identity, ledger, counters..., then a bucket per new customer (and a number
+#       bucket), then one search set per digest.
 # ARGV: epoch, counter count, reverse (0/1), search entry count, (expected, floor, n) per
 #       counter, then (field, value) per customer, plus (number, customer key) if reverse,
 #       then the customer key of each search set.
@@ -75,27 +94,36 @@ _ALLOCATE = (
     + """
 local bad = state_error(ARGV[1])
 if bad then return redis.error_reply(bad) end
+local ledger = KEYS[3]
 local c = tonumber(ARGV[2])
 local reverse = ARGV[3] == '1'
 local s = tonumber(ARGV[4])
 for i = 1, c do
-  local current = redis.call('GET', KEYS[2 + i]) or '0'
+  local key = KEYS[3 + i]
+  local current = redis.call('GET', key) or '0'
   if current ~= ARGV[2 + 3 * i] then
-    return redis.error_reply('COUNTER moved: ' .. KEYS[2 + i])
+    return redis.error_reply('COUNTER moved: ' .. key)
+  end
+  if current ~= (redis.call('HGET', ledger, key) or '0') then
+    return redis.error_reply('LEDGER ' .. key .. ' at ' .. current .. ', not as recorded')
   end
 end
 for i = 1, c do
-  local key = KEYS[2 + i]
+  local key = KEYS[3 + i]
   local floor = tonumber(ARGV[3 + 3 * i])
   if tonumber(redis.call('GET', key) or '0') < floor then
     redis.call('SET', key, ARGV[3 + 3 * i])
   end
-  redis.call('INCRBY', key, ARGV[4 + 3 * i])
+  redis.call('HSET', ledger, key, redis.call('INCRBY', key, ARGV[4 + 3 * i]))
 end
-local k, a = 3 + c, 5 + 3 * c
+local k, a = 4 + c, 5 + 3 * c
 local clashes = 0
 while k <= #KEYS - s do
-  if redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1]) == 0 then clashes = clashes + 1 end
+  if redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1]) == 0 then
+    clashes = clashes + 1
+  else
+    redis.call('HINCRBY', ledger, KEYS[k], 1)
+  end
   k, a = k + 1, a + 2
   if reverse then
     redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1])
@@ -135,17 +163,19 @@ return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), identity()}
 
 # The start of a recovery, in one step on one server: only from the epoch the caller saw
 # (another recovery may have finished meanwhile), mark the state rebuilding, note which server
-# the rebuild runs on, and return the checkpoint to read from (none when the state was lost).
-# KEYS: epoch, identity, checkpoint, rebuild identity. ARGV: token, the epoch seen ('' = none).
-# Returns {full (0/1), field, offset, field, offset, ...}.
+# the rebuild runs on, and return the checkpoint to read from (none when the rebuild is full).
+# A full rebuild says so in its marker (`rebuilding:full-<token>`): one that dies half way is
+# followed by another full one, never by one that trusts the checkpoint.
+# KEYS: epoch, identity, checkpoint, rebuild identity. ARGV: token, the epoch seen ('' = none),
+# full (0/1). Returns {full (0/1), field, offset, field, offset, ...}.
 _BEGIN = (
     _CHECK_STATE
     + """
 local seen = redis.call('GET', KEYS[1]) or ''
 if seen ~= ARGV[2] then return redis.error_reply('SUPERSEDED: the state changed meanwhile') end
-local full = seen == ''
+local full = seen == '' or ARGV[3] == '1' or string.sub(seen, 1, 16) == 'rebuilding:full-'
 if full then redis.call('DEL', KEYS[3]) end
-redis.call('SET', KEYS[1], 'rebuilding:' .. ARGV[1])
+redis.call('SET', KEYS[1], 'rebuilding:' .. (full and 'full-' or '') .. ARGV[1])
 redis.call('SET', KEYS[4], identity())
 local out = {full and 1 or 0}
 for _, v in ipairs(redis.call('HGETALL', KEYS[3])) do out[#out + 1] = v end
@@ -160,7 +190,8 @@ return out
 _COMPLETE = (
     _CHECK_STATE
     + """
-if redis.call('GET', KEYS[1]) ~= 'rebuilding:' .. ARGV[1] then
+local marker = redis.call('GET', KEYS[1])
+if marker ~= 'rebuilding:' .. ARGV[1] and marker ~= 'rebuilding:full-' .. ARGV[1] then
   return redis.error_reply('SUPERSEDED by another recovery')
 end
 if redis.call('GET', KEYS[4]) ~= identity() then
@@ -173,13 +204,18 @@ return 1
 """
 )
 
-# Raise-only: a counter never moves backwards.
-_RAISE = """
-for i = 1, #KEYS do
-  local current = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if current < tonumber(ARGV[i]) then redis.call('SET', KEYS[i], ARGV[i]) end
+# The ledger (KEYS[1]) made to say what the keys after it hold now: run by a recovery on
+# what it has validated. A counter's entry is its value, a bucket's its number of entries.
+# ARGV[i] is 'c' for a counter, 'b' for a bucket.
+_RECORD = """
+for i = 2, #KEYS do
+  if ARGV[i - 1] == 'c' then
+    redis.call('HSET', KEYS[1], KEYS[i], redis.call('GET', KEYS[i]) or '0')
+  else
+    redis.call('HSET', KEYS[1], KEYS[i], redis.call('HLEN', KEYS[i]))
+  end
 end
-return #KEYS
+return #KEYS - 1
 """
 
 
@@ -213,7 +249,7 @@ class RedisNumberStore:
         self._status = client.register_script(_STATUS)
         self._begin = client.register_script(_BEGIN)
         self._complete = client.register_script(_COMPLETE)
-        self._raise = client.register_script(_RAISE)
+        self._record = client.register_script(_RECORD)
 
     # ------------------------------------------------------------ allocation
     @contextmanager
@@ -228,7 +264,11 @@ class RedisNumberStore:
         if not customer_keys:
             return {}
         fields = [customer_field(key) for key in customer_keys]
-        values = self._lookup(keys=[self.keys.assignments(f) for f in fields], args=fields)
+        buckets = [self.keys.assignments(f) for f in fields]
+        try:
+            values = self._lookup(keys=[self.keys.ledger, *buckets], args=fields)
+        except redis.ResponseError as exc:
+            raise _script_error(exc) from exc
         return {
             key: StoredAssignment.decode(raw.decode())
             for key, raw in zip(customer_keys, values, strict=True)
@@ -251,7 +291,12 @@ class RedisNumberStore:
         `search`: customer -> the digests its email and phone are to be found under."""
         failpoints.reached("before_allocate")
         counters = sorted(expected)
-        keys: list[str] = [self.keys.epoch, self.keys.identity, *map(self.keys.counter, counters)]
+        keys: list[str] = [
+            self.keys.epoch,
+            self.keys.identity,
+            self.keys.ledger,
+            *map(self.keys.counter, counters),
+        ]
         entries = [(d, c) for c, digests in (search or {}).items() for d in digests]
         args: list[str | int | bytes] = [epoch, len(counters), int(self.reverse_index)]
         args.append(len(entries))
@@ -321,41 +366,85 @@ class RedisNumberStore:
     ) -> tuple[bool, dict[str, int]]:
         """From now on nobody allocates or commits against this state until complete().
         Only from the epoch `seen_epoch` (RecoverySupersededError otherwise). Returns whether
-        the rebuild is full (the state was lost, or `full`) and the checkpoint to read from."""
-        keys = [
-            self.keys.epoch,
-            self.keys.identity,
-            self.keys.checkpoint,
-            self.keys.rebuild_identity,
-        ]
+        the rebuild is full (the state was lost, `full`, or an unfinished full rebuild is
+        taken over) and the checkpoint to read from."""
         try:
-            reply = self._begin(keys=keys, args=[token, seen_epoch or ""])
+            reply = self._begin(keys=self._rebuild_keys, args=[token, seen_epoch or "", int(full)])
         except redis.ResponseError as exc:
             raise _script_error(exc) from exc
-        lost = int(reply[0]) == 1
+        full = int(reply[0]) == 1
         pairs = [_text(v) or "" for v in reply[1:]]
         checkpoint = {pairs[i]: int(pairs[i + 1]) for i in range(0, len(pairs), 2)}
-        return lost or full, {} if lost or full else checkpoint
+        return full, {} if full else checkpoint
 
     def complete_rebuild(self, token: str, epoch: str, checkpoint: Mapping[str, int]) -> None:
         args: list[str | int] = [token, epoch]
         for field, offset in checkpoint.items():
             args += [field, offset]
-        keys = [
-            self.keys.epoch,
-            self.keys.identity,
-            self.keys.checkpoint,
-            self.keys.rebuild_identity,
-        ]
         try:
-            self._complete(keys=keys, args=args)
+            self._complete(keys=self._rebuild_keys, args=args)
         except redis.ResponseError as exc:
             raise _script_error(exc) from exc
 
+    def _scan(self, kind: str) -> list[str]:
+        """Every key of one kind under our prefix (`map`, `num`, `seq`)."""
+        pattern = f"{self.keys.prefix}{kind}:*"
+        return [_text(k) or "" for k in self._redis.scan_iter(match=pattern, count=5000)]
+
+    def wipe_map(self) -> None:
+        """A full rebuild starts from nothing: the map, the reverse index, the counters and the
+        ledger go, so no reservation of a batch that never committed survives it (the log's
+        floors raise the counters again)."""
+        keys = [*self._scan("map"), *self._scan("num"), *self._scan("seq"), self.keys.ledger]
+        for i in range(0, len(keys), 1000):
+            self._redis.unlink(*keys[i : i + 1000])
+
+    def ledger_problems(self) -> list[str]:
+        """Where the map or a counter disagrees with the ledger (a key deleted, evicted or
+        restored to older content on the same server): what a checkpoint cannot repair."""
+        ledger = {
+            (_text(k) or ""): int(v) for k, v in self._redis.hgetall(self.keys.ledger).items()
+        }
+        if not ledger:
+            return ["the ledger is missing"]
+        counters, buckets = self._scan("seq"), self._scan("map")
+        keys = sorted({*counters, *buckets, *(k for k in ledger if k != "#")})
+        pipe = self._redis.pipeline(transaction=False)
+        buckets_start = f"{self.keys.prefix}map:"
+        for key in keys:
+            if key.startswith(buckets_start):
+                pipe.hlen(key)
+            else:
+                pipe.get(key)
+        held = [int(v or 0) for v in pipe.execute()]
+        return [
+            f"{key} holds {have}, the ledger says {ledger.get(key, 0)}"
+            for key, have in zip(keys, held, strict=True)
+            if have != ledger.get(key, 0)
+        ][:5]
+
+    def record_ledger(self) -> None:
+        """The ledger made to match every counter and bucket, as a recovery has validated them."""
+        entries = [(k, "c") for k in self._scan("seq")] + [(k, "b") for k in self._scan("map")]
+        self._redis.hset(self.keys.ledger, "#", 1)
+        for i in range(0, len(entries), 2000):
+            chunk = entries[i : i + 2000]
+            self._record(
+                keys=[self.keys.ledger, *(k for k, _ in chunk)], args=[t for _, t in chunk]
+            )
+
     def raise_counters(self, floors: Mapping[str, int]) -> None:
+        """Raise-only: a counter never moves backwards (the ledger follows in record_ledger)."""
         if floors:
+            pipe = self._redis.pipeline(transaction=False)
             names = sorted(floors)
-            self._raise(keys=[self.keys.counter(n) for n in names], args=[floors[n] for n in names])
+            for name in names:
+                pipe.get(self.keys.counter(name))
+            current = [int(v or 0) for v in pipe.execute()]
+            for name, value in zip(names, current, strict=True):
+                if value < floors[name]:
+                    pipe.set(self.keys.counter(name), floors[name])
+            pipe.execute()
 
     def restore(
         self, assignments: Mapping[str, str], search: Mapping[str, Sequence[str]] | None = None
@@ -378,11 +467,14 @@ class RedisNumberStore:
             for digest in digests:
                 pipe.sadd(self.keys.search_term(digest), customer)
         pipe.execute()
+        if buckets:
+            self._record(keys=[self.keys.ledger, *buckets], args=["b"] * len(buckets))
 
     def mark_valid_for_tests(self, epoch: str) -> None:
         """Declare an empty state valid on this server (tests and the bench start from it)."""
         token = "setup"
         self.begin_rebuild(token, self.status().epoch)
+        self.record_ledger()
         self.complete_rebuild(token, epoch, {})
 
     def customer_of(self, number: str) -> str | None:
@@ -401,6 +493,8 @@ def _script_error(exc: redis.ResponseError) -> Exception:
     text = str(exc)
     if "SUPERSEDED" in text:
         return RecoverySupersededError(text)
+    if "LEDGER" in text:
+        return StateBehindLogError(f"Redis lost or restored keys on the same server ({text})")
     if "STATE" in text or "IDENTITY" in text:
         return StateChangedError(f"Redis is not the state this batch started from ({text})")
     if "COUNTER moved" in text:

@@ -5,9 +5,10 @@ a number already issued (DESIGN §6). The records live in the compacted watermar
 
 from __future__ import annotations
 
-from confluent_kafka import Message, Producer
+from confluent_kafka import Message
 
-from customer_ids.adapters.kafka_io import producer_config
+from consumer.claims import CONFIG_PREFIX, ClaimsLog
+from consumer.kafka_txn import KafkaTransaction
 from customer_ids.adapters.log_reader import read_topics_to_end
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
@@ -15,7 +16,7 @@ from customer_ids.domain.errors import ConfigError
 from customer_ids.domain.number_spaces import Rendering, history_problems
 
 log = get_logger(__name__)
-PREFIX = b"config/"
+PREFIX = CONFIG_PREFIX
 
 
 def read_renderings(settings: Settings) -> list[Rendering]:
@@ -38,26 +39,36 @@ def read_renderings(settings: Settings) -> list[Rendering]:
     return found
 
 
-def guard_renderings(settings: Settings) -> None:
+def guard_renderings(settings: Settings, transaction: KafkaTransaction, claims: ClaimsLog) -> None:
     """Raise ConfigError when this configuration could render a number issued under an
-    earlier one; otherwise record its renderings (once each) and go on."""
-    history = read_renderings(settings)
+    earlier one; otherwise record its renderings and go on.
+
+    Two instances starting at the same moment with conflicting formats must not both pass:
+    the renderings are written in a transaction and checked against everything committed
+    before them in the one partition (consumer/claims.py), so of two conflicting starts the
+    later one sees the earlier and refuses, and its records are aborted."""
     sequences = settings.router.sequences
-    problems = history_problems(sequences, history)
+    transaction.begin()
+    for rendering in map(Rendering.of, sequences):
+        transaction.produce(
+            settings.watermark_topic,
+            key=PREFIX + rendering.key.encode(),
+            value=rendering.to_json().encode(),
+            claim=True,
+        )
+    try:
+        transaction.flush()
+        assert transaction.claimed is not None
+        claims.read_until(transaction.claimed, settings.transaction_timeout_ms / 1000 + 30)
+        problems = history_problems(sequences, claims.renderings)
+    except BaseException:
+        transaction.abort()
+        raise
     if problems:
+        transaction.abort()
         raise ConfigError("; ".join(problems))
-    known = {r.key for r in history}
-    new = [r for r in map(Rendering.of, sequences) if r.key not in known]
-    if not new:
-        return
-    producer = Producer(producer_config(settings.bootstrap_servers, {"enable.idempotence": True}))
-    for rendering in new:
-        producer.produce(
-            settings.watermark_topic, key=PREFIX + rendering.key.encode(), value=rendering.to_json()
-        )
-        log.info("rendering_recorded", rendering=rendering.describe())
-    if producer.flush(30):
-        raise ConfigError(
-            f"could not record the number format in {settings.watermark_topic}; check that "
-            "the service may write to it"
-        )
+    transaction.commit_records()
+    known = {r.key for r in claims.renderings}
+    for rendering in map(Rendering.of, sequences):
+        if rendering.key not in known:
+            log.info("rendering_recorded", rendering=rendering.describe())

@@ -45,13 +45,21 @@ class RedisKeys:
         return f"{self.prefix}checkpoint"
 
     @property
+    def ledger(self) -> str:
+        """Hash: every counter key -> its value, every map bucket -> its number of entries, as
+        the service last wrote them. A key deleted, evicted or restored on the same server
+        no longer matches (nothing else in Redis would show it)."""
+        return f"{self.prefix}ledger"
+
+    @property
     def wait_marker(self) -> str:
         """A counter written just before WAIT, on WAIT's own connection."""
         return f"{self.prefix}wait-marker"
 
     @property
     def recovery_lock(self) -> str:
-        return f"{self.prefix}lock:recovery"
+        # Not under lock:<sequence>: a sequence may be called "recovery".
+        return f"{self.prefix}recovery-lock"
 
     def search_term(self, digest: str) -> str:
         """Set of customer keys whose email or phone has this keyed digest (never the value)."""

@@ -124,5 +124,15 @@ class ServiceProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP the supervisor and its workers: an instance idle (a GC pause, a frozen VM)
+        with everything it knew still in memory."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

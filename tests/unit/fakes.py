@@ -9,7 +9,8 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from consumer.ports import AllocationConflictError, StoredAssignment
+from consumer.claims import refuse_taken
+from consumer.ports import AllocationConflictError, StateChangedError, StoredAssignment
 from consumer.recovery import Valid
 
 
@@ -75,6 +76,7 @@ class FakeTransaction:
         self.produced: list[tuple[str, bytes | None]] = []
         self.committed: list[list[TopicPartition]] = []
         self.delivered: dict[int, int] = {}
+        self.claimed: int | None = None
         self.fail: dict[str, BaseException] = {}
 
     def _call(self, name: str) -> None:
@@ -87,9 +89,14 @@ class FakeTransaction:
 
     def begin(self) -> None:
         self._call("begin")
+        self.claimed = None
 
-    def produce(self, topic: str, *, key: bytes | None, value: bytes | None, **_: Any) -> None:
+    def produce(
+        self, topic: str, *, key: bytes | None, value: bytes | None, claim: bool = False, **_: Any
+    ) -> None:
         self._call("produce")
+        if claim and self.claimed is None:
+            self.claimed = len(self.produced)
         self.produced.append((topic, value))
         if topic == "out":
             self.delivered[0] = self.delivered.get(0, 0) + 1
@@ -101,15 +108,20 @@ class FakeTransaction:
         self._call("commit")
         self.committed.append(offsets)
 
+    def commit_records(self) -> None:
+        self._call("commit")
+
     def abort(self) -> None:
         self._call("abort")
 
 
 class FakeStore:
-    """The number store in memory (the NumberStore contract, compare-and-set included), with
-    the fence and WAIT the loop calls."""
+    """The number store in memory (the NumberStore contract: the epoch check, compare-and-set
+    and a clash of a customer recorded meanwhile, as the Redis script makes them), with the
+    fence and WAIT the loop calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, epoch: str = "e") -> None:
+        self.epoch = epoch  # what a recovery made valid; allocate refuses any other
         self.counters_: dict[str, int] = {}
         self.assignments: dict[str, StoredAssignment] = {}
         self.search: dict[str, set[str]] = {}  # digest -> customer keys
@@ -142,15 +154,24 @@ class FakeStore:
         search: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self._maybe_fail("allocate")
+        if epoch != self.epoch:
+            raise StateChangedError(f"Redis is not the state this batch started from ({epoch})")
+        for counter, (seen, _, _) in expected.items():
+            if self.counters_.get(counter, 0) != seen:
+                raise AllocationConflictError(f"COUNTER moved: {counter}")
+        for counter, (seen, floor, n) in expected.items():
+            self.counters_[counter] = max(seen, floor) + n
+        clashes = 0
+        for key, value in new.items():
+            if key in self.assignments:
+                clashes += 1
+            else:
+                self.assignments[key] = value
         for customer, digests in (search or {}).items():
             for digest in digests:
                 self.search.setdefault(digest, set()).add(customer)
-        for counter, (seen, floor, n) in expected.items():
-            if self.counters_.get(counter, 0) != seen:
-                raise AllocationConflictError(f"COUNTER moved: {counter}")
-            self.counters_[counter] = max(seen, floor) + n
-        for key, value in new.items():
-            self.assignments.setdefault(key, value)
+        if clashes:
+            raise AllocationConflictError(f"{clashes} customer(s) were recorded concurrently")
 
     def fence(self, epoch: str, checkpoint: Mapping[str, int]) -> int:
         self._maybe_fail("fence")
@@ -162,9 +183,38 @@ class FakeStore:
 
 
 class FakeRecovery:
-    def __init__(self) -> None:
+    """Each ensure() makes a new epoch valid in the store, as a recovery does."""
+
+    def __init__(self, store: FakeStore | None = None) -> None:
         self.calls: list[tuple[str | None, str | None]] = []
+        self.store = store
 
     def ensure(self, known_epoch: str | None, force: str | None = None) -> Valid:
         self.calls.append((known_epoch, force))
-        return Valid(f"epoch-{len(self.calls)}", {})
+        epoch = f"epoch-{len(self.calls)}"
+        if self.store is not None:
+            self.store.epoch = epoch
+        return Valid(epoch, {})
+
+
+class FakeClaims:
+    """The claims log in memory: `floors` is what every instance committed before us."""
+
+    def __init__(self) -> None:
+        self.floors: dict[str, int] = {}
+        # Committed by another instance after our allocation, before our fence: seen only
+        # by the check, which reads up to our own claim.
+        self.meanwhile: dict[str, int] = {}
+        self.checks: list[dict[str, int]] = []
+
+    def catch_up(self) -> None:
+        pass
+
+    def check_claims(self, firsts: Mapping[str, int], own_offset: int, timeout_s: float) -> None:
+        self.checks.append(dict(firsts))
+        for counter, value in self.meanwhile.items():
+            self.floors[counter] = max(self.floors.get(counter, 0), value)
+        refuse_taken(firsts, self.floors)
+
+    def close(self) -> None:
+        pass

@@ -67,7 +67,7 @@ def test_dead_letters_are_the_bad_records_and_the_failed_outcomes_once() -> None
     )
     exhausted = SequenceExhaustedError(ROUTER.sequences[0])
     assigned = Assigned(b, StoredAssignment("B", 1, "B0001"), duplicate=False)
-    numbers = BatchNumbers([exhausted, assigned], {"B": 1}, 1, {})
+    numbers = BatchNumbers([exhausted, assigned], {"B": 1}, {"B": 1}, 1, {})
     dead: list[Any] = dead_letters(decoded, numbers)
     assert [(m, type(e)) for m, e in dead] == [(bad, DecodeError), (full, SequenceExhaustedError)]
 
@@ -125,6 +125,7 @@ def test_a_batch_writes_dead_letters_then_outputs_then_one_watermark_per_counter
             Assigned(b, StoredAssignment("B", 8, "B0008"), duplicate=False),
         ],
         {"B": 8},
+        {"B": 7},
         2,
         {},
     )

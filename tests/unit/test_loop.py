@@ -22,6 +22,7 @@ from customer_ids.domain.errors import FencedError
 from customer_ids.domain.events import CustomerCreated
 from customer_ids.wire.codec import customer_created_codec, customer_id_assigned_codec
 from tests.unit.fakes import (
+    FakeClaims,
     FakeConsumer,
     FakeMessage,
     FakeRecovery,
@@ -43,8 +44,9 @@ class Loop:
     def __init__(self) -> None:
         self.consumer = FakeConsumer()
         self.transaction = FakeTransaction()
-        self.store = FakeStore()
-        self.recovery = FakeRecovery()
+        self.store = FakeStore("epoch-0")
+        self.recovery = FakeRecovery(self.store)
+        self.claims = FakeClaims()
         self.pings: list[BaseException | None] = []
         settings = Settings(
             output_topic="out", dlq_topic="dlq", watermark_topic="marks", transactional_id="t"
@@ -59,6 +61,7 @@ class Loop:
             input_codec=customer_created_codec(),
             output_codec=customer_id_assigned_codec(),
             redis_ping=self.ping,
+            claims=self.claims,  # type: ignore[arg-type]
             epoch="epoch-0",
         )
 
@@ -145,3 +148,25 @@ def test_redis_down_pauses_the_partitions_until_it_answers() -> None:
     assert loop.consumer.seeks == [(0, 9)]
     assert loop.consumer.paused == [0] and loop.consumer.resumed == [0]
     assert loop.transaction.committed == []
+
+
+def test_numbers_another_instance_committed_meanwhile_abort_and_force_a_full_rebuild() -> None:
+    """Redis went back on the same server while another instance committed (issue 20): our
+    counter passes every local check; the claim check against the log refuses the batch."""
+    loop = Loop()
+    loop.run([good(10, "a")])
+    ((counter, value),) = loop.store.counters_.items()
+    loop.claims.meanwhile = {counter: value + 5}  # the values Redis forgot it handed out
+    loop.run([good(11, "b")])
+    assert loop.transaction.calls[-1] == "abort"
+    assert len(loop.transaction.committed) == 1, "the clashing batch must not commit"
+    assert loop.claims.checks[-1] == {counter: value + 1}
+    forced = loop.recovery.calls[-1][1]
+    assert forced is not None and "already committed" in forced
+
+
+def test_a_batch_of_known_customers_claims_nothing() -> None:
+    loop = Loop()
+    loop.run([good(10, "a")])
+    loop.run([good(11, "a")])
+    assert len(loop.claims.checks) == 1 and len(loop.transaction.committed) == 2

@@ -44,7 +44,7 @@ def test_readyz_names_what_the_instance_waits_for(served: tuple[ServiceMetrics, 
 
 
 def test_watermark_keys_name_their_counter_whatever_the_transactional_id() -> None:
-    from consumer.recovery import watermark_counter  # noqa: PLC0415
+    from consumer.claims import watermark_counter  # noqa: PLC0415
 
     assert watermark_counter(b"P:2024@svc@prod-w1") == "P:2024"
     assert watermark_counter(b"CU") == "CU"

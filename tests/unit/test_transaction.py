@@ -75,7 +75,6 @@ def test_a_retriable_commit_is_retried_and_then_succeeds() -> None:
     ("error", "expected"),
     [
         (kafka_error(KafkaError._FENCED, fatal=True), FencedError),
-        (kafka_error(KafkaError.INVALID_PRODUCER_EPOCH), FencedError),
         (kafka_error(KafkaError._TIMED_OUT, txn_requires_abort=True), RetryBatchError),
         (kafka_error(KafkaError.NOT_COORDINATOR, retriable=True), RetryBatchError),
     ],
@@ -128,3 +127,12 @@ def test_a_fatal_error_for_another_reason_stays_fatal() -> None:
     session = KafkaTransaction(producer, 5.0, fatal_errors=fatal)  # type: ignore[arg-type]
     with pytest.raises(KafkaException):
         session.produce("out", key=b"k", value=b"v")
+
+
+def test_a_transaction_the_broker_timed_out_is_not_a_fence() -> None:
+    """INVALID_PRODUCER_EPOCH: the broker aborted our transaction (it outlived its timeout).
+    A fresh worker cures it, so it must not read as fenced (exit 0, never restarted)."""
+    timed_out = kafka_error(KafkaError.INVALID_PRODUCER_EPOCH, fatal=True)
+    with pytest.raises(KafkaException) as raised:
+        session(FakeProducer({"commit": [timed_out]})).commit([], object())
+    assert not isinstance(raised.value, FencedError)

@@ -1,0 +1,43 @@
+"""Redis put back on the same server: what a key restored from a backup, a `DEL` by a script or
+an eviction leave behind. Same run_id, same replid, same epoch: nothing in Redis shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    """Every key under one prefix, dumped with DUMP (value and encoding, byte for byte)."""
+
+    dumps: dict[bytes, bytes]
+
+
+def capture(client: redis.Redis, prefix: str) -> KeySpace:
+    keys = list(client.scan_iter(match=f"{prefix}*", count=5000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.dump(key)
+    return KeySpace({k: v for k, v in zip(keys, pipe.execute(), strict=True) if v is not None})
+
+
+def put_back(client: redis.Redis, prefix: str, space: KeySpace) -> None:
+    """Every key under `prefix` as it was at capture, in one MULTI (the service sees the old
+    state at once, never half of it); keys made since are deleted."""
+    now = set(client.scan_iter(match=f"{prefix}*", count=5000))
+    pipe = client.pipeline(transaction=True)
+    for key in now - set(space.dumps):
+        pipe.delete(key)
+    for key, dumped in space.dumps.items():
+        pipe.restore(key, 0, dumped, replace=True)
+    pipe.execute()
+
+
+def delete_keys(client: redis.Redis, pattern: str, limit: int) -> list[bytes]:
+    """Up to `limit` keys matching `pattern` deleted, as a script or an eviction would."""
+    keys = list(client.scan_iter(match=pattern, count=5000))[:limit]
+    if keys:
+        client.delete(*keys)
+    return keys
