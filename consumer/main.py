@@ -18,7 +18,13 @@ from consumer.bootstrap import build_service, redis_client
 from consumer.exit_codes import EXIT_CONFIG, EXIT_CRASH, EXIT_STOPPED, EXIT_TEMPFAIL
 from consumer.loop import AssignmentService
 from consumer.metrics import ServiceMetrics, readiness
-from consumer.startup import StartupError, StartupTimeoutError, wait_for_kafka, wait_for_redis
+from consumer.startup import (
+    StartupError,
+    StartupTimeoutError,
+    refuse_evicting_redis,
+    wait_for_kafka,
+    wait_for_redis,
+)
 from customer_ids.adapters.health import HealthServer
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
@@ -92,7 +98,9 @@ def serve_worker(settings: Settings, worker: int = 0) -> int:
     try:
         try:
             wait_for_kafka(settings, settings.startup_timeout_s)
-            wait_for_redis(settings, redis_client(settings), settings.startup_timeout_s)
+            client = redis_client(settings)
+            wait_for_redis(settings, client, settings.startup_timeout_s)
+            refuse_evicting_redis(settings, client)
         except StartupError as exc:
             return _fail("startup_failed", str(exc), startup_exit_code(exc))
         try:

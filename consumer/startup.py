@@ -101,3 +101,19 @@ def wait_for_kafka(settings: Settings, timeout_s: float) -> None:
                     f"{timeout_s:.0f}s ({error.str()}); check KAFKA_BOOTSTRAP_SERVERS"
                 ) from None
             log.warning("waiting_for_kafka", error=error.str()[:200])
+
+
+def refuse_evicting_redis(settings: Settings, client: redis.Redis) -> None:
+    """An evicting Redis drops counters and map buckets under memory pressure: the ledger
+    would notice and rebuild, again and again. Refuse it at start (StartupError, exit 2)."""
+    try:
+        policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy", ""))
+    except redis.ResponseError as exc:  # CONFIG renamed or denied (a managed Redis)
+        log.warning("redis_policy_unknown", error=str(exc)[:200])
+        return
+    if policy and policy != "noeviction":
+        raise StartupError(
+            f"Redis at {_redis_where(settings.redis_url)} has maxmemory-policy {policy}: it "
+            "may evict counters and assignments. Set maxmemory-policy noeviction (redis.conf, "
+            "or CONFIG SET maxmemory-policy noeviction) and give it memory for every customer"
+        )

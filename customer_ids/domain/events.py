@@ -9,6 +9,7 @@ from typing import Any
 
 from customer_ids.domain.errors import ValidationError
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _UUID = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 )
@@ -75,6 +76,10 @@ class CustomerCreated:
                 raise ValidationError(f"{name} is empty; every CustomerCreated needs one")
             if len(value) > 200:
                 raise ValidationError(f"{name} is longer than 200 characters")
+            if _CONTROL.search(value):
+                # A control character (a newline, NUL, an escape) in an id breaks every
+                # line-based tool and terminal that shows it; upstream must send it clean.
+                raise ValidationError(f"{name} contains a control character; send it without")
         if "/" in self.source_system:
             raise ValidationError("source_system must not contain '/'")
         if len(self.country_code) != 2 or not self.country_code.isalpha():

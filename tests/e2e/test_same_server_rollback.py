@@ -13,7 +13,15 @@ import redis
 
 from tests.e2e.test_redis_back_in_time import committed_count, instance, report
 from tests.helpers.events import make_events, send
-from tests.helpers.load import first_commit_after, recovered_after, returning, send_slowly, sized
+from tests.helpers.load import (
+    _stamp,
+    first_commit_after,
+    log_events,
+    recovered_after,
+    returning,
+    send_slowly,
+    sized,
+)
 from tests.helpers.own_redis import OwnRedis
 from tests.helpers.rollback import capture, delete_keys, put_back
 from tests.helpers.service import Scenario, ServiceProcess
@@ -125,3 +133,33 @@ def test_a_counter_deleted_as_an_eviction_would(
     logs = a.log() + b.log()
     report("counter deleted", len(events), committed, first_commit_after(logs, lost_at))
     assert_invariants(events, committed, allow_gaps=True)
+
+
+def test_a_restart_after_a_sigkill_mid_batch_aborts_its_own_transaction_first(
+    scenario: Scenario, own_redis: OwnRedis, start_service: Callable[..., ServiceProcess]
+) -> None:
+    """Killed between flush and commit with the default transaction timeout (60 s): the
+    restarted instance used to read the watermark topic read_committed before
+    init_transactions(), so it waited for its own dead transaction for up to a minute."""
+    events = make_events(sized(1500, 10000), seed=2301)
+    scenario.create_topics()
+    sender = send_slowly(scenario, events, seconds=sized(8, 20))
+    env = {"CUSTOMER_IDS_TRANSACTION_TIMEOUT_MS": "60000"}
+    a = instance(
+        start_service, scenario, own_redis, "a", CUSTOMER_IDS_FAILPOINT="before_commit:3", **env
+    )
+    from tests.e2e.test_redis_back_in_time import wait_for_failpoint  # noqa: PLC0415
+
+    wait_for_failpoint(a)
+    a.kill()
+    again = instance(start_service, scenario, own_redis, "a", **env)
+    sender.join()
+    committed = wait_for_outputs(
+        scenario.endpoints.bootstrap, scenario.output_topic, len(events), timeout=240
+    )
+    started = min(_stamp(line) for line in log_events(again.log(), "worker_started"))
+    resumed = first_commit_after(again.log(), started)
+    report("SIGKILL mid-batch, restarted at once", len(events), committed, resumed)
+    # From the worker's start (interpreter and imports excluded) to its first commit.
+    assert resumed is not None and resumed < 10, f"first commit {resumed}s after the start"
+    assert_invariants(events, committed)

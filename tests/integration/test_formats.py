@@ -6,6 +6,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -147,3 +148,34 @@ def test_a_format_change_that_could_repeat_numbers_is_refused_at_start_up(
     committed = wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 25)
     assert sum(o.customer_number.startswith("CV") for o in committed.outputs) == 5
     assert allowed.running()
+
+
+def test_two_conflicting_formats_started_at_the_same_moment_one_refuses(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess]
+) -> None:
+    """Both used to read the history before either had written its own, both passed, both
+    were recorded, and every later start accepted both: shared numbers for good. Now the
+    renderings are checked in the watermark partition's order: the later one refuses."""
+    scenario.create_topics()
+    plain = start_service(
+        "plain", CUSTOMER_IDS_NUMBER_FORMAT="CU{seq:4}", CUSTOMER_IDS_TRANSACTIONAL_ID="t-plain"
+    )
+    scrambled = start_service(
+        "scrambled",
+        CUSTOMER_IDS_NUMBER_FORMAT="CU{seq:4:scrambled}",
+        CUSTOMER_IDS_SCRAMBLE_KEY="k" * 16,
+        CUSTOMER_IDS_TRANSACTIONAL_ID="t-scrambled",
+    )
+    both = (plain, scrambled)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and all(s.running() for s in both):
+        time.sleep(0.2)
+    refused = [s for s in both if not s.running()]
+    assert len(refused) == 1, "exactly one of two conflicting formats may start"
+    assert refused[0].proc is not None and refused[0].proc.wait(10) == 2
+    assert "could render numbers already issued" in refused[0].log()
+    survivor = next(s for s in both if s.running())
+    survivor.wait_for_log("service_started", timeout=120)
+    send(scenario, make_events(10, seed=48))
+    wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 10)
+    assert survivor.running()

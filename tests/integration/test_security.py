@@ -120,3 +120,18 @@ def test_sasl_plain_listener_works_with_credentials_and_refuses_without(
     assert refused.returncode == 2, refused.stderr[-3000:]
     assert "refused us" in refused.stderr, refused.stderr[-3000:]
     assert "KAFKA_SASL_PASSWORD" in refused.stderr
+
+
+def test_an_evicting_redis_stops_start_up_with_the_setting_to_change(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """Eviction drops counters and map buckets under memory pressure; refused at start."""
+    evicting = OwnRedis(tmp_path, ["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"])
+    evicting.start()
+    try:
+        refused = run_serve(scenario.env(REDIS_URL=evicting.url))
+    finally:
+        evicting.stop()
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "maxmemory-policy allkeys-lru" in refused.stderr, refused.stderr[-3000:]
+    assert "noeviction" in refused.stderr

@@ -103,3 +103,19 @@ def test_a_rendered_number_never_holds_a_separator_or_an_unprintable_character(
 def test_a_template_with_such_text_is_refused_at_start_up(text: str) -> None:
     with pytest.raises(ConfigError, match="template"):
         NumberTemplate.parse(text)
+
+
+@pytest.mark.parametrize("bad", ["C1\n", "C\x001", "C\x1b[31m", "C\x85"])
+@pytest.mark.parametrize("field", ["customer_id", "source_system"])
+def test_control_characters_in_ids_are_the_records_failure(field: str, bad: str) -> None:
+    record = {
+        "event_id": "3f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11",
+        "customer_id": "C1",
+        "source_system": "crm",
+        "customer_type": "INDIVIDUAL",
+        "country_code": "DE",
+        "occurred_at": datetime(2024, 5, 1, tzinfo=UTC),
+        field: bad,
+    }
+    with pytest.raises(ValidationError, match=f"{field} contains a control character"):
+        CustomerCreated.from_record(record)
