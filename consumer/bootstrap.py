@@ -43,6 +43,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
         settings.watermark_topic: {
             **base,
             "partitions": 1,
+            "exact_partitions": True,
             "config": {**compacted, "segment.ms": "600000"},
         },
     }

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from contextlib import ExitStack
 from types import FrameType
 
 import structlog
@@ -16,6 +17,7 @@ from confluent_kafka import KafkaException
 
 from consumer.bootstrap import build_service, redis_client
 from consumer.exit_codes import EXIT_CONFIG, EXIT_CRASH, EXIT_STOPPED, EXIT_TEMPFAIL
+from consumer.instance_claim import hold_transactional_id
 from consumer.loop import AssignmentService
 from consumer.metrics import ServiceMetrics, readiness
 from consumer.startup import (
@@ -96,11 +98,21 @@ def serve_worker(settings: Settings, worker: int = 0) -> int:
             return _fail("metrics_port_unavailable", message, EXIT_CONFIG)
         health.start()
     try:
+        return _start_and_run(settings, metrics, stop)
+    finally:
+        if health:
+            health.stop()
+
+
+def _start_and_run(settings: Settings, metrics: ServiceMetrics, stop: threading.Event) -> int:
+    with ExitStack() as held:
         try:
             wait_for_kafka(settings, settings.startup_timeout_s)
             client = redis_client(settings)
             wait_for_redis(settings, client, settings.startup_timeout_s)
             refuse_evicting_redis(settings, client)
+            # Held until the worker ends: a second live worker with our id is refused.
+            held.enter_context(hold_transactional_id(settings, client))
         except StartupError as exc:
             return _fail("startup_failed", str(exc), startup_exit_code(exc))
         try:
@@ -110,9 +122,6 @@ def serve_worker(settings: Settings, worker: int = 0) -> int:
         except TemporaryError as exc:  # the registry did not answer: the supervisor tries again
             return _fail("startup_failed", str(exc), EXIT_TEMPFAIL)
         return _run(settings, service, stop)
-    finally:
-        if health:
-            health.stop()
 
 
 def _run(settings: Settings, service: AssignmentService, stop: threading.Event) -> int:

@@ -73,7 +73,12 @@ def ensure_topics(
     raises ConfigError saying how to fix it.
     """
     admin = AdminClient(client_config(bootstrap))
-    existing = set(admin.list_topics(timeout=timeout).topics)
+    metadata = admin.list_topics(timeout=timeout).topics
+    existing = set(metadata)
+    check_partition_counts(
+        {n: s["partitions"] for n, s in specs.items() if s.get("exact_partitions")},
+        {n: len(metadata[n].partitions) for n in existing if n in specs},
+    )
     wanted = [
         NewTopic(
             name,
@@ -107,6 +112,22 @@ def ensure_topics(
         expected = {name: specs[name].get("config", {}) for name in to_check}
         check_topic_policies(expected, _describe_topics(admin, to_check, timeout), bootstrap)
     return created
+
+
+def check_partition_counts(wanted: Mapping[str, int], actual: Mapping[str, int]) -> None:
+    """Raise ConfigError for a topic that must have exactly its spec's partitions and has not
+    (the watermark topic: its one partition is the claims' total order)."""
+    wrong = {t: n for t, n in actual.items() if t in wanted and n != wanted[t]}
+    if wrong:
+        raise ConfigError(
+            "; ".join(
+                f"topic {t} has {n} partitions but must have exactly {wanted[t]}: the service "
+                "orders every claim of a number in it. Create it anew with that many "
+                "partitions (its records can be copied over) or point "
+                "CUSTOMER_IDS_WATERMARK_TOPIC at a new topic name"
+                for t, n in sorted(wrong.items())
+            )
+        )
 
 
 def _describe_topics(

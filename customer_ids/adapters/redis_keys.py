@@ -61,6 +61,10 @@ class RedisKeys:
         # Not under lock:<sequence>: a sequence may be called "recovery".
         return f"{self.prefix}recovery-lock"
 
+    def instance(self, transactional_id: str) -> str:
+        """Held (a leased lock) by the one live worker with this transactional.id."""
+        return f"{self.prefix}instance:{transactional_id}"
+
     def search_term(self, digest: str) -> str:
         """Set of customer keys whose email or phone has this keyed digest (never the value)."""
         return f"{self.prefix}search:{digest}"

@@ -159,16 +159,21 @@ def test_interleaved_bad_records_are_all_dead_lettered_and_the_service_keeps_goi
     assert service.running()
 
 
-def test_second_process_with_the_same_transactional_id_fences_the_first(
+def test_a_zombie_with_the_same_transactional_id_is_fenced(
     scenario: Scenario, start_service: Callable[..., ServiceProcess]
 ) -> None:
+    """The old instance is paused past its id's lease (a frozen VM, a long GC); the new one
+    takes the id over, and its init_transactions fences the old one, which stops when it
+    wakes and meets the fence."""
     events = make_events(sized(2000, 10000), seed=701)
     half = len(events) // 2
     sender = send_slowly(scenario, events[:half], seconds=sized(6, 15))
     old = start_service("old")
     old.wait_for_log("batch_committed")
+    old.pause()
     new = start_service("new")
     new.wait_for_log("service_started", timeout=240)  # its init_transactions fenced the old one
+    old.resume()
     sender.join()
     # Records after the fence, on every partition: the old instance meets the fence at its next
     # transaction (on a slow machine it may have drained the first half before the new one came).
@@ -183,6 +188,24 @@ def test_second_process_with_the_same_transactional_id_fences_the_first(
     assert not old.running(), "the fenced instance must stop"
     assert old.proc is not None and old.proc.returncode == 0
     assert old.log().count('"fenced_shutting_down"') == 1
+
+
+def test_a_second_live_instance_with_the_same_transactional_id_is_refused(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess]
+) -> None:
+    """Two instances on one host with the default id used to fence each other: the first
+    exited for good. Now the second is refused at start (exit 2, naming the setting) and
+    the first goes on."""
+    first = start_service("first")
+    first.wait_for_log("service_started", timeout=240)
+    second = start_service("second")
+    assert second.proc is not None and second.proc.wait(120) == 2, second.log()[-2000:]
+    assert "CUSTOMER_IDS_TRANSACTIONAL_ID" in second.log()
+    events = make_events(50, seed=702)
+    send(scenario, events)
+    committed = wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 50)
+    assert_invariants(events, committed)
+    assert first.running() and "fenced_shutting_down" not in first.log()
 
 
 def test_verifier_catches_a_number_given_twice(scenario: Scenario) -> None:

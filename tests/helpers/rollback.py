@@ -10,17 +10,26 @@ import redis
 
 @dataclass(frozen=True)
 class KeySpace:
-    """Every key under one prefix, dumped with DUMP (value and encoding, byte for byte)."""
+    """Every key under one prefix, dumped with DUMP (value and encoding, byte for byte), with
+    its time to live (a lock's lease) in milliseconds, 0 for none."""
 
     dumps: dict[bytes, bytes]
+    ttls: dict[bytes, int]
 
 
 def capture(client: redis.Redis, prefix: str) -> KeySpace:
     keys = list(client.scan_iter(match=f"{prefix}*", count=5000))
-    pipe = client.pipeline(transaction=False)
+    pipe = client.pipeline(transaction=True)
     for key in keys:
         pipe.dump(key)
-    return KeySpace({k: v for k, v in zip(keys, pipe.execute(), strict=True) if v is not None})
+        pipe.pttl(key)
+    replies = pipe.execute()
+    dumps, ttls = {}, {}
+    for i, key in enumerate(keys):
+        dumped, ttl = replies[2 * i], int(replies[2 * i + 1])
+        if dumped is not None and ttl != -2:
+            dumps[key], ttls[key] = dumped, max(ttl, 0)
+    return KeySpace(dumps, ttls)
 
 
 def put_back(client: redis.Redis, prefix: str, space: KeySpace) -> None:
@@ -31,7 +40,7 @@ def put_back(client: redis.Redis, prefix: str, space: KeySpace) -> None:
     for key in now - set(space.dumps):
         pipe.delete(key)
     for key, dumped in space.dumps.items():
-        pipe.restore(key, 0, dumped, replace=True)
+        pipe.restore(key, space.ttls.get(key, 0), dumped, replace=True)
     pipe.execute()
 
 

@@ -4,7 +4,7 @@ record of truth and must be compacted, never expired."""
 from __future__ import annotations
 
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -76,9 +76,15 @@ class FakeAdmin:
     """AdminClient's list, create and describe, over an in-memory broker."""
 
     configs: dict[str, dict[str, str]]
+    partitions: dict[str, int] = field(default_factory=dict)  # topic -> count (default 1)
 
     def list_topics(self, timeout: float) -> Any:
-        return SimpleNamespace(topics=dict.fromkeys(self.configs))
+        return SimpleNamespace(
+            topics={
+                t: SimpleNamespace(partitions=dict.fromkeys(range(self.partitions.get(t, 1))))
+                for t in self.configs
+            }
+        )
 
     def create_topics(self, topics: list[Any], operation_timeout: float) -> dict[str, Future[None]]:
         out: dict[str, Future[None]] = {}
@@ -112,3 +118,17 @@ def test_ensure_topics_checks_topics_that_already_exist(monkeypatch: pytest.Monk
 
     admin.configs["out"]["cleanup.policy"] = "compact"
     assert ensure_topics("b:9092", specs) == []
+
+
+def test_a_watermark_topic_with_more_than_one_partition_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its one partition is the claims' total order: with three, claims in the others would
+    never be seen by the check."""
+    admin = FakeAdmin({"marks": dict(COMPACTED)}, partitions={"marks": 3})
+    monkeypatch.setattr(kafka_io, "AdminClient", lambda config: admin)
+    specs: dict[str, dict[str, Any]] = {
+        "marks": {"partitions": 1, "exact_partitions": True, "replication": 1, "config": COMPACTED}
+    }
+    with pytest.raises(ConfigError, match=r"topic marks has 3 partitions but must have exactly 1"):
+        ensure_topics("b:9092", specs)
