@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from consumer.ports import NumberStore, StateBehindLogError, StoredAssignment
 from customer_ids.domain.errors import CustomerIdsError, ValidationError
 from customer_ids.domain.events import CustomerCreated
-from customer_ids.domain.sequences import Router, Sequence
+from customer_ids.domain.sequences import Sequence
 
 
 class SequenceExhaustedError(CustomerIdsError):
@@ -182,20 +182,26 @@ def _outcomes(
     existing: Mapping[str, StoredAssignment],
     new: Mapping[str, StoredAssignment],
 ) -> list[Outcome]:
-    """One outcome per event: a customer's number (it had one, or got one from an event of
-    theirs that could be rendered), else this event's own error, else the customer's."""
+    """One outcome per event, as if each came in a batch of its own: the customer's number
+    when it had one before this event (in Redis, or from an earlier event of this batch),
+    else this event's own error, else the customer's, else a new number."""
     seen_in_batch: set[str] = set()
     outcomes: list[Outcome] = []
     for (event, _), check in zip(events, checked, strict=True):
         key = event.customer_key
         if key in existing:
             outcomes.append(Assigned(event, existing[key], duplicate=True))
+        elif key in seen_in_batch:
+            # The customer got its number from an earlier event of this batch: as if that
+            # event had come in a batch of its own, this one re-issues it, whatever its own
+            # time or text (batching never changes an outcome).
+            outcomes.append(Assigned(event, new[key], duplicate=True))
         elif isinstance(check, ValidationError):
             outcomes.append(check)
         elif key in failed:
             outcomes.append(failed[key])
         else:
-            outcomes.append(Assigned(event, new[key], duplicate=key in seen_in_batch))
+            outcomes.append(Assigned(event, new[key], duplicate=False))
             seen_in_batch.add(key)
     return outcomes
 
@@ -207,7 +213,3 @@ def _refuse_if_behind(current: Mapping[str, int], floors: Mapping[str, int]) -> 
             "counters below values already committed: "
             + ", ".join(f"{c} at {v} < {floors[c]}" for c, v in sorted(behind.items()))
         )
-
-
-def routed(events: list[CustomerCreated], router: Router) -> list[tuple[CustomerCreated, Sequence]]:
-    return [(event, router.route(event)) for event in events]

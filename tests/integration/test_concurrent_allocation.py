@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from consumer.assign import Assigned, assign_numbers, routed
+from consumer.assign import Assigned, assign_numbers
 from consumer.bootstrap import number_store
 from consumer.ports import AllocationConflictError
 from consumer.redis_store import RedisNumberStore
@@ -47,15 +47,15 @@ def worker(redis_url: str, prefix: str, seed: int, use_lock: bool, out: Any, sta
     result: dict[str, str] = {}
     start.wait()  # every process begins at once, so they really race
     for i in range(0, len(events), BATCH):
-        batch = routed(events[i : i + BATCH], router)
+        batch = [(e, router.route(e)) for e in events[i : i + BATCH]]
         while True:
             try:
                 numbers = assign_numbers(batch, allocator, "e1")
                 break
             except AllocationConflictError:
                 conflicts += 1  # the service aborts and retries the batch the same way
+        assert all(isinstance(o, Assigned) for o in numbers.outcomes), "no record failed"
         for item in numbers.assigned:
-            assert isinstance(item, Assigned)
             result[item.event.customer_key] = item.assignment.number
     out.put((result, conflicts))
 

@@ -60,6 +60,8 @@ def test_a_paused_holder_loses_its_lock_and_its_late_write_fails(endpoints: Endp
         late = {a_event.customer_key: StoredAssignment("CU", seen + 1, "CU-late")}
         with pytest.raises(AllocationConflictError):
             store_a.allocate("e1", {"CU": (seen, 0, 1)}, late)
-        assert isinstance(lease, Lease)
+        held = str(client.get(f"{prefix}lock:CU") or b"")
+        assert "paused|" not in held, "the paused holder lost it"
+        assert lease.locks, "it did take the lock before its pause"
     assert store_a.counters(["CU"]) == {"CU": 1}
     assert store_a.lookup([a_event.customer_key]) == {}

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 import redis
@@ -141,9 +142,18 @@ def test_recovery_waits_for_a_transaction_open_when_it_began(scenario: Scenario)
 
 
 def test_a_restarted_server_with_older_data_is_recovered_from_its_checkpoint(
-    scenario: Scenario,
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only the log after the state's own checkpoint is read when the server changed."""
+    reads: list[int] = []
+    real_rebuild = recovery_module.rebuild_map
+
+    def counted(*args: Any, **kwargs: Any) -> recovery_module.LogState:
+        state = real_rebuild(*args, **kwargs)
+        reads.append(state.records_read)
+        return state
+
+    monkeypatch.setattr(recovery_module, "rebuild_map", counted)
     settings = settings_of(scenario)
     write_outputs(settings, range(1, 501)).commit_transaction(30)
     store = store_of(scenario, settings)
@@ -155,6 +165,8 @@ def test_a_restarted_server_with_older_data_is_recovered_from_its_checkpoint(
     assert not store.status().valid
     second = recovery.ensure(first.epoch)
     assert second.epoch != first.epoch
+    assert reads[0] >= 500, "the first recovery reads everything"
+    assert reads[1] <= 100, f"the second reads from the checkpoint on, not {reads[1]} records"
     assert store.counters(["CU"]) == {"CU": 600}
     assert store.lookup(["crm/C550"])["crm/C550"].value == 550
 

@@ -131,12 +131,12 @@ def test_a_bad_event_does_not_take_a_good_event_of_the_same_customer_with_it() -
     edge = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)  # already year 10000 in Kiritimati
     bad, good = event("a", edge), event("a", datetime(2024, 5, 1, tzinfo=UTC))
     outcomes = run(router, [bad, good, bad], FakeStore())
-    assert [type(o).__name__ for o in outcomes] == [
-        "ValidationError",
-        "Assigned",
-        "ValidationError",
-    ]
-    assert outcomes[1].assignment.number == "CU20240001"
+    # The same as three batches of one: no number yet, a new one, the one it has.
+    assert [type(o).__name__ for o in outcomes] == ["ValidationError", "Assigned", "Assigned"]
+    assert outcomes[1].assignment.number == outcomes[2].assignment.number == "CU20240001"
+    one_by_one = FakeStore()
+    alone = [run(router, [e], one_by_one)[0] for e in (bad, good, bad)]
+    assert [type(o).__name__ for o in alone] == [type(o).__name__ for o in outcomes]
 
 
 def test_years_before_1000_are_refused_not_written_short() -> None:
