@@ -200,8 +200,17 @@ def set_redis_fsync(redis_url: str, policy: str) -> None:
 
 
 def run_service(
-    bootstrap: str, redis_url: str, topic: str, count: int, **extra: str
+    bootstrap: str,
+    redis_url: str,
+    topic: str,
+    count: int,
+    source: Path = ROOT,
+    rebuild: bool = True,
+    **extra: str,
 ) -> dict[str, Any]:
+    """The service from the tree at `source` (this checkout, or an older commit's worktree)
+    over the pre-produced input `topic`; with `rebuild`, also a rebuild of Redis from its
+    output."""
     tag = uuid.uuid4().hex[:8]
     # The pre-produced input is shared by every run; everything else is this run's own.
     env = service_env(bootstrap, redis_url, tag, CUSTOMER_IDS_INPUT_TOPIC=topic, **extra)
@@ -209,7 +218,8 @@ def run_service(
     spawned = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "customer_ids.cli", "serve"],
-        env=env,
+        env={**env, "PYTHONPATH": str(source)},
+        cwd=source,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -225,6 +235,24 @@ def run_service(
     finally:
         proc.terminate()
         proc.wait(60)
+    batches = [
+        json.loads(line)
+        for line in Path(log.name).read_text().splitlines()
+        if '"batch_committed"' in line
+    ]
+    stamps = [_stamp(b["timestamp"]) for b in batches]
+    # From the start of the first batch to the commit of the last: the service at work.
+    working_s = max(stamps) - min(stamps) + batches[0]["ms"] / 1000
+    result = {
+        "total_s": finished - spawned,
+        "working_s": working_s,
+        "batches": len(batches),
+        "batch_ms_p50": statistics.median(b["ms"] for b in batches),
+        "numbers_per_s": count / (finished - spawned),
+        "numbers_per_s_working": count / working_s,
+    }
+    if not rebuild:
+        return result
     settings = Settings.from_env(env)
     # The whole rebuild as recovery does it: read the log, write the map into Redis.
     client = redis.Redis.from_url(redis_url)
@@ -234,22 +262,7 @@ def run_service(
     rebuild_s = time.monotonic() - started
     assert state.restored == count, (state.restored, count)
     _delete_prefix(client, f"bench-rebuild-{tag}:")
-    batches = [
-        json.loads(line)
-        for line in Path(log.name).read_text().splitlines()
-        if '"batch_committed"' in line
-    ]
-    stamps = [_stamp(b["timestamp"]) for b in batches]
-    # From the start of the first batch to the commit of the last: the service at work.
-    working_s = max(stamps) - min(stamps) + batches[0]["ms"] / 1000
-    return {
-        "total_s": finished - spawned,
-        "working_s": working_s,
-        "batches": len(batches),
-        "numbers_per_s": count / (finished - spawned),
-        "numbers_per_s_working": count / working_s,
-        "rebuild_records_per_s": state.records_read / rebuild_s,
-    }
+    return {**result, "rebuild_records_per_s": state.records_read / rebuild_s}
 
 
 def main() -> int:

@@ -15,7 +15,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from customer_ids.stack.processes import StackError, read_pid, require_program, spawn, stop, tail
+from customer_ids.stack.processes import (
+    StackError,
+    kill,
+    read_pid,
+    require_program,
+    spawn,
+    stop,
+    tail,
+)
 
 POM = Path(__file__).resolve().parent / "pom.xml"
 if not POM.exists():  # running from a checkout rather than an installed wheel
@@ -276,3 +284,7 @@ class KafkaNode:
 
     def stop(self) -> bool:
         return stop(self.pid_file, grace_seconds=60)
+
+    def kill(self) -> bool:
+        """SIGKILL: a broker crash, for fault tests."""
+        return kill(self.pid_file)

@@ -84,6 +84,22 @@ def stop(pid_file: Path, grace_seconds: float = 30.0) -> bool:
     return True
 
 
+def kill(pid_file: Path) -> bool:
+    """SIGKILL at once (a crash, for fault tests), and reap it. True if one was running."""
+    pid = read_pid(pid_file)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGKILL)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.wait()
+    else:
+        while read_pid(pid_file) is not None:
+            time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
 def tail(path: Path, lines: int = 30) -> str:
     """The last lines of a log, to show why a process died."""
     try:
