@@ -34,10 +34,10 @@ from typing import Any
 import httpx
 import redis
 
-from consumer.bootstrap import number_store
 from customer_ids.adapters.redis_keys import RedisKeys, customer_field
 from customer_ids.domain.api_tokens import new_token, token_line
 from customer_ids.domain.numbers import NumberTemplate, RenderContext
+from customer_ids.store.factory import number_store
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = NumberTemplate.parse("CU-{seq:8}-{check:luhn}")

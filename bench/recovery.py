@@ -32,14 +32,15 @@ from confluent_kafka import Producer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from consumer.bootstrap import number_store, topic_specs  # noqa: E402
+from consumer.bootstrap import topic_specs  # noqa: E402
 from consumer.metrics import ServiceMetrics  # noqa: E402
-from consumer.ports import StoredAssignment  # noqa: E402
 from consumer.recovery import StateRecovery  # noqa: E402
 from customer_ids.adapters.kafka_io import ensure_topics  # noqa: E402
 from customer_ids.adapters.log_reader import read_to_end  # noqa: E402
 from customer_ids.config.settings import Settings  # noqa: E402
 from customer_ids.domain.events import CustomerIdAssigned, now_utc  # noqa: E402
+from customer_ids.store.factory import number_store  # noqa: E402
+from customer_ids.store.ports import StoredAssignment  # noqa: E402
 from customer_ids.wire.codec import customer_id_assigned_codec  # noqa: E402
 from customer_ids.wire.headers import ASSIGNMENT_HEADER  # noqa: E402
 

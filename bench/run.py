@@ -28,11 +28,12 @@ import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from consumer.assign import assign_numbers
-from consumer.bootstrap import number_store, topic_specs
+from consumer.bootstrap import topic_specs
 from consumer.recovery import rebuild_map
 from customer_ids.adapters.kafka_io import ensure_topics
 from customer_ids.config.settings import Settings
 from customer_ids.stack.kafka import kafka_version
+from customer_ids.store.factory import number_store
 from customer_ids.wire.codec import customer_created_codec
 from producer.generator import generate_events
 

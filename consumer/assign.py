@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from consumer.ports import NumberStore, StateBehindLogError, StoredAssignment
 from customer_ids.domain.errors import CustomerIdsError, ValidationError
 from customer_ids.domain.events import CustomerCreated
 from customer_ids.domain.sequences import Sequence
+from customer_ids.store.ports import NumberStore, StateBehindLogError, StoredAssignment
 
 
 class SequenceExhaustedError(CustomerIdsError):

@@ -5,22 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import redis
 from confluent_kafka import Consumer, KafkaError, Producer
 
 from consumer.claims import ClaimsLog
 from consumer.kafka_txn import KafkaTransaction
-from consumer.leases import Leases, owner_name
 from consumer.loop import AssignmentService
 from consumer.metrics import ServiceMetrics, waiting_reporter
 from consumer.recovery import StateRecovery
-from consumer.redis_connection import connect_redis
-from consumer.redis_store import RedisNumberStore
 from customer_ids.adapters.kafka_io import client_config, ensure_topics, producer_config
 from customer_ids.adapters.logs import get_logger
-from customer_ids.adapters.redis_keys import RedisKeys
 from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
+from customer_ids.store.factory import build_allocator, redis_client
 
 log = get_logger(__name__)
 
@@ -47,42 +43,6 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
             "config": {**compacted, "segment.ms": "600000"},
         },
     }
-
-
-def redis_client(settings: Settings) -> redis.Redis:
-    """The primary named by REDIS_URL, or found (and followed) through REDIS_SENTINELS."""
-    return connect_redis(settings)
-
-
-def build_allocator(
-    settings: Settings,
-    client: redis.Redis | None = None,
-    on_wait: Callable[[str | None], None] | None = None,
-) -> RedisNumberStore:
-    return number_store(
-        client or redis_client(settings),
-        settings.redis_prefix,
-        lease_s=settings.lock_timeout_ms / 1000,
-        lock_wait_s=settings.lock_wait_ms / 1000,
-        owner=owner_name(settings.transactional_id),
-        reverse_index=settings.reverse_index,
-        on_wait=on_wait,
-    )
-
-
-def number_store(
-    client: redis.Redis,
-    prefix: str,
-    *,
-    lease_s: float = 6.0,
-    lock_wait_s: float = 5.0,
-    owner: str = "tool",
-    reverse_index: bool = False,
-    on_wait: Callable[[str | None], None] | None = None,
-) -> RedisNumberStore:
-    """The Redis store under `prefix`, its locks leased and renewed."""
-    leases = Leases(client, lease_s, owner, on_wait)
-    return RedisNumberStore(client, RedisKeys(prefix), leases, lock_wait_s, reverse_index)
 
 
 def kafka_error_reporter(metrics: ServiceMetrics) -> Callable[[KafkaError], None]:

@@ -20,11 +20,11 @@ from collections.abc import Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from consumer.ports import StateBehindLogError
 from customer_ids.adapters.kafka_io import client_config
 from customer_ids.adapters.logs import get_logger
 from customer_ids.domain.errors import TemporaryError
 from customer_ids.domain.number_spaces import Rendering
+from customer_ids.store.ports import StateBehindLogError
 
 log = get_logger(__name__)
 CONFIG_PREFIX = b"config/"

@@ -18,11 +18,11 @@ from contextlib import ExitStack, contextmanager
 
 import redis
 
-from consumer.leases import Holder, Lease, Leases, LockTimeoutError, owner_name
 from consumer.startup import StartupError
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.redis_keys import RedisKeys
 from customer_ids.config.settings import Settings
+from customer_ids.store.leases import Holder, Lease, Leases, LockTimeoutError, owner_name
 
 log = get_logger(__name__)
 

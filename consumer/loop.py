@@ -18,12 +18,10 @@ import redis
 import structlog
 from confluent_kafka import Consumer, Message
 
-from consumer import failpoints
 from consumer.accounting import account_batch
 from consumer.assign import BatchNumbers, assign_numbers
 from consumer.claims import ClaimsLog
 from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
-from consumer.leases import LeaseLostError, LockTimeoutError
 from consumer.metrics import ServiceMetrics
 from consumer.outputs import (
     Topics,
@@ -34,15 +32,17 @@ from consumer.outputs import (
     next_offsets,
 )
 from consumer.partitions import InputPartitions
-from consumer.ports import AllocationConflictError, StateBehindLogError, StateChangedError
 from consumer.recovery import StateRecovery, Valid, checkpoint_field
-from consumer.redis_store import RedisNumberStore, ReplicasBehindError
 from consumer.renderings import guard_renderings
+from customer_ids.adapters import failpoints
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import TemporaryError
 from customer_ids.domain.events import now_utc
 from customer_ids.domain.search_terms import event_terms
+from customer_ids.store.leases import LeaseLostError, LockTimeoutError
+from customer_ids.store.ports import AllocationConflictError, StateBehindLogError, StateChangedError
+from customer_ids.store.redis_store import RedisNumberStore, ReplicasBehindError
 from customer_ids.wire.codec import RecordCodec
 
 log = get_logger(__name__)

@@ -15,7 +15,7 @@ from types import FrameType
 import structlog
 from confluent_kafka import KafkaException
 
-from consumer.bootstrap import build_service, redis_client
+from consumer.bootstrap import build_service
 from consumer.exit_codes import EXIT_CONFIG, EXIT_CRASH, EXIT_STOPPED, EXIT_TEMPFAIL
 from consumer.instance_claim import hold_transactional_id
 from consumer.loop import AssignmentService
@@ -31,6 +31,7 @@ from customer_ids.adapters.health import HealthServer
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import ConfigError, FencedError, TemporaryError
+from customer_ids.store.factory import redis_client
 
 log = get_logger(__name__)
 

@@ -26,18 +26,18 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Message
 
-from consumer import failpoints
 from consumer.claims import watermark_counter
-from consumer.leases import Lease
 from consumer.metrics import ServiceMetrics
-from consumer.ports import StoredAssignment
-from consumer.redis_store import RedisNumberStore
+from customer_ids.adapters import failpoints
 from customer_ids.adapters.log_reader import end_offsets, read_topics_to_end
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import DecodeError, ValidationError
 from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.store.leases import Lease
+from customer_ids.store.ports import StoredAssignment
+from customer_ids.store.redis_store import RedisNumberStore
 from customer_ids.wire.headers import ASSIGNMENT_HEADER, SEARCH_HEADER
 
 log = get_logger(__name__)

@@ -6,11 +6,11 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from consumer.bootstrap import build_allocator
 from customer_ids.adapters.log_reader import read_to_end
 from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.store.factory import build_allocator
 
 
 def lookup(

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import redis
 from confluent_kafka import Message
 
-from consumer.bootstrap import number_store, redis_client
 from customer_ids.adapters.log_reader import read_topics_to_end
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.redis_keys import RedisKeys
@@ -26,6 +25,7 @@ from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import ConfigError, DecodeError, ValidationError
 from customer_ids.domain.events import CustomerCreated
 from customer_ids.domain.search_terms import terms_for
+from customer_ids.store.factory import number_store, redis_client
 
 log = get_logger(__name__)
 BATCH = 5000

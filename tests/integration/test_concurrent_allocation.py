@@ -14,10 +14,10 @@ from typing import Any
 import redis
 
 from consumer.assign import Assigned, assign_numbers
-from consumer.bootstrap import number_store
-from consumer.ports import AllocationConflictError
-from consumer.redis_store import RedisNumberStore
 from customer_ids.config.settings import Settings
+from customer_ids.store.factory import number_store
+from customer_ids.store.ports import AllocationConflictError
+from customer_ids.store.redis_store import RedisNumberStore
 from producer.generator import generate_events
 from tests.helpers.services import Endpoints
 

@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from consumer.assign import assign_numbers
-from consumer.bootstrap import number_store
-from consumer.leases import Lease, Leases, LockTimeoutError
-from consumer.ports import AllocationConflictError, StoredAssignment
 from customer_ids.config.settings import Settings
+from customer_ids.store.factory import number_store
+from customer_ids.store.leases import Lease, Leases, LockTimeoutError
+from customer_ids.store.ports import AllocationConflictError, StoredAssignment
 from producer.generator import generate_events
 from tests.helpers.services import Endpoints
 

@@ -14,14 +14,15 @@ import redis
 from confluent_kafka import Producer
 
 from consumer import recovery as recovery_module
-from consumer.bootstrap import number_store, topic_specs
+from consumer.bootstrap import topic_specs
 from consumer.metrics import ServiceMetrics
-from consumer.ports import StoredAssignment
 from consumer.recovery import StateRecovery, read_log_state
-from consumer.redis_store import RedisNumberStore
 from customer_ids.adapters.kafka_io import ensure_topics
 from customer_ids.config.settings import Settings
 from customer_ids.domain.events import CustomerIdAssigned, now_utc
+from customer_ids.store.factory import number_store
+from customer_ids.store.ports import StoredAssignment
+from customer_ids.store.redis_store import RedisNumberStore
 from customer_ids.wire.codec import customer_id_assigned_codec
 from customer_ids.wire.headers import ASSIGNMENT_HEADER
 from tests.helpers.own_redis import OwnRedis

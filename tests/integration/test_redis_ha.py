@@ -8,8 +8,8 @@ from pathlib import Path
 
 import redis
 
-from consumer.redis_connection import connect_redis
 from customer_ids.config.settings import Settings
+from customer_ids.store.connection import connect_redis
 from tests.helpers.redis_ha import RedisHA
 
 

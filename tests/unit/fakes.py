@@ -10,8 +10,8 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from consumer.claims import refuse_taken
-from consumer.ports import AllocationConflictError, StateChangedError, StoredAssignment
 from consumer.recovery import Valid
+from customer_ids.store.ports import AllocationConflictError, StateChangedError, StoredAssignment
 
 
 class FakeMessage:

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from consumer.assign import Assigned, SequenceExhaustedError, assign_numbers
-from consumer.ports import NumberStore, StateBehindLogError
 from customer_ids.domain.events import CustomerCreated
 from customer_ids.domain.numbers import NumberTemplate
 from customer_ids.domain.sequences import Router
 from customer_ids.domain.sequences import Sequence as NumberSequence
+from customer_ids.store.ports import NumberStore, StateBehindLogError
 from tests.unit.fakes import FakeStore
 
 

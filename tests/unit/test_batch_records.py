@@ -16,11 +16,11 @@ from consumer.outputs import (
     decode_batch,
     output_record,
 )
-from consumer.ports import StoredAssignment
 from customer_ids.domain.errors import DecodeError, ValidationError
 from customer_ids.domain.events import CustomerCreated
 from customer_ids.domain.numbers import NumberTemplate
 from customer_ids.domain.sequences import Router, Sequence
+from customer_ids.store.ports import StoredAssignment
 from customer_ids.wire.codec import customer_created_codec, customer_id_assigned_codec
 from customer_ids.wire.headers import ASSIGNMENT_HEADER
 

@@ -13,13 +13,13 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 
 from consumer.kafka_txn import RetryBatchError
-from consumer.leases import LockTimeoutError
 from consumer.loop import AssignmentService
 from consumer.metrics import ServiceMetrics
-from consumer.ports import StateChangedError
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import FencedError
 from customer_ids.domain.events import CustomerCreated
+from customer_ids.store.leases import LockTimeoutError
+from customer_ids.store.ports import StateChangedError
 from customer_ids.wire.codec import customer_created_codec, customer_id_assigned_codec
 from tests.unit.fakes import (
     FakeClaims,

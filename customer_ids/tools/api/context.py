@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import redis
 from fastapi import Request
 
-from consumer.bootstrap import number_store, redis_client
 from customer_ids.adapters.redis_keys import RedisKeys
 from customer_ids.adapters.search_index import SearchIndex
 from customer_ids.config.api_settings import ApiSettings
 from customer_ids.config.settings import Settings
 from customer_ids.domain.api_tokens import TokenBook
 from customer_ids.domain.sequences import Router
+from customer_ids.store.factory import number_store, redis_client
 from customer_ids.tools.api.lookups import Lookups
 from customer_ids.tools.api.metrics import ApiMetrics
 from customer_ids.tools.api.owners import LogOwners

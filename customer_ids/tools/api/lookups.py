@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from consumer.redis_store import RedisNumberStore
 from customer_ids.domain.number_check import NumberReport, check_number
 from customer_ids.domain.sequences import Router
+from customer_ids.store.redis_store import RedisNumberStore
 from customer_ids.tools.api.errors import UnavailableError
 from customer_ids.tools.api.metrics import ApiMetrics
 from customer_ids.tools.api.owners import LogOwners

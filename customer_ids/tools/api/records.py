@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from consumer.ports import StoredAssignment
 from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.store.ports import StoredAssignment
 
 FoundIn = Literal["redis", "kafka"]
 

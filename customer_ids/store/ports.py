@@ -1,6 +1,6 @@
 """What allocation and recovery need from the store of counters and assignments.
 
-Redis implements it (consumer/redis_store.py); unit tests use an in-memory fake. Keeping the
+Redis implements it (customer_ids/store/redis_store.py); unit tests use an in-memory fake. Keeping the
 contract here lets the batch rules and the loop be read, and tested, without Redis.
 """
 

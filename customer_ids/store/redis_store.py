@@ -17,17 +17,17 @@ from contextlib import contextmanager
 
 import redis
 
-from consumer import failpoints
-from consumer.leases import Lease, Leases
-from consumer.ports import (
+from customer_ids.adapters import failpoints
+from customer_ids.adapters.redis_keys import RedisKeys, customer_field
+from customer_ids.domain.errors import CustomerIdsError
+from customer_ids.store.leases import Lease, Leases
+from customer_ids.store.ports import (
     AllocationConflictError,
     StateBehindLogError,
     StateChangedError,
     StoredAssignment,
     StoreStatus,
 )
-from customer_ids.adapters.redis_keys import RedisKeys, customer_field
-from customer_ids.domain.errors import CustomerIdsError
 
 # Shared by the scripts that must refuse a state that is not the caller's. KEYS[1] is the
 # epoch key, KEYS[2] the stored identity.
