@@ -70,6 +70,10 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
             settings.bootstrap_servers,
             {
                 "group.id": settings.group_id,
+                # Static membership: a worker restarted after a crash (same transactional.id,
+                # refused while another live one holds it) takes its partitions back at once
+                # instead of waiting out the dead member's session in a rebalance.
+                "group.instance.id": settings.transactional_id,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "isolation.level": "read_committed",

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, Message
 
 from consumer.accounting import account_batch
 from consumer.assign import BatchNumbers, assign_numbers
-from consumer.claims import ClaimsLog
+from consumer.claims import ClaimsBehindError, ClaimsLog
 from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
 from consumer.metrics import ServiceMetrics
 from consumer.outputs import (
@@ -83,8 +83,8 @@ class AssignmentService:
         # transaction open, and every read_committed read below would wait for it.
         self.transaction.init()
         self.metrics.kafka_up.set(1)
-        with kafka_errors():
-            guard_renderings(self.settings, self.transaction, self.claims)
+        if not self._record_renderings(stop):
+            return
         if not self._adopt(stop, lambda: self.recovery.ensure(None)):
             return
         self.partitions.subscribe(self.settings.input_topic)
@@ -104,6 +104,22 @@ class AssignmentService:
                     self._process_with_retries(batch, stop)
         finally:
             self.metrics.ready.set(0)
+
+    def _record_renderings(self, stop: threading.Event) -> bool:
+        """Check and record this configuration's number formats (consumer/renderings.py).
+        An earlier transaction still open in the watermark partition (an instance paused or
+        killed mid-batch) holds the check: abort ours well inside its own timeout, wait, try
+        again. False if stopped first."""
+        while not stop.is_set():
+            try:
+                with kafka_errors():
+                    guard_renderings(self.settings, self.transaction, self.claims)
+                self._failures = 0
+                return True
+            except (ClaimsBehindError, RetryBatchError) as exc:
+                log.warning("waiting_for_open_transactions", error=str(exc)[:300])
+                self._backoff(stop)
+        return False
 
     # ---------------------------------------------------------------- one batch
     def _process_with_retries(self, batch: list[Message], stop: threading.Event) -> None:

@@ -12,6 +12,7 @@ import threading
 from contextlib import ExitStack
 from types import FrameType
 
+import redis
 import structlog
 from confluent_kafka import KafkaException
 
@@ -32,6 +33,7 @@ from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import ConfigError, FencedError, TemporaryError
 from customer_ids.store.factory import redis_client
+from customer_ids.store.leases import Lease
 
 log = get_logger(__name__)
 
@@ -113,7 +115,7 @@ def _start_and_run(settings: Settings, metrics: ServiceMetrics, stop: threading.
             wait_for_redis(settings, client, settings.startup_timeout_s)
             refuse_evicting_redis(settings, client)
             # Held until the worker ends: a second live worker with our id is refused.
-            held.enter_context(hold_transactional_id(settings, client))
+            claim = held.enter_context(hold_transactional_id(settings, client))
         except StartupError as exc:
             return _fail("startup_failed", str(exc), startup_exit_code(exc))
         try:
@@ -122,20 +124,42 @@ def _start_and_run(settings: Settings, metrics: ServiceMetrics, stop: threading.
             return _fail("configuration_refused", str(exc), EXIT_CONFIG)
         except TemporaryError as exc:  # the registry did not answer: the supervisor tries again
             return _fail("startup_failed", str(exc), EXIT_TEMPFAIL)
-        return _run(settings, service, stop)
+        return _run(settings, service, stop, claim)
 
 
-def _run(settings: Settings, service: AssignmentService, stop: threading.Event) -> int:
+def _still_ours(claim: Lease) -> bool:
+    """Whether this worker still holds its transactional.id (consumer/instance_claim.py).
+    Unknown (Redis away) counts as yes: a restarted worker that finds it taken is refused."""
+    try:
+        return not claim.lost.is_set() and all(lock.owned() for lock in claim.locks)
+    except redis.RedisError:
+        return True
+
+
+def _run(
+    settings: Settings, service: AssignmentService, stop: threading.Event, claim: Lease
+) -> int:
     code = EXIT_STOPPED
     try:
         service.run(stop)
     except FencedError as exc:
-        log.error(
-            "fenced_shutting_down",
-            transactional_id=settings.transactional_id,
-            reason="a newer instance with the same transactional.id took over",
-            detail=str(exc)[:200],
-        )
+        if _still_ours(claim):
+            # librdkafka reports a broker that aborted our transaction for outliving
+            # transaction.timeout.ms (an epoch bump) as a fence too. Nobody else holds our
+            # id, so a fresh worker (a new epoch) goes on: exit to be restarted.
+            log.error(
+                "transaction_aborted_by_the_broker_restarting",
+                transactional_id=settings.transactional_id,
+                detail=str(exc)[:200],
+            )
+            code = EXIT_TEMPFAIL
+        else:
+            log.error(
+                "fenced_shutting_down",
+                transactional_id=settings.transactional_id,
+                reason="a newer instance with the same transactional.id took over",
+                detail=str(exc)[:200],
+            )
     except ConfigError as exc:  # number formats that conflict with ones already used
         code = _fail("configuration_refused", str(exc), EXIT_CONFIG)
     except KafkaException as exc:

@@ -59,7 +59,9 @@ def guard_renderings(settings: Settings, transaction: KafkaTransaction, claims: 
     try:
         transaction.flush()
         assert transaction.claimed is not None
-        claims.read_until(transaction.claimed, settings.transaction_timeout_ms / 1000 + 30)
+        # Well inside our own transaction's timeout: past it the broker aborts ours.
+        wait_s = min(settings.kafka_call_timeout_s, settings.transaction_timeout_ms / 2000)
+        claims.read_until(transaction.claimed, wait_s)
         problems = history_problems(sequences, claims.renderings)
     except BaseException:
         transaction.abort()

@@ -1,7 +1,7 @@
 """What allocation and recovery need from the store of counters and assignments.
 
-Redis implements it (customer_ids/store/redis_store.py); unit tests use an in-memory fake. Keeping the
-contract here lets the batch rules and the loop be read, and tested, without Redis.
+Redis implements it (customer_ids/store/redis_store.py); unit tests use an in-memory fake.
+Keeping the contract here lets the batch rules and the loop be read, and tested, without Redis.
 """
 
 from __future__ import annotations
