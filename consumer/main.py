@@ -128,12 +128,18 @@ def _start_and_run(settings: Settings, metrics: ServiceMetrics, stop: threading.
 
 
 def _still_ours(claim: Lease) -> bool:
-    """Whether this worker still holds its transactional.id (consumer/instance_claim.py).
-    Unknown (Redis away) counts as yes: a restarted worker that finds it taken is refused."""
+    """Whether no other worker holds this worker's transactional.id now
+    (consumer/instance_claim.py). A lease that merely ran out while we were paused is still
+    ours to take back; unknown (Redis away) counts as ours too: a restarted worker that finds
+    the id taken is refused at start."""
     try:
-        return not claim.lost.is_set() and all(lock.owned() for lock in claim.locks)
+        for lock in claim.locks:
+            holder = lock.redis.get(lock.name)
+            if holder is not None and holder != lock.local.token:
+                return False
     except redis.RedisError:
-        return True
+        pass
+    return True
 
 
 def _run(
