@@ -63,9 +63,7 @@ def test_the_stalest_instance_allocating_first_after_redis_was_put_back(
     put_back(client, scenario.redis_prefix, kept)
     for service in stale:
         service.resume()
-    # The stale instances allocate first: a lock the first one held at the capture comes
-    # back with its lease and must run out (6 s) before they can.
-    time.sleep(8)
+    time.sleep(5)  # the stale instances allocate first
     first.resume()
     sender.join()
     back = returning(events, sized(600, 4000), "cafe")  # customers the capture may have lost

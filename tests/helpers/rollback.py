@@ -3,7 +3,8 @@ an eviction leave behind. Same run_id, same replid, same epoch: nothing in Redis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import redis
 
@@ -15,6 +16,7 @@ class KeySpace:
 
     dumps: dict[bytes, bytes]
     ttls: dict[bytes, int]
+    taken_at: float = field(default_factory=time.monotonic)
 
 
 def capture(client: redis.Redis, prefix: str) -> KeySpace:
@@ -34,13 +36,19 @@ def capture(client: redis.Redis, prefix: str) -> KeySpace:
 
 def put_back(client: redis.Redis, prefix: str, space: KeySpace) -> None:
     """Every key under `prefix` as it was at capture, in one MULTI (the service sees the old
-    state at once, never half of it); keys made since are deleted."""
+    state at once, never half of it); keys made since are deleted. As in a restored backup,
+    a key's expiry stays where it was: a lock whose lease has run out since is gone."""
+    elapsed_ms = int((time.monotonic() - space.taken_at) * 1000)
     now = set(client.scan_iter(match=f"{prefix}*", count=5000))
     pipe = client.pipeline(transaction=True)
     for key in now - set(space.dumps):
         pipe.delete(key)
     for key, dumped in space.dumps.items():
-        pipe.restore(key, space.ttls.get(key, 0), dumped, replace=True)
+        ttl = space.ttls.get(key, 0)
+        if ttl and ttl <= elapsed_ms:
+            pipe.delete(key)
+        else:
+            pipe.restore(key, ttl - elapsed_ms if ttl else 0, dumped, replace=True)
     pipe.execute()
 
 
