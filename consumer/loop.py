@@ -231,9 +231,11 @@ class AssignmentService:
         )
         if numbers.firsts:
             assert self.transaction.claimed is not None
+            waited = time.monotonic()
             self.claims.check_claims(
                 numbers.firsts, self.transaction.claimed, self.settings.kafka_call_timeout_s
             )
+            self.metrics.claims_wait.observe(time.monotonic() - waited)
         wanted = self.settings.redis_replica_acks
         if wanted is None:  # auto: one acknowledgement whenever the primary has a replica
             wanted = min(1, replicas)

@@ -53,6 +53,12 @@ class ServiceMetrics:
             registry=r,
             buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
         )
+        self.claims_wait = Histogram(
+            "customer_ids_claims_wait_seconds",
+            "Wait for the claims before a batch's own to resolve (the uniqueness check)",
+            registry=r,
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+        )
         self.lag = Gauge(
             "customer_ids_consumer_lag", "Records behind the end", ["partition"], registry=r
         )

@@ -65,13 +65,18 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('LEDGER missing: the map cannot be trusted')
 end
 local out = {}
-for i = 2, #KEYS do
-  local want = tonumber(redis.call('HGET', KEYS[1], KEYS[i]) or '0')
-  local held = redis.call('HLEN', KEYS[i])
-  if held ~= want then
-    return redis.error_reply('LEDGER ' .. KEYS[i] .. ' holds ' .. held .. ' entries, not ' .. want)
+for first = 2, #KEYS, 1000 do
+  local last = math.min(first + 999, #KEYS)
+  local wants = redis.call('HMGET', KEYS[1], unpack(KEYS, first, last))
+  for i = first, last do
+    local want = tonumber(wants[i - first + 1] or '0')
+    local held = redis.call('HLEN', KEYS[i])
+    if held ~= want then
+      local why = ' holds ' .. held .. ' entries, not ' .. want
+      return redis.error_reply('LEDGER ' .. KEYS[i] .. why)
+    end
+    out[i - 1] = redis.call('HGET', KEYS[i], ARGV[i - 1]) or ''
   end
-  out[i - 1] = redis.call('HGET', KEYS[i], ARGV[i - 1]) or ''
 end
 return out
 """
@@ -118,11 +123,17 @@ for i = 1, c do
 end
 local k, a = 4 + c, 5 + 3 * c
 local clashes = 0
+local added, buckets = {}, {}
 while k <= #KEYS - s do
   if redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1]) == 0 then
     clashes = clashes + 1
   else
-    redis.call('HINCRBY', ledger, KEYS[k], 1)
+    local bucket = KEYS[k]
+    if not added[bucket] then
+      added[bucket] = 0
+      buckets[#buckets + 1] = bucket
+    end
+    added[bucket] = added[bucket] + 1
   end
   k, a = k + 1, a + 2
   if reverse then
@@ -133,6 +144,17 @@ end
 while k <= #KEYS do
   redis.call('SADD', KEYS[k], ARGV[a])
   k, a = k + 1, a + 1
+end
+-- The ledger counts what was added, a thousand buckets a command.
+for first = 1, #buckets, 1000 do
+  local last = math.min(first + 999, #buckets)
+  local had = redis.call('HMGET', ledger, unpack(buckets, first, last))
+  local pairs_ = {}
+  for i = first, last do
+    pairs_[#pairs_ + 1] = buckets[i]
+    pairs_[#pairs_ + 1] = tonumber(had[i - first + 1] or '0') + added[buckets[i]]
+  end
+  redis.call('HSET', ledger, unpack(pairs_))
 end
 return clashes
 """

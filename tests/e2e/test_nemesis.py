@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import redis
 
 from customer_ids.stack.kafka import KafkaNode
@@ -116,6 +117,7 @@ class Nemesis:
         self.done[fault] += 1
 
 
+@pytest.mark.timeout(sized(900, 3600))  # the run itself, then the slowest catch-up
 def test_nemesis_every_fault_at_random(endpoints: Endpoints, tmp_path: Path) -> None:
     seed = int(os.environ.get("CUSTOMER_IDS_NEMESIS_SEED", "2026"))
     rng = random.Random(seed)
