@@ -93,18 +93,20 @@ def assign_numbers(
     and nothing may be allocated from it (StateBehindLogError). `terms_of` gives the search
     digests of a new customer's event, recorded with its assignment."""
     checked = [_counter_or_error(event, sequence) for event, sequence in events]
-    sequences: dict[str, Sequence] = {}
+    customers: dict[str, None] = {}  # in order of first appearance
     first: dict[str, _Pending] = {}  # each customer's first event that can be rendered
     for (event, sequence), check in zip(events, checked, strict=True):
         key = event.customer_key
-        sequences.setdefault(key, sequence)
+        customers.setdefault(key, None)
         if isinstance(check, str):
             first.setdefault(key, _Pending(key, event, sequence, check))
-    if not sequences:
+    if not customers:
         return BatchNumbers([], {}, {}, 0, {})
     failed: dict[str, CustomerIdsError] = {}
-    with store.locked([seq.name for seq in sequences.values()]):
-        existing = store.lookup(list(sequences))
+    # Every sequence of the batch: a customer's number may come from a later event's sequence
+    # than its first event's (that one could not be rendered).
+    with store.locked(sorted({sequence.name for _, sequence in events})):
+        existing = store.lookup(list(customers))
         pending: dict[str, list[_Pending]] = {}
         for item in first.values():
             if item.key not in existing:

@@ -146,3 +146,22 @@ def test_years_before_1000_are_refused_not_written_short() -> None:
     outcomes = run(router, [event("a", datetime(24, 3, 1, tzinfo=UTC))], FakeStore())
     assert type(outcomes[0]).__name__ == "ValidationError"
     assert "years 1000 to 9999" in str(outcomes[0])
+
+
+def test_the_lock_covers_the_sequence_the_number_comes_from() -> None:
+    """The customer's first event (sequence A) cannot be rendered, its second (sequence B)
+    gets the number: B's lock must be held, not only A's."""
+    kiritimati = NumberTemplate.parse("A{date:%Y}{seq:4}", "Pacific/Kiritimati")
+    router = Router(
+        (
+            NumberSequence("A", kiritimati, customer_types=frozenset({"BUSINESS"})),
+            NumberSequence(
+                "B", NumberTemplate.parse("B{seq:4}"), customer_types=frozenset({"INDIVIDUAL"})
+            ),
+        )
+    )
+    edge = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)  # year 10000 in Kiritimati
+    fake = FakeStore()
+    outcomes = run(router, [event("a", edge, kind="BUSINESS"), event("a")], fake)
+    assert outcomes[1].assignment.number == "B0001"
+    assert fake.locks_taken == [["A", "B"]]
