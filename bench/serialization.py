@@ -28,14 +28,15 @@ from run import ROOT, ceiling_passthrough, produce_input, run_service, set_redis
 from consumer.bootstrap import topic_specs
 from customer_ids.adapters.kafka_io import ensure_topics
 from customer_ids.config.settings import Settings
+from customer_ids.stack.local import default_cache_dir
 
 BEFORE_ISSUE_20 = "7ed3ce2"
 
 
 def baseline_tree(revision: str) -> Path:
-    """A worktree of `revision` under bench/results (made once, kept for the next run)."""
+    """A worktree of `revision` in the cache folder (made once, kept for the next run)."""
     sha = subprocess.check_output(["git", "rev-parse", revision], cwd=ROOT, text=True).strip()
-    tree = ROOT / "bench" / "results" / f"tree-{sha[:10]}"
+    tree = default_cache_dir() / "bench-trees" / sha[:10]
     if not tree.exists():
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=ROOT, check=True)
     return tree

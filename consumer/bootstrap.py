@@ -25,9 +25,10 @@ COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
     """The topics the service needs; the output and watermarks are compacted records."""
-    replicas = settings.replication_factor
+    replicas = settings.replication_factor or -1  # -1: the brokers' default
     # With three replicas or more, a write needs two in sync: one broker lost loses nothing.
-    durable = {"min.insync.replicas": "2" if replicas >= 3 else "1"}
+    # Unset, the brokers' own min.insync.replicas applies (a cluster sets it with its default).
+    durable = {"min.insync.replicas": "2" if replicas >= 3 else "1"} if replicas > 0 else {}
     base = {"partitions": settings.partitions, "replication": replicas, "config": durable}
     compacted = {**durable, **COMPACTED}
     return {

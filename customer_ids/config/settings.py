@@ -151,7 +151,12 @@ class Settings(EnvSettings):
         6, "CUSTOMER_IDS_PARTITIONS", "partitions of topics the service creates", ge=1, le=1000
     )
     replication_factor: int = setting(
-        1, "CUSTOMER_IDS_REPLICATION_FACTOR", "replication factor of topics it creates", ge=1, le=10
+        0,
+        "CUSTOMER_IDS_REPLICATION_FACTOR",
+        "replication factor of topics it creates; 0: the brokers' default.replication.factor "
+        "(and their min.insync.replicas)",
+        ge=0,
+        le=10,
     )
     batch_size: int = setting(
         2500,
