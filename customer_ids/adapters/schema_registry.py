@@ -12,6 +12,7 @@ stops the start with a message, never a record.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,15 @@ def _strings_for_uuids(record: dict[str, Any], _: SerializationContext | None) -
     return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in record.items()}
 
 
+# A registry that answers 5xx for one schema id, again and again while it answers others, is
+# broken for that id: after this many tries over at least this long, the record's failure
+# (dead-lettered with the reason; `customer-ids dlq replay` sends it again once it is fixed)
+# rather than a partition held forever. An unreachable registry is an outage: always waited out.
+SERVER_ERROR_TRIES = 5
+SERVER_ERROR_SECONDS = 30.0
+_now = time.monotonic  # tests move this clock
+
+
 class RegistryFraming:
     """One topic's values in the Confluent wire format, schemas in the registry."""
 
@@ -78,6 +88,7 @@ class RegistryFraming:
         self._deserializer = AvroDeserializer(client, text, from_dict=_strings_for_uuids)
         self._client = client
         self._text = text
+        self._server_errors: dict[bytes, tuple[int, float]] = {}  # schema id -> tries, since
 
     def register(self, compatibility: str) -> int:
         """Register the schema under the subject (first setting its compatibility level when it
@@ -130,6 +141,7 @@ class RegistryFraming:
             if _blames_the_record(exc):
                 reason = f"schema id refused by the registry ({exc.http_status_code})"
                 raise DecodeError(f"{reason}: {exc.error_message}") from None
+            self._give_up_on_server_errors(data[1:5], exc)
             raise RegistryUnavailableError(f"schema registry: {exc}") from exc
         except UNREACHABLE as exc:
             raise RegistryUnavailableError(f"schema registry unreachable: {exc!r}") from exc
@@ -139,7 +151,24 @@ class RegistryFraming:
             raise DecodeError(f"Confluent-framed record not readable: {exc!r}"[:500]) from None
         if not isinstance(record, dict):
             raise DecodeError("the Avro body is not a record")
+        self._server_errors.pop(data[1:5], None)
         return record
+
+    def _give_up_on_server_errors(self, schema_id: bytes, exc: SchemaRegistryError) -> None:
+        """DecodeError once this schema id has met server errors long enough."""
+        if exc.http_status_code < 500:
+            return  # 401/403/408/429: credentials or load, the registry's state, not the id's
+        tries, since = self._server_errors.get(schema_id, (0, _now()))
+        tries += 1
+        self._server_errors[schema_id] = (tries, since)
+        waited = _now() - since
+        if tries >= SERVER_ERROR_TRIES and waited >= SERVER_ERROR_SECONDS:
+            del self._server_errors[schema_id]
+            raise DecodeError(
+                f"the schema registry answered {exc.http_status_code} for schema id "
+                f"{int.from_bytes(schema_id, 'big')} {tries} times over {waited:.0f}s: "
+                f"{exc.error_message}"
+            ) from None
 
 
 @dataclass

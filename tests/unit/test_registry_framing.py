@@ -11,8 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from consumer.outputs import decode_batch
+from customer_ids.adapters import schema_registry
 from customer_ids.adapters.schema_registry import (
     RegistryConfig,
     RegistryFraming,
@@ -47,8 +49,12 @@ def answering(status: int) -> Iterator[str]:
     server.server_close()
 
 
-def framing(url: str) -> RegistryFraming:
-    return RegistryFraming(RegistryConfig(url).client(), "in", "CustomerCreated")
+def framing(url: str, retries: int | None = None) -> RegistryFraming:
+    """`retries`: the client's own retries of a failed request (its default takes seconds)."""
+    if retries is None:
+        return RegistryFraming(RegistryConfig(url).client(), "in", "CustomerCreated")
+    client = SchemaRegistryClient({"url": url, "max.retries": retries})
+    return RegistryFraming(client, "in", "CustomerCreated")
 
 
 @pytest.mark.parametrize("status", [400, 404, 422])
@@ -107,3 +113,33 @@ def test_any_other_failure_of_one_record_dead_letters_it() -> None:
 def test_a_temporary_failure_is_not_a_dead_letter() -> None:
     with pytest.raises(TemporaryError):
         decode_batch([Record(FRAMED)], Raising(RegistryUnavailableError("down")), ROUTER)  # type: ignore[list-item]
+
+
+def test_server_errors_for_one_schema_id_end_as_that_records_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A registry answering 500 for one id used to hold the partition forever: after the tries
+    and the time allowed, the record is dead-lettered with the reason."""
+    clock = [1000.0]
+    monkeypatch.setattr(schema_registry, "_now", lambda: clock[0])
+    for url in answering(500):
+        codec = framing(url, retries=0)
+        for _ in range(schema_registry.SERVER_ERROR_TRIES):
+            with pytest.raises(RegistryUnavailableError):
+                codec.decode(FRAMED)  # still within the time allowed
+        clock[0] += schema_registry.SERVER_ERROR_SECONDS
+        with pytest.raises(DecodeError, match="answered 500 for schema id 7"):
+            codec.decode(FRAMED)
+        codec.close()
+
+
+def test_an_unreachable_registry_is_waited_out_however_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(schema_registry, "_now", lambda: clock[0])
+    codec = framing("http://127.0.0.1:1", retries=0)
+    for _ in range(2 * schema_registry.SERVER_ERROR_TRIES):
+        clock[0] += schema_registry.SERVER_ERROR_SECONDS
+        with pytest.raises(RegistryUnavailableError, match="unreachable"):
+            codec.decode(FRAMED)
