@@ -55,8 +55,14 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def measure_latency(
-    bootstrap: str, redis_url: str, rate: int, seconds: float, **service: str
+    bootstrap: str,
+    redis_url: str,
+    rate: int,
+    seconds: float,
+    source: Path = ROOT,
+    **service: str,
 ) -> dict[str, Any]:
+    """`source`: the tree whose service runs (this checkout, or an older commit's worktree)."""
     tag = uuid.uuid4().hex[:8]
     env = service_env(bootstrap, redis_url, tag, **service)
     settings = Settings.from_env(env)
@@ -66,7 +72,8 @@ def measure_latency(
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "customer_ids.cli", "serve"],
-            env=env,
+            env={**env, "PYTHONPATH": str(source)},
+            cwd=source,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
