@@ -46,8 +46,8 @@ Outcome = Assigned | CustomerIdsError
 @dataclass(frozen=True)
 class BatchNumbers:
     outcomes: list[Outcome]  # one per event given, in order
-    watermarks: dict[str, int]  # counter -> highest value it has handed out
-    firsts: dict[str, int]  # counter -> lowest value it has handed out (the claim's start)
+    watermarks: dict[str, int]  # counter -> highest new value it has handed out
+    generation: int | None  # the allocation generation its step took (None: nothing new)
     new_count: int
     usage: dict[str, float]  # counter -> share of its range used, for bounded (scrambled) ones
     search: dict[str, list[str]] = field(default_factory=dict)  # customer -> its digests
@@ -75,7 +75,6 @@ class _Plan:
     expected: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     new: dict[str, StoredAssignment] = field(default_factory=dict)
     watermarks: dict[str, int] = field(default_factory=dict)
-    firsts: dict[str, int] = field(default_factory=dict)
     usage: dict[str, float] = field(default_factory=dict)
 
 
@@ -101,7 +100,7 @@ def assign_numbers(
         if isinstance(check, str):
             first.setdefault(key, _Pending(key, event, sequence, check))
     if not customers:
-        return BatchNumbers([], {}, {}, 0, {})
+        return BatchNumbers([], {}, None, 0, {})
     failed: dict[str, CustomerIdsError] = {}
     # Every sequence of the batch: a customer's number may come from a later event's sequence
     # than its first event's (that one could not be rendered).
@@ -115,11 +114,12 @@ def assign_numbers(
         _refuse_if_behind(current, floors or {})
         plan = _plan(pending, current, failed)
         search = _search_terms(first, terms_of)
+        generation = None
         if plan.new:
             new_search = {key: search[key] for key in plan.new if key in search}
-            store.allocate(epoch, plan.expected, plan.new, new_search)
+            generation = store.allocate(epoch, plan.expected, plan.new, new_search)
     outcomes = _outcomes(events, checked, failed, existing, plan.new)
-    return BatchNumbers(outcomes, plan.watermarks, plan.firsts, len(plan.new), plan.usage, search)
+    return BatchNumbers(outcomes, plan.watermarks, generation, len(plan.new), plan.usage, search)
 
 
 def _search_terms(
@@ -173,7 +173,6 @@ def _plan(
                 counter, value, sequence.render(value, item.event)
             )
         plan.watermarks[counter] = base + len(taken)
-        plan.firsts[counter] = base + 1
     return plan
 
 

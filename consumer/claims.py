@@ -1,22 +1,29 @@
 """The serialization point for "these numbers are free" (DESIGN §5.6): the watermark topic's one
 partition, read in offset order by every instance alike.
 
-Every batch that hands out new numbers writes, inside its transaction, one watermark record per
-counter (its highest new value). After the batch's records reached the broker and before it
-commits, the batch reads this partition read_committed up to its own first record. A
+Every batch that hands out numbers writes, inside its transaction and before anything else in
+that partition, one *claim* record: per counter the ranges of values it commits that were not
+known to be committed already (its new numbers, and re-issued ones that no committed claim
+holds yet), plus one value of the allocation generation, a counter every allocation step
+advances whatever sequence it serves. After the batch's records reached the broker and before
+it commits, the batch reads this partition read_committed up to its own claim. A
 read_committed reader cannot pass an open transaction, so by then every claim before ours has
-committed or aborted, and we have seen exactly the committed ones. Our lowest new value of each
-counter must lie above every value committed before us, or the batch aborts. Committed claims
-therefore rise strictly in one total order that Kafka keeps and every instance reads alike:
-Redis only proposes the values, and nothing Redis forgets or restores can make two committed
-claims overlap. Configuration changes are ordered the same way (`config/` records).
+committed or aborted, and we have seen exactly the committed ones. If any claimed value is
+already committed (or below the floor known when this reader started), the batch aborts:
+Redis handed out a number twice, so it went back. Committed claims are therefore disjoint, in
+one total order that Kafka keeps: Redis only proposes values, and nothing Redis forgets or
+restores can make two committed claims share one. The generation catches a Redis put back as a
+whole even when the next batch's counters were not touched: its generation was committed.
+Configuration changes are ordered the same way (`config/` records).
 """
 
 from __future__ import annotations
 
+import bisect
+import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
@@ -28,6 +35,9 @@ from customer_ids.store.ports import StateBehindLogError
 
 log = get_logger(__name__)
 CONFIG_PREFIX = b"config/"
+CLAIM_PREFIX = b"claim/"
+
+Ranges = list[tuple[int, int]]  # inclusive, sorted, disjoint
 
 
 class ClaimsBehindError(TemporaryError):
@@ -40,14 +50,71 @@ def watermark_counter(key: bytes | None) -> str:
     return (key or b"").decode(errors="replace").split("@", 1)[0]  # counters hold no '@'
 
 
+def ranges_of(values: Iterable[int]) -> Ranges:
+    """Sorted values as inclusive ranges: 1, 2, 3, 7 -> (1, 3), (7, 7)."""
+    out: Ranges = []
+    for value in sorted(set(values)):
+        if out and out[-1][1] == value - 1:
+            out[-1] = (out[-1][0], value)
+        else:
+            out.append((value, value))
+    return out
+
+
+def claim_value(claims: Mapping[str, Ranges]) -> bytes:
+    return json.dumps({c: [list(r) for r in rs] for c, rs in sorted(claims.items())}).encode()
+
+
+def claim_record_key(transactional_id: str) -> bytes:
+    """One key per instance: compaction keeps each instance's last claim."""
+    return CLAIM_PREFIX + transactional_id.encode()
+
+
+class Committed:
+    """The values committed of one counter: all up to `floor` (what compaction may have folded
+    away before this reader started), and exact ranges above it."""
+
+    def __init__(self, floor: int = 0) -> None:
+        self.floor = floor
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def add(self, low: int, high: int) -> None:
+        """Merge [low, high] in; neighbours and overlaps become one range."""
+        i = bisect.bisect_left(self._ends, low - 1)
+        j = i
+        while j < len(self._starts) and self._starts[j] <= high + 1:
+            low, high = min(low, self._starts[j]), max(high, self._ends[j])
+            j += 1
+        self._starts[i:j], self._ends[i:j] = [low], [high]
+
+    def holds_any(self, low: int, high: int) -> bool:
+        if low <= self.floor:
+            return True
+        i = bisect.bisect_left(self._ends, low)
+        return i < len(self._starts) and self._starts[i] <= high
+
+    def holds(self, value: int) -> bool:
+        return self.holds_any(value, value)
+
+    @property
+    def highest(self) -> int:
+        return max(self.floor, self._ends[-1] if self._ends else 0)
+
+
 class ClaimsLog:
-    """A read_committed follower of the watermark partition: the highest committed value per
-    counter and every recorded rendering, as far as it has read."""
+    """A read_committed follower of the watermark partition: what is committed per counter,
+    the highest committed value per counter (floors) and every recorded rendering, as far as
+    it has read."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
         self.floors: dict[str, int] = {}
+        self.committed: dict[str, Committed] = {}
         self.renderings: list[Rendering] = []
+        # Until the first read_until() returns, everything read is history: compaction may
+        # have removed claims, so all up to each counter's highest value counts as committed.
+        self._history = True
         # Every committed record below this offset has been read (a record, or the end the
         # broker reported: a read_committed end never passes an open transaction).
         self.reached = 0
@@ -58,6 +125,7 @@ class ClaimsLog:
                     "group.id": f"customer-ids-claims-{uuid.uuid4()}",  # assign() only
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
+                    "auto.offset.reset": "earliest",
                     "isolation.level": "read_committed",
                     "enable.partition.eof": True,
                     # The fence waits for this reader: ask the broker often when at the end.
@@ -91,6 +159,19 @@ class ClaimsLog:
             message = self._consumer.poll(min(remaining, 0.2))
             if message is not None:
                 self._take(message)
+        if self._history:
+            self._history = False
+            for counter, highest in self.floors.items():
+                self._of(counter).floor = max(self._of(counter).floor, highest)
+
+    def _of(self, counter: str) -> Committed:
+        if counter not in self.committed:
+            self.committed[counter] = Committed()
+        return self.committed[counter]
+
+    def _floor(self, counter: str, value: int) -> None:
+        if value > self.floors.get(counter, 0):
+            self.floors[counter] = value
 
     def _take(self, message: Message) -> None:
         error = message.error()
@@ -105,37 +186,54 @@ class ClaimsLog:
         self.reached = max(self.reached, offset + 1)
         key, value = message.key() or b"", message.value()
         if key.startswith(CONFIG_PREFIX):
-            if value:
-                try:
-                    self.renderings.append(Rendering.from_json(value.decode()))
-                except (ValueError, TypeError):
-                    log.warning("rendering_record_unreadable", key=key.decode(errors="replace"))
-            return
+            self._take_rendering(key, value)
+        elif key.startswith(CLAIM_PREFIX):
+            self._take_claim(key, value)
+        else:
+            try:
+                self._floor(watermark_counter(key), int(value or 0))
+            except ValueError:
+                log.warning("watermark_unreadable", key=key.decode(errors="replace"))
+
+    def _take_rendering(self, key: bytes, value: bytes | None) -> None:
+        if value:
+            try:
+                self.renderings.append(Rendering.from_json(value.decode()))
+            except (ValueError, TypeError):
+                log.warning("rendering_record_unreadable", key=key.decode(errors="replace"))
+
+    def _take_claim(self, key: bytes, value: bytes | None) -> None:
         try:
-            highest = int(value or 0)
-        except ValueError:
-            log.warning("watermark_unreadable", key=key.decode(errors="replace"))
-            return
-        counter = watermark_counter(key)
-        if highest > self.floors.get(counter, 0):
-            self.floors[counter] = highest
+            for counter, ranges in json.loads(value or b"{}").items():
+                for low, high in ranges:
+                    self._of(counter).add(int(low), int(high))
+                    self._floor(counter, int(high))
+        except (ValueError, TypeError, AttributeError):
+            log.warning("claim_unreadable", key=key.decode(errors="replace"))
 
     # ------------------------------------------------------------------ the check
-    def check_claims(self, firsts: Mapping[str, int], own_offset: int, timeout_s: float) -> None:
-        """Our batch's first new value per counter, its first record at `own_offset`: every
-        value must be above all committed before us, else StateBehindLogError (Redis handed
-        out numbers another instance had already committed: it went back)."""
+    def known(self, counter: str, value: int) -> bool:
+        """Whether `value` of `counter` is known to be committed (by anyone)."""
+        committed = self.committed.get(counter)
+        return committed is not None and committed.holds(value)
+
+    def check_claims(self, claims: Mapping[str, Ranges], own_offset: int, timeout_s: float) -> None:
+        """Our batch's claims, its claim record at `own_offset`: no value may be committed
+        before us, else StateBehindLogError (Redis handed out a number another batch had
+        already committed: it went back)."""
         self.read_until(own_offset, timeout_s)
-        refuse_taken(firsts, self.floors)
+        refuse_taken(claims, self.committed)
 
 
-def refuse_taken(firsts: Mapping[str, int], floors: Mapping[str, int]) -> None:
-    """StateBehindLogError unless each counter's first new value is above its floor."""
-    taken = {c: v for c, v in firsts.items() if v <= floors.get(c, 0)}
+def refuse_taken(claims: Mapping[str, Ranges], committed: Mapping[str, Committed]) -> None:
+    """StateBehindLogError naming each counter where a claimed value is already committed."""
+    taken = [
+        f"{counter} {low}-{high}"
+        for counter, ranges in sorted(claims.items())
+        for low, high in ranges
+        if counter in committed and committed[counter].holds_any(low, high)
+    ]
     if taken:
         raise StateBehindLogError(
-            "numbers already committed by a batch before ours: "
-            + ", ".join(
-                f"{c} from {v} (committed up to {floors[c]})" for c, v in sorted(taken.items())
-            )
+            "numbers already committed by a batch before ours: " + ", ".join(taken[:5])
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -20,11 +20,12 @@ from confluent_kafka import Consumer, Message
 
 from consumer.accounting import account_batch
 from consumer.assign import BatchNumbers, assign_numbers
-from consumer.claims import ClaimsBehindError, ClaimsLog
+from consumer.claims import ClaimsBehindError, ClaimsLog, Ranges
 from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
 from consumer.metrics import ServiceMetrics
 from consumer.outputs import (
     Topics,
+    batch_claims,
     batch_records,
     batch_span,
     dead_letters,
@@ -186,6 +187,7 @@ class AssignmentService:
             )
             self.metrics.lock_wait.observe(time.monotonic() - lock_started)
         dead = dead_letters(decoded, numbers)
+        claims = batch_claims(numbers, self.claims.known) if numbers is not None else {}
         for r in batch_records(
             dead,
             numbers,
@@ -193,19 +195,20 @@ class AssignmentService:
             self.output_codec,
             self.settings.transactional_id,
             now_utc(),
+            claims=claims,
+            floors=self.floors,
         ):
             self.transaction.produce(
                 r.topic, key=r.key, value=r.value, headers=r.headers, track=r.track, claim=r.claim
             )
         if numbers is not None:
             self.transaction.flush()
-            self._fence(numbers)
+            self._fence(claims)
             failpoints.reached("before_commit")
         self.transaction.commit(next_offsets(batch), self.consumer.consumer_group_metadata())
         self.metrics.kafka_up.set(1)
-        if numbers is not None:
-            for counter, value in numbers.watermarks.items():
-                self.floors[counter] = max(self.floors.get(counter, 0), value)
+        for counter, ranges in claims.items():
+            self.floors[counter] = max(self.floors.get(counter, 0), ranges[-1][1])
         account_batch(self.metrics, batch, dead, numbers, time.monotonic() - started)
 
     def _learn_floors(self) -> None:
@@ -216,25 +219,28 @@ class AssignmentService:
             if value > self.floors.get(counter, 0):
                 self.floors[counter] = value
 
-    def _fence(self, numbers: BatchNumbers) -> None:
+    def _fence(self, claims: Mapping[str, Ranges]) -> None:
         """DESIGN §5.4: our records are on the broker, holding back read_committed readers.
         If Redis is no longer the state we allocated against (lost, rebuilt, restarted from
-        older data, failed over), a recovery may not have seen them: abort. If any new number
-        was committed by a batch before ours (§5.6: Redis went back where none of the checks
-        above can see it), abort. Otherwise record how far the output partitions are covered,
-        and wait for the replicas (§5.1)."""
+        older data, failed over), a recovery may not have seen them: abort. If any number we
+        claim was committed by a batch before ours (§5.6: Redis went back where none of the
+        checks above can see it), abort. Otherwise record how far the output partitions are
+        covered, and wait for the replicas (§5.1)."""
         assert self.epoch is not None
         topic = self.settings.output_topic
         delivered = self.transaction.delivered
         replicas = self.allocator.fence(
             self.epoch, {checkpoint_field(topic, p): o for p, o in delivered.items()}
         )
-        if numbers.firsts:
-            assert self.transaction.claimed is not None
+        if claims:
+            if self.transaction.claimed is None:
+                raise RetryBatchError("the batch's claim record was not delivered")
             waited = time.monotonic()
-            self.claims.check_claims(
-                numbers.firsts, self.transaction.claimed, self.settings.kafka_call_timeout_s
+            # Well inside our own transaction's timeout: past it the broker aborts ours.
+            wait_s = min(
+                self.settings.kafka_call_timeout_s, self.settings.transaction_timeout_ms / 2000
             )
+            self.claims.check_claims(claims, self.transaction.claimed, wait_s)
             self.metrics.claims_wait.observe(time.monotonic() - waited)
         wanted = self.settings.redis_replica_acks
         if wanted is None:  # auto: one acknowledgement whenever the primary has a replica

@@ -5,6 +5,7 @@ commit."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,10 +13,12 @@ from datetime import datetime
 from confluent_kafka import Message, TopicPartition
 
 from consumer.assign import Assigned, BatchNumbers
+from consumer.claims import Ranges, claim_record_key, claim_value, ranges_of
 from consumer.dead_letter import dead_letter_headers, dead_letter_record
 from customer_ids.domain.errors import DecodeError, TemporaryError, ValidationError
 from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned
 from customer_ids.domain.sequences import Router, Sequence
+from customer_ids.store.ports import GENERATION
 from customer_ids.wire.codec import RecordCodec
 from customer_ids.wire.headers import ASSIGNMENT_HEADER, SEARCH_HEADER
 
@@ -115,6 +118,21 @@ class Produced:
     claim: bool = False
 
 
+def batch_claims(numbers: BatchNumbers, known: Callable[[str, int], bool]) -> dict[str, Ranges]:
+    """What a batch claims (consumer/claims.py): every new number, every re-issued one that no
+    committed claim is known to hold (a reservation of an attempt that never committed), and
+    its allocation generation."""
+    values: dict[str, set[int]] = {}
+    for item in numbers.assigned:
+        counter, value = item.assignment.counter, item.assignment.value
+        if not item.duplicate or not known(counter, value):
+            values.setdefault(counter, set()).add(value)
+    claims = {counter: ranges_of(found) for counter, found in values.items()}
+    if numbers.generation is not None:
+        claims[GENERATION] = [(numbers.generation, numbers.generation)]
+    return claims
+
+
 def batch_records(
     dead: list[tuple[Message, Exception]],
     numbers: BatchNumbers | None,
@@ -122,8 +140,14 @@ def batch_records(
     codec: RecordCodec,
     transactional_id: str,
     assigned_at: datetime,
+    *,
+    claims: Mapping[str, Ranges] | None = None,
+    floors: Mapping[str, int] | None = None,
 ) -> list[Produced]:
-    """Everything one batch writes, in order: dead letters, outputs, watermarks."""
+    """Everything one batch writes, in order: dead letters, outputs, then in the watermark
+    partition its claim first (its place in the claims' order) and one floor per counter
+    claimed (never below `floors`, what is known committed: compaction keeps each key's last
+    record, which must stay its highest)."""
     records = []
     for message, error in dead:
         # A record too large to write again with its headers goes as a reference to it.
@@ -136,9 +160,14 @@ def batch_records(
     for item in numbers.assigned:
         out = output_record(item, codec, assigned_at, numbers.search.get(item.event.customer_key))
         records.append(Produced(topics.output, out.key, out.value, out.headers, track=True))
-    for counter, highest in numbers.watermarks.items():
+    if not claims:
+        return records
+    key = claim_record_key(transactional_id)
+    records.append(Produced(topics.watermark, key, claim_value(claims), [], claim=True))
+    for counter, ranges in sorted(claims.items()):
+        highest = max(ranges[-1][1], (floors or {}).get(counter, 0))
         marker = watermark_key(counter, transactional_id)
-        records.append(Produced(topics.watermark, marker, str(highest).encode(), [], claim=True))
+        records.append(Produced(topics.watermark, marker, str(highest).encode(), []))
     return records
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Message
 
-from consumer.claims import watermark_counter
+from consumer.claims import CLAIM_PREFIX, CONFIG_PREFIX, watermark_counter
 from consumer.metrics import ServiceMetrics
 from customer_ids.adapters import failpoints
 from customer_ids.adapters.log_reader import end_offsets, read_topics_to_end
@@ -68,8 +68,8 @@ class LogState:
 def _on_watermark(state: LogState) -> Callable[[Message], None]:
     def handle(message: Message) -> None:
         state.records_read += 1
-        if (message.key() or b"").startswith(b"config/"):
-            return  # a rendering record (consumer/renderings.py), not a floor
+        if (message.key() or b"").startswith((CONFIG_PREFIX, CLAIM_PREFIX)):
+            return  # a rendering or a claim (consumer/claims.py), not a floor
         try:
             state.floor(watermark_counter(message.key()), int(message.value() or 0))
         except ValueError:
@@ -266,10 +266,13 @@ class StateRecovery:
         full, start_fields = store.begin_rebuild(token, seen_epoch, full)
         if not full and (problems := store.ledger_problems()):
             # Keys lost on the same server: what is below the checkpoint is not all there.
+            # Said in Redis before anything is wiped, so a successor rebuilds in full too.
+            store.escalate_rebuild(token)
             reason, full, start_fields = f"{reason}; {'; '.join(problems)}", True, {}
         log.warning("redis_recovery_started", reason=reason, full=full)
         failpoints.reached("recovery_started")
         if full:
+            lease.check()  # a recovery that lost its lease must not wipe a valid state
             store.wipe_map()
         # The end is sampled after the marker: a batch that appends after it fails its fence.
         ends = {
@@ -288,6 +291,7 @@ class StateRecovery:
             if checkpoint_field(*tp) in start_fields
         }
         state = rebuild_map(settings, store, start, ends, lease)
+        lease.check()
         lease.check()
         store.raise_counters(state.floors)
         store.record_ledger()

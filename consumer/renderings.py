@@ -8,7 +8,7 @@ from __future__ import annotations
 from confluent_kafka import Message
 
 from consumer.claims import CONFIG_PREFIX, ClaimsLog
-from consumer.kafka_txn import KafkaTransaction
+from consumer.kafka_txn import KafkaTransaction, RetryBatchError
 from customer_ids.adapters.log_reader import read_topics_to_end
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
@@ -49,16 +49,17 @@ def guard_renderings(settings: Settings, transaction: KafkaTransaction, claims: 
     later one sees the earlier and refuses, and its records are aborted."""
     sequences = settings.router.sequences
     transaction.begin()
-    for rendering in map(Rendering.of, sequences):
-        transaction.produce(
-            settings.watermark_topic,
-            key=PREFIX + rendering.key.encode(),
-            value=rendering.to_json().encode(),
-            claim=True,
-        )
     try:
+        for rendering in map(Rendering.of, sequences):
+            transaction.produce(
+                settings.watermark_topic,
+                key=PREFIX + rendering.key.encode(),
+                value=rendering.to_json().encode(),
+                claim=True,
+            )
         transaction.flush()
-        assert transaction.claimed is not None
+        if transaction.claimed is None:
+            raise RetryBatchError("the rendering records were not delivered")
         # Well inside our own transaction's timeout: past it the broker aborts ours.
         wait_s = min(settings.kafka_call_timeout_s, settings.transaction_timeout_ms / 2000)
         claims.read_until(transaction.claimed, wait_s)

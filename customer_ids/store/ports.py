@@ -13,6 +13,10 @@ from typing import Protocol
 
 from customer_ids.domain.errors import CustomerIdsError
 
+# The allocation generation's counter: every allocation step advances it, whatever sequence it
+# serves, and every batch claims its value (consumer/claims.py). No sequence name has a '#'.
+GENERATION = "#allocations"
+
 
 class AllocationConflictError(CustomerIdsError):
     """The store changed under us although we held the lock (an expired lease); retry."""
@@ -80,8 +84,8 @@ class NumberStore(Protocol):
         expected: Mapping[str, tuple[int, int, int]],
         new: Mapping[str, StoredAssignment],
         search: Mapping[str, Sequence[str]] | None = None,
-    ) -> None:
+    ) -> int:
         """Advance counters and record new assignments (and their search digests) in one
         atomic step, only if the state is still `epoch` on the same server and each counter
-        still holds the value read."""
+        still holds the value read; returns the allocation generation the step took."""
         ...

@@ -22,6 +22,7 @@ from customer_ids.adapters.redis_keys import RedisKeys, customer_field
 from customer_ids.domain.errors import CustomerIdsError
 from customer_ids.store.leases import Lease, Leases
 from customer_ids.store.ports import (
+    GENERATION,
     AllocationConflictError,
     StateBehindLogError,
     StateChangedError,
@@ -88,9 +89,10 @@ return out
 #   3. raise it to start-1 if below, INCRBY the block size, note the result in the ledger;
 #   4. HSETNX every new assignment, counting it in the ledger (and, if enabled, its reverse
 #      entry number -> customer);
-#   5. SADD each new customer to the search sets of its email and phone digests.
-# KEYS: epoch, identity, ledger, counters..., then a bucket per new customer (and a number
-#       bucket), then one search set per digest.
+#   5. SADD each new customer to the search sets of its email and phone digests;
+#   6. advance the allocation generation (consumer/claims.py), checked against the ledger too.
+# KEYS: epoch, identity, ledger, generation, counters..., then a bucket per new customer (and
+#       a number bucket), then one search set per digest. Returns {clashes, generation}.
 # ARGV: epoch, counter count, reverse (0/1), search entry count, (expected, floor, n) per
 #       counter, then (field, value) per customer, plus (number, customer key) if reverse,
 #       then the customer key of each search set.
@@ -99,12 +101,16 @@ _ALLOCATE = (
     + """
 local bad = state_error(ARGV[1])
 if bad then return redis.error_reply(bad) end
-local ledger = KEYS[3]
+local ledger, generation = KEYS[3], KEYS[4]
 local c = tonumber(ARGV[2])
 local reverse = ARGV[3] == '1'
 local s = tonumber(ARGV[4])
+local gen = redis.call('GET', generation) or '0'
+if gen ~= (redis.call('HGET', ledger, generation) or '0') then
+  return redis.error_reply('LEDGER ' .. generation .. ' at ' .. gen .. ', not as recorded')
+end
 for i = 1, c do
-  local key = KEYS[3 + i]
+  local key = KEYS[4 + i]
   local current = redis.call('GET', key) or '0'
   if current ~= ARGV[2 + 3 * i] then
     return redis.error_reply('COUNTER moved: ' .. key)
@@ -114,14 +120,14 @@ for i = 1, c do
   end
 end
 for i = 1, c do
-  local key = KEYS[3 + i]
+  local key = KEYS[4 + i]
   local floor = tonumber(ARGV[3 + 3 * i])
   if tonumber(redis.call('GET', key) or '0') < floor then
     redis.call('SET', key, ARGV[3 + 3 * i])
   end
   redis.call('HSET', ledger, key, redis.call('INCRBY', key, ARGV[4 + 3 * i]))
 end
-local k, a = 4 + c, 5 + 3 * c
+local k, a = 5 + c, 5 + 3 * c
 local clashes = 0
 local added, buckets = {}, {}
 while k <= #KEYS - s do
@@ -156,7 +162,9 @@ for first = 1, #buckets, 1000 do
   end
   redis.call('HSET', ledger, unpack(pairs_))
 end
-return clashes
+gen = redis.call('INCR', generation)
+redis.call('HSET', ledger, generation, gen)
+return {clashes, gen}
 """
 )
 
@@ -226,6 +234,29 @@ return 1
 """
 )
 
+# A checkpoint rebuild that found keys lost turns full, in Redis, before it wipes anything: a
+# successor must not trust the checkpoint. KEYS: epoch, identity, checkpoint, rebuild identity.
+# ARGV: token.
+_ESCALATE = """
+if redis.call('GET', KEYS[1]) ~= 'rebuilding:' .. ARGV[1] then
+  return redis.error_reply('SUPERSEDED by another recovery')
+end
+redis.call('SET', KEYS[1], 'rebuilding:full-' .. ARGV[1])
+redis.call('DEL', KEYS[3])
+return 1
+"""
+
+# Raise-only, in one step: a counter never moves backwards (a recoverer that paused cannot
+# set one below what allocations reached meanwhile). KEYS: counters; ARGV: floors.
+_RAISE = """
+for i = 1, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') < tonumber(ARGV[i]) then
+    redis.call('SET', KEYS[i], ARGV[i])
+  end
+end
+return #KEYS
+"""
+
 # The ledger (KEYS[1]) made to say what the keys after it hold now: run by a recovery on
 # what it has validated. A counter's entry is its value, a bucket's its number of entries.
 # ARGV[i] is 'c' for a counter, 'b' for a bucket.
@@ -272,6 +303,8 @@ class RedisNumberStore:
         self._begin = client.register_script(_BEGIN)
         self._complete = client.register_script(_COMPLETE)
         self._record = client.register_script(_RECORD)
+        self._escalate = client.register_script(_ESCALATE)
+        self._raise = client.register_script(_RAISE)
 
     # ------------------------------------------------------------ allocation
     @contextmanager
@@ -308,15 +341,17 @@ class RedisNumberStore:
         expected: Mapping[str, tuple[int, int, int]],
         new: Mapping[str, StoredAssignment],
         search: Mapping[str, Sequence[str]] | None = None,
-    ) -> None:
+    ) -> int:
         """`expected` maps counter -> (value read under the lock, floor = start - 1, block);
-        `search`: customer -> the digests its email and phone are to be found under."""
+        `search`: customer -> the digests its email and phone are to be found under. Returns
+        the allocation generation this step took (consumer/claims.py)."""
         failpoints.reached("before_allocate")
         counters = sorted(expected)
         keys: list[str] = [
             self.keys.epoch,
             self.keys.identity,
             self.keys.ledger,
+            self.keys.counter(GENERATION),
             *map(self.keys.counter, counters),
         ]
         entries = [(d, c) for c, digests in (search or {}).items() for d in digests]
@@ -335,12 +370,13 @@ class RedisNumberStore:
             keys.append(self.keys.search_term(digest))
             args.append(customer)
         try:
-            clashes = self._allocate(keys=keys, args=args)
+            clashes, generation = self._allocate(keys=keys, args=args)
         except redis.ResponseError as exc:
             raise _script_error(exc) from exc
         if clashes:
             # Only possible when a lock lease expired under a paused holder: abort and retry.
             raise AllocationConflictError(f"{clashes} customer(s) were recorded concurrently")
+        return int(generation)
 
     # ------------------------------------------------------------ the fence and durability
     def fence(self, epoch: str, checkpoint: Mapping[str, int]) -> int:
@@ -458,15 +494,16 @@ class RedisNumberStore:
     def raise_counters(self, floors: Mapping[str, int]) -> None:
         """Raise-only: a counter never moves backwards (the ledger follows in record_ledger)."""
         if floors:
-            pipe = self._redis.pipeline(transaction=False)
             names = sorted(floors)
-            for name in names:
-                pipe.get(self.keys.counter(name))
-            current = [int(v or 0) for v in pipe.execute()]
-            for name, value in zip(names, current, strict=True):
-                if value < floors[name]:
-                    pipe.set(self.keys.counter(name), floors[name])
-            pipe.execute()
+            self._raise(keys=[self.keys.counter(n) for n in names], args=[floors[n] for n in names])
+
+    def escalate_rebuild(self, token: str) -> None:
+        """The running rebuild `token` turns full, in Redis (RecoverySupersededError if it is
+        not the running one any more)."""
+        try:
+            self._escalate(keys=self._rebuild_keys, args=[token])
+        except redis.ResponseError as exc:
+            raise _script_error(exc) from exc
 
     def restore(
         self, assignments: Mapping[str, str], search: Mapping[str, Sequence[str]] | None = None

@@ -207,3 +207,20 @@ def test_redis_paused_during_the_restore_leaves_nothing_half_valid(
     assert store.status().valid
     assert store.counters(["CU"]) == {"CU": 60_000}
     assert store.lookup(["crm/C59999"])["crm/C59999"].value == 59_999
+
+
+def test_a_rebuild_that_turned_full_is_taken_over_in_full(scenario: Scenario) -> None:
+    """A checkpoint rebuild that found keys lost turns full in Redis before it wipes: one that
+    dies half way must be followed by a full rebuild, not by one trusting the checkpoint."""
+    settings = settings_of(scenario)
+    write_outputs(settings, range(1, 201)).commit_transaction(30)
+    store = store_of(scenario, settings)
+    StateRecovery(store, settings, ServiceMetrics()).ensure(None)
+    seen = store.status().epoch
+    full, checkpoint = store.begin_rebuild("dies-half-way", seen)
+    assert not full and checkpoint, "a checkpoint rebuild to begin with"
+    store.escalate_rebuild("dies-half-way")
+    marker = store.status().epoch
+    assert marker == "rebuilding:full-dies-half-way"
+    full, checkpoint = store.begin_rebuild("successor", marker)
+    assert full and checkpoint == {}

@@ -9,7 +9,7 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from consumer.claims import refuse_taken
+from consumer.claims import Committed, Ranges, refuse_taken
 from consumer.recovery import Valid
 from customer_ids.store.ports import AllocationConflictError, StateChangedError, StoredAssignment
 
@@ -128,6 +128,7 @@ class FakeStore:
         self.locks_taken: list[list[str]] = []
         self.fail: dict[str, BaseException] = {}
         self.fences = 0
+        self.generation = 0
 
     def _maybe_fail(self, name: str) -> None:
         if name in self.fail:
@@ -152,7 +153,7 @@ class FakeStore:
         expected: Mapping[str, tuple[int, int, int]],
         new: Mapping[str, StoredAssignment],
         search: Mapping[str, Sequence[str]] | None = None,
-    ) -> None:
+    ) -> int:
         self._maybe_fail("allocate")
         if epoch != self.epoch:
             raise StateChangedError(f"Redis is not the state this batch started from ({epoch})")
@@ -172,6 +173,8 @@ class FakeStore:
                 self.search.setdefault(digest, set()).add(customer)
         if clashes:
             raise AllocationConflictError(f"{clashes} customer(s) were recorded concurrently")
+        self.generation += 1
+        return self.generation
 
     def fence(self, epoch: str, checkpoint: Mapping[str, int]) -> int:
         self._maybe_fail("fence")
@@ -198,23 +201,34 @@ class FakeRecovery:
 
 
 class FakeClaims:
-    """The claims log in memory: `floors` is what every instance committed before us."""
+    """The claims log in memory: what every instance committed before us."""
 
     def __init__(self) -> None:
+        self.committed: dict[str, Committed] = {}
         self.floors: dict[str, int] = {}
-        # Committed by another instance after our allocation, before our fence: seen only
-        # by the check, which reads up to our own claim.
-        self.meanwhile: dict[str, int] = {}
-        self.checks: list[dict[str, int]] = []
+        # Committed by another instance after our allocation, before our fence: seen only by
+        # the check, which reads up to our own claim.
+        self.meanwhile: dict[str, Ranges] = {}
+        self.checks: list[dict[str, Ranges]] = []
 
     def catch_up(self) -> None:
         pass
 
-    def check_claims(self, firsts: Mapping[str, int], own_offset: int, timeout_s: float) -> None:
-        self.checks.append(dict(firsts))
-        for counter, value in self.meanwhile.items():
-            self.floors[counter] = max(self.floors.get(counter, 0), value)
-        refuse_taken(firsts, self.floors)
+    def known(self, counter: str, value: int) -> bool:
+        return counter in self.committed and self.committed[counter].holds(value)
+
+    def commit(self, claims: Mapping[str, Ranges]) -> None:
+        for counter, ranges in claims.items():
+            for low, high in ranges:
+                self.committed.setdefault(counter, Committed()).add(low, high)
+                self.floors[counter] = max(self.floors.get(counter, 0), high)
+
+    def check_claims(self, claims: Mapping[str, Ranges], own_offset: int, timeout_s: float) -> None:
+        self.checks.append(dict(claims))
+        self.commit(self.meanwhile)
+        self.meanwhile = {}
+        refuse_taken(claims, self.committed)
+        self.commit(claims)  # ours, as the reader will find it once committed
 
     def close(self) -> None:
         pass

@@ -3,6 +3,7 @@ record carries its assignment last (recovery reads it without decoding Avro)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from consumer.assign import Assigned, BatchNumbers, SequenceExhaustedError
 from consumer.outputs import (
     Decoded,
     Topics,
+    batch_claims,
     batch_records,
     dead_letters,
     decode_batch,
@@ -20,7 +22,7 @@ from customer_ids.domain.errors import DecodeError, ValidationError
 from customer_ids.domain.events import CustomerCreated
 from customer_ids.domain.numbers import NumberTemplate
 from customer_ids.domain.sequences import Router, Sequence
-from customer_ids.store.ports import StoredAssignment
+from customer_ids.store.ports import GENERATION, StoredAssignment
 from customer_ids.wire.codec import customer_created_codec, customer_id_assigned_codec
 from customer_ids.wire.headers import ASSIGNMENT_HEADER
 
@@ -67,7 +69,7 @@ def test_dead_letters_are_the_bad_records_and_the_failed_outcomes_once() -> None
     )
     exhausted = SequenceExhaustedError(ROUTER.sequences[0])
     assigned = Assigned(b, StoredAssignment("B", 1, "B0001"), duplicate=False)
-    numbers = BatchNumbers([exhausted, assigned], {"B": 1}, {"B": 1}, 1, {})
+    numbers = BatchNumbers([exhausted, assigned], {"B": 1}, 1, 1, {})
     dead: list[Any] = dead_letters(decoded, numbers)
     assert [(m, type(e)) for m, e in dead] == [(bad, DecodeError), (full, SequenceExhaustedError)]
 
@@ -116,7 +118,7 @@ class InputMessage(FakeMessage):
         return []
 
 
-def test_a_batch_writes_dead_letters_then_outputs_then_one_watermark_per_counter() -> None:
+def test_a_batch_writes_dead_letters_outputs_its_claim_then_one_floor_per_counter() -> None:
     bad = InputMessage(b"garbage", offset=41)
     a, b = event("a"), event("b")
     numbers = BatchNumbers(
@@ -125,11 +127,13 @@ def test_a_batch_writes_dead_letters_then_outputs_then_one_watermark_per_counter
             Assigned(b, StoredAssignment("B", 8, "B0008"), duplicate=False),
         ],
         {"B": 8},
-        {"B": 7},
+        3,
         2,
         {},
     )
     topics = Topics(output="out", dead_letter="dlq", watermark="marks")
+    claims = batch_claims(numbers, lambda counter, value: False)
+    assert claims == {"B": [(7, 8)], GENERATION: [(3, 3)]}
     records = batch_records(
         [(bad, DecodeError("garbage"))],  # type: ignore[list-item]
         numbers,
@@ -137,15 +141,36 @@ def test_a_batch_writes_dead_letters_then_outputs_then_one_watermark_per_counter
         customer_id_assigned_codec(),
         "tx-1",
         datetime(2024, 5, 1, tzinfo=UTC),
+        claims=claims,
+        floors={"B": 5, GENERATION: 9},
     )
-    assert [(r.topic, r.key, r.track) for r in records] == [
-        ("dlq", b"k", False),
-        ("out", b"crm/a", True),
-        ("out", b"crm/b", True),
-        ("marks", b"B@tx-1", False),
+    assert [(r.topic, r.key, r.track, r.claim) for r in records] == [
+        ("dlq", b"k", False, False),
+        ("out", b"crm/a", True, False),
+        ("out", b"crm/b", True, False),
+        ("marks", b"claim/tx-1", False, True),  # first in the partition: the batch's place
+        ("marks", b"#allocations@tx-1", False, False),
+        ("marks", b"B@tx-1", False, False),
     ]
+    assert json.loads(records[3].value or b"") == {"B": [[7, 8]], GENERATION: [[3, 3]]}
     assert records[-1].value == b"8"
+    assert records[-2].value == b"9", "a floor never goes below what is known committed"
     assert dict(records[0].headers)["source.offset"] == b"41"
+
+
+def test_a_re_issued_number_is_claimed_only_when_no_committed_claim_holds_it() -> None:
+    a, b = event("a"), event("b")
+    numbers = BatchNumbers(
+        [
+            Assigned(a, StoredAssignment("B", 4, "B0004"), duplicate=True),
+            Assigned(b, StoredAssignment("B", 9, "B0009"), duplicate=True),
+        ],
+        {},
+        None,
+        0,
+        {},
+    )
+    assert batch_claims(numbers, lambda counter, value: value < 5) == {"B": [(9, 9)]}
 
 
 def test_a_batch_of_only_bad_records_writes_only_dead_letters() -> None:

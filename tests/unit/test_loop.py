@@ -155,14 +155,40 @@ def test_numbers_another_instance_committed_meanwhile_abort_and_force_a_full_reb
     counter passes every local check; the claim check against the log refuses the batch."""
     loop = Loop()
     loop.run([good(10, "a")])
-    ((counter, value),) = loop.store.counters_.items()
-    loop.claims.meanwhile = {counter: value + 5}  # the values Redis forgot it handed out
+    counter = next(c for c in loop.store.counters_ if not c.startswith("#"))
+    value = loop.store.counters_[counter]
+    loop.claims.meanwhile = {counter: [(value + 1, value + 5)]}  # what Redis forgot it gave
     loop.run([good(11, "b")])
     assert loop.transaction.calls[-1] == "abort"
     assert len(loop.transaction.committed) == 1, "the clashing batch must not commit"
-    assert loop.claims.checks[-1] == {counter: value + 1}
+    assert loop.claims.checks[-1][counter] == [(value + 1, value + 1)]
     forced = loop.recovery.calls[-1][1]
     assert forced is not None and "already committed" in forced
+
+
+def test_batches_that_interleave_their_claims_both_commit() -> None:
+    """Two instances on one counter: A takes 2, then B takes 3 and its claim lands and commits
+    before A's. A's claim does not overlap B's, so A commits too (a floor-only check refused
+    it, and every such race cost a full rebuild)."""
+    loop = Loop()
+    loop.run([good(10, "a")])
+    counter = next(c for c in loop.store.counters_ if not c.startswith("#"))
+    loop.claims.meanwhile = {counter: [(3, 3)]}  # B's, committed before A's claim
+    loop.run([good(11, "b")])
+    assert len(loop.transaction.committed) == 2
+    assert loop.recovery.calls == [], "no rebuild"
+
+
+def test_a_re_issued_number_no_claim_holds_is_claimed_again() -> None:
+    """A retry re-issues the numbers its aborted attempt reserved: they must be claimed, or a
+    Redis put back later could hand them to someone else unnoticed."""
+    loop = Loop()
+    loop.transaction.fail["commit"] = RetryBatchError("first attempt fails")
+    loop.run([good(10, "a")])  # reserved in the store, never committed
+    loop.run([good(10, "a")])  # the retry: a duplicate from the store's view
+    counter = next(c for c in loop.store.counters_ if not c.startswith("#"))
+    assert loop.claims.checks[-1][counter] == [(1, 1)]
+    assert len(loop.transaction.committed) == 1
 
 
 def test_a_batch_of_known_customers_claims_nothing() -> None:
