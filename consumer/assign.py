@@ -46,7 +46,6 @@ Outcome = Assigned | CustomerIdsError
 @dataclass(frozen=True)
 class BatchNumbers:
     outcomes: list[Outcome]  # one per event given, in order
-    watermarks: dict[str, int]  # counter -> highest new value it has handed out
     generation: int | None  # the allocation generation its step took (None: nothing new)
     new_count: int
     usage: dict[str, float]  # counter -> share of its range used, for bounded (scrambled) ones
@@ -70,11 +69,10 @@ class _Pending:
 @dataclass
 class _Plan:
     """What one batch reserves under the locks: per counter the value read, the floor and the
-    block size; the new assignments; the highest value per counter; the usage of bounded ones."""
+    block size; the new assignments; the usage of bounded ones."""
 
     expected: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     new: dict[str, StoredAssignment] = field(default_factory=dict)
-    watermarks: dict[str, int] = field(default_factory=dict)
     usage: dict[str, float] = field(default_factory=dict)
 
 
@@ -100,7 +98,7 @@ def assign_numbers(
         if isinstance(check, str):
             first.setdefault(key, _Pending(key, event, sequence, check))
     if not customers:
-        return BatchNumbers([], {}, None, 0, {})
+        return BatchNumbers([], None, 0, {})
     failed: dict[str, CustomerIdsError] = {}
     # Every sequence of the batch: a customer's number may come from a later event's sequence
     # than its first event's (that one could not be rendered).
@@ -119,7 +117,7 @@ def assign_numbers(
             new_search = {key: search[key] for key in plan.new if key in search}
             generation = store.allocate(epoch, plan.expected, plan.new, new_search)
     outcomes = _outcomes(events, checked, failed, existing, plan.new)
-    return BatchNumbers(outcomes, plan.watermarks, generation, len(plan.new), plan.usage, search)
+    return BatchNumbers(outcomes, generation, len(plan.new), plan.usage, search)
 
 
 def _search_terms(
@@ -172,7 +170,6 @@ def _plan(
             plan.new[item.key] = StoredAssignment(
                 counter, value, sequence.render(value, item.event)
             )
-        plan.watermarks[counter] = base + len(taken)
     return plan
 
 

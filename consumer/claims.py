@@ -97,10 +97,6 @@ class Committed:
     def holds(self, value: int) -> bool:
         return self.holds_any(value, value)
 
-    @property
-    def highest(self) -> int:
-        return max(self.floor, self._ends[-1] if self._ends else 0)
-
 
 class ClaimsLog:
     """A read_committed follower of the watermark partition: what is committed per counter,

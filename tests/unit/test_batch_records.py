@@ -69,7 +69,7 @@ def test_dead_letters_are_the_bad_records_and_the_failed_outcomes_once() -> None
     )
     exhausted = SequenceExhaustedError(ROUTER.sequences[0])
     assigned = Assigned(b, StoredAssignment("B", 1, "B0001"), duplicate=False)
-    numbers = BatchNumbers([exhausted, assigned], {"B": 1}, 1, 1, {})
+    numbers = BatchNumbers([exhausted, assigned], 1, 1, {})
     dead: list[Any] = dead_letters(decoded, numbers)
     assert [(m, type(e)) for m, e in dead] == [(bad, DecodeError), (full, SequenceExhaustedError)]
 
@@ -126,7 +126,6 @@ def test_a_batch_writes_dead_letters_outputs_its_claim_then_one_floor_per_counte
             Assigned(a, StoredAssignment("B", 7, "B0007"), duplicate=False),
             Assigned(b, StoredAssignment("B", 8, "B0008"), duplicate=False),
         ],
-        {"B": 8},
         3,
         2,
         {},
@@ -165,7 +164,6 @@ def test_a_re_issued_number_is_claimed_only_when_no_committed_claim_holds_it() -
             Assigned(a, StoredAssignment("B", 4, "B0004"), duplicate=True),
             Assigned(b, StoredAssignment("B", 9, "B0009"), duplicate=True),
         ],
-        {},
         None,
         0,
         {},
