@@ -51,8 +51,7 @@ def hold_transactional_id(settings: Settings, client: redis.Redis) -> Iterator[L
     key = RedisKeys(settings.redis_prefix).instance(settings.transactional_id)
     raw = client.get(key)
     holder = Holder.parse(raw)
-    held_here = holder is not None and holder.host == socket.gethostname()
-    if raw is not None and holder is not None and held_here and not _alive(holder.pid):
+    if raw and holder and holder.host == socket.gethostname() and not _alive(holder.pid):
         client.eval(_DELETE_IF, 1, key, raw)
         log.info("transactional_id_taken_over", previous_pid=holder.pid)
     leases = Leases(client, lease_s, owner_name(settings.transactional_id))
