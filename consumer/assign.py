@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from customer_ids.domain.errors import CustomerIdsError, ValidationError
 from customer_ids.domain.events import CustomerCreated
+from customer_ids.domain.numbers import BoundNumber
 from customer_ids.domain.sequences import Sequence
 from customer_ids.store.ports import NumberStore, StateBehindLogError, StoredAssignment
 
@@ -58,12 +59,14 @@ class BatchNumbers:
 
 @dataclass(frozen=True)
 class _Pending:
-    """A customer without a number yet, with the counter its number will come from."""
+    """A customer without a number yet, with the counter its number will come from and its
+    template bound to its event."""
 
     key: str
     event: CustomerCreated
     sequence: Sequence
     counter: str
+    number: BoundNumber
 
 
 @dataclass
@@ -95,8 +98,8 @@ def assign_numbers(
     for (event, sequence), check in zip(events, checked, strict=True):
         key = event.customer_key
         customers.setdefault(key, None)
-        if isinstance(check, str):
-            first.setdefault(key, _Pending(key, event, sequence, check))
+        if not isinstance(check, ValidationError) and key not in first:
+            first[key] = _Pending(key, event, sequence, *check)
     if not customers:
         return BatchNumbers([], None, 0, {})
     failed: dict[str, CustomerIdsError] = {}
@@ -133,15 +136,15 @@ def _search_terms(
     return {key: terms for key, terms in found.items() if terms}
 
 
-def _counter_or_error(event: CustomerCreated, sequence: Sequence) -> str | ValidationError:
-    """The event's counter, or why its time or text cannot go into a number (checked with a
-    render of the first value, before the lock): that is this record's failure alone."""
+def _counter_or_error(
+    event: CustomerCreated, sequence: Sequence
+) -> tuple[str, BoundNumber] | ValidationError:
+    """The event's counter and its template bound to the event, or why its time or text
+    cannot go into a number (before the lock): that is this record's failure alone."""
     try:
-        counter = sequence.counter_name(event.occurred_at)
-        sequence.render(sequence.start, event)
+        return sequence.counter_name(event.occurred_at), sequence.bind(event)
     except ValidationError as exc:
         return exc
-    return counter
 
 
 def _plan(
@@ -167,15 +170,13 @@ def _plan(
         plan.expected[counter] = (current[counter], floor, len(taken))
         for offset, item in enumerate(taken, start=1):
             value = base + offset
-            plan.new[item.key] = StoredAssignment(
-                counter, value, sequence.render(value, item.event)
-            )
+            plan.new[item.key] = StoredAssignment(counter, value, item.number.render(value))
     return plan
 
 
 def _outcomes(
     events: list[tuple[CustomerCreated, Sequence]],
-    checked: list[str | ValidationError],
+    checked: list[tuple[str, BoundNumber] | ValidationError],
     failed: Mapping[str, CustomerIdsError],
     existing: Mapping[str, StoredAssignment],
     new: Mapping[str, StoredAssignment],

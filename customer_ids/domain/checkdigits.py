@@ -32,20 +32,29 @@ def _require_digits(digits: str) -> None:
 def luhn(digits: str) -> str:
     """The Luhn (mod 10) digit to append to `digits`."""
     _require_digits(digits)
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 0:  # doubled: these are the odd positions once the check digit is appended
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return str((10 - total % 10) % 10)
+    return _luhn(digits)
+
+
+# Luhn doubles every second digit from the right (the odd positions once the check digit is
+# appended) and adds the digits of the product: 0->0, 1->2, ..., 5->1 (10), ..., 9->9 (18).
+_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
+
+
+def _luhn(digits: str) -> str:
+    # Table-driven and in C: the sum of a string of digits is the sum of its bytes less 48 each.
+    backwards = digits[::-1]
+    doubled = backwards[0::2].translate(_LUHN_DOUBLED).encode()
+    total = sum(doubled) + sum(backwards[1::2].encode()) - 48 * len(digits)
+    return str(-total % 10)
 
 
 def damm(digits: str) -> str:
     """The Damm digit: catches every single-digit error and every adjacent transposition."""
     _require_digits(digits)
+    return _damm(digits)
+
+
+def _damm(digits: str) -> str:
     interim = 0
     for ch in digits:
         interim = _DAMM_TABLE[interim][int(ch)]
@@ -55,10 +64,16 @@ def damm(digits: str) -> str:
 def mod97(digits: str) -> str:
     """ISO 7064 MOD 97-10: two check digits, as IBAN uses."""
     _require_digits(digits)
+    return _mod97(digits)
+
+
+def _mod97(digits: str) -> str:
     return f"{98 - int(digits + '00') % 97:02d}"
 
 
 SCHEMES: dict[str, Callable[[str], str]] = {"luhn": luhn, "damm": damm, "mod97": mod97}
+# The same, for callers that already know they pass digits only (a rendered number's).
+UNCHECKED: dict[str, Callable[[str], str]] = {"luhn": _luhn, "damm": _damm, "mod97": _mod97}
 WIDTHS: dict[str, int] = {"luhn": 1, "damm": 1, "mod97": 2}
 
 

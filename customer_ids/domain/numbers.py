@@ -13,6 +13,7 @@ batch goes on.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -29,6 +30,8 @@ SEPARATOR = "|"
 # The allocation scripts run in Redis's Lua, whose numbers are doubles: above 2**53 - 1 two
 # counter values can round to the same number. No counter may pass it, whatever the template.
 MAX_COUNTER = 2**53 - 1
+# Bound templates kept per template without a date: one per customer type and region seen.
+_BOUND_CACHE_SIZE = 4096
 
 
 def is_number_text(text: str) -> bool:
@@ -67,6 +70,31 @@ class Token:
     kind: str  # "text", "seq", "date", "type", "region", "check"
     arg: str = ""
     width: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BoundNumber:
+    """A template with one event's time, type and region in place (NumberTemplate.bind): the
+    text before the sequence value, between it and the check digit, after the check digit,
+    and the digits of the first two, which the check digit covers."""
+
+    template: NumberTemplate
+    head: str
+    middle: str
+    end: str
+    head_digits: str
+    middle_digits: str
+
+    def render(self, value: int) -> str:
+        template = self.template
+        if template.scramble_key is not None:
+            value = scramble.scramble(value, template.seq_token.width, template.scramble_key)
+        seq = template.seq_format(value)
+        check = template.check_digit
+        if check is None:
+            return f"{self.head}{seq}{self.middle}{self.end}"
+        digits = f"{self.head_digits}{seq}{self.middle_digits}"
+        return f"{self.head}{seq}{self.middle}{check(digits)}{self.end}"
 
 
 @dataclass(frozen=True)
@@ -184,7 +212,7 @@ class NumberTemplate:
             scramble_key=scramble_key if scrambled else None,
         )
 
-    @property
+    @cached_property
     def seq_token(self) -> Token:
         return next(t for t in self.tokens if t.kind == "seq")
 
@@ -198,25 +226,61 @@ class NumberTemplate:
         return min(scramble.capacity(token.width), MAX_COUNTER)
 
     def render(self, ctx: RenderContext) -> str:
-        out: list[str] = []
+        return self.bind(ctx.moment, ctx.customer_type, ctx.region).render(ctx.sequence)
+
+    def bind(self, moment: datetime, customer_type: str, region: str) -> BoundNumber:
+        """This template with one event's parts rendered: only the sequence value is left.
+        Raises ValidationError for a time or text that cannot go into a number. Done once
+        per event (and once per type and region when the template shows no date)."""
+        if self._dated:
+            return self._bind(moment, customer_type, region)
+        cache = self._bound_cache
+        key = (customer_type, region)
+        bound = cache.get(key)
+        if bound is None:
+            bound = self._bind(moment, customer_type, region)
+            if len(cache) >= _BOUND_CACHE_SIZE:
+                cache.clear()
+            cache[key] = bound
+        return bound
+
+    def _bind(self, moment: datetime, customer_type: str, region: str) -> BoundNumber:
+        parts: list[list[str]] = [[], [], []]  # before the seq, up to the check, after it
+        part = 0
         for token in self.tokens:
             if token.kind == "text":
-                out.append(token.arg)
-            elif token.kind == "seq":
-                value = ctx.sequence
-                if self.scramble_key is not None:
-                    value = scramble.scramble(value, token.width, self.scramble_key)
-                out.append(f"{value:0{token.width}d}")
+                parts[part].append(token.arg)
+            elif token.kind in ("seq", "check"):
+                part += 1
             elif token.kind == "date":
-                out.append(local_strftime(ctx.moment, self.zone, token.arg))
+                parts[part].append(local_strftime(moment, self.zone, token.arg))
             elif token.kind == "type":
-                out.append(_number_text("customer_type", ctx.customer_type))
-            elif token.kind == "region":
-                out.append(_number_text("region (country_code)", ctx.region))
+                parts[part].append(_number_text("customer_type", customer_type))
             else:
-                digits = _NOT_DIGIT.sub("", "".join(out))
-                out.append(checkdigits.SCHEMES[token.arg](digits))
-        return "".join(out)
+                parts[part].append(_number_text("region (country_code)", region))
+        head, middle, end = ("".join(p) for p in parts)
+        return BoundNumber(
+            self, head, middle, end, _NOT_DIGIT.sub("", head), _NOT_DIGIT.sub("", middle)
+        )
+
+    @cached_property
+    def _dated(self) -> bool:
+        return any(t.kind == "date" for t in self.tokens)
+
+    @cached_property
+    def _bound_cache(self) -> dict[tuple[str, str], BoundNumber]:
+        return {}
+
+    @cached_property
+    def seq_format(self) -> Callable[[int], str]:
+        """The sequence value zero-padded to the token's width (never truncated)."""
+        return f"{{:0{self.seq_token.width}d}}".format
+
+    @cached_property
+    def check_digit(self) -> Callable[[str], str] | None:
+        """The check scheme over a string known to be digits, or None without a check."""
+        scheme = next((t.arg for t in self.tokens if t.kind == "check"), None)
+        return checkdigits.UNCHECKED[scheme] if scheme else None
 
     @cached_property
     def _pattern(self) -> re.Pattern[str]:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from customer_ids.domain.errors import ConfigError, ValidationError
 from customer_ids.domain.events import CustomerCreated
-from customer_ids.domain.numbers import MAX_COUNTER, NumberTemplate, RenderContext, local_strftime
+from customer_ids.domain.numbers import MAX_COUNTER, BoundNumber, NumberTemplate, local_strftime
 
 Period = Literal["none", "daily", "monthly", "yearly"]
 PERIODS: tuple[str, ...] = ("none", "daily", "monthly", "yearly")
@@ -73,13 +73,13 @@ class Sequence:
         return f"{self.name}:{period}"
 
     def render(self, value: int, event: CustomerCreated) -> str:
-        return self.template.render(
-            RenderContext(
-                sequence=value,
-                moment=event.occurred_at,
-                customer_type=event.customer_type,
-                region=event.country_code.upper(),
-            )
+        return self.bind(event).render(value)
+
+    def bind(self, event: CustomerCreated) -> BoundNumber:
+        """The template with this event's time, type and region in place; ValidationError
+        when they cannot go into a number (that event's failure alone)."""
+        return self.template.bind(
+            event.occurred_at, event.customer_type, event.country_code.upper()
         )
 
 

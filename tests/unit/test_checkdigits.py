@@ -74,3 +74,17 @@ def test_damm_and_mod97_catch_single_errors_and_adjacent_transpositions(
 def test_non_digits_are_refused() -> None:
     with pytest.raises(ValueError, match="digits only"):
         checkdigits.luhn("12a")
+
+
+def _textbook_luhn(body: str) -> str:
+    """Luhn as ISO/IEC 7812-1 states it: double every second digit from the right."""
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return str((10 - total % 10) % 10)
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=40))
+def test_the_table_driven_luhn_is_the_textbook_one(body: str) -> None:
+    assert checkdigits.luhn(body) == _textbook_luhn(body)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from customer_ids.domain import checkdigits, scramble
 from customer_ids.domain.errors import ConfigError
 from customer_ids.domain.numbers import NumberTemplate, RenderContext
 
@@ -89,3 +90,56 @@ def test_scrambled_numbers_parse_back_to_their_counter_value(seq: int) -> None:
     template = NumberTemplate.parse("S{seq:8:scrambled}{check:damm}", scramble_key=b"k" * 16)
     number = template.render(RenderContext(seq, MOMENT, "B", "DE"))
     assert template.sequence_of(number) == seq
+
+
+def _render_token_by_token(template: NumberTemplate, ctx: RenderContext) -> str:
+    """Rendering as the template reads, one token after another: what the compiled
+    (bound) rendering must always equal."""
+    out: list[str] = []
+    for token in template.tokens:
+        if token.kind == "text":
+            out.append(token.arg)
+        elif token.kind == "seq":
+            value = ctx.sequence
+            if template.scramble_key is not None:
+                value = scramble.scramble(value, token.width, template.scramble_key)
+            out.append(f"{value:0{token.width}d}")
+        elif token.kind == "date":
+            out.append(ctx.moment.astimezone(template.zone).strftime(token.arg))
+        elif token.kind == "type":
+            out.append(ctx.customer_type)
+        elif token.kind == "region":
+            out.append(ctx.region)
+        else:
+            digits = "".join(c for c in "".join(out) if c in "0123456789")
+            out.append(checkdigits.SCHEMES[token.arg](digits))
+    return "".join(out)
+
+
+@given(
+    st.sampled_from(
+        [
+            "CU-{seq:8}-{check:luhn}",
+            "{date:%Y%m%d}-{seq:3}{check:damm}/x",
+            "{seq:4}{date:%j}-{type}/{region}",
+            "N{seq:6}{date:%y}{check:mod97}x",
+            "{type}-{region}-{seq:7}",
+            "{seq:10:scrambled}{check:luhn}",
+            "{region}{date:%Y}{seq:1}",
+        ]
+    ),
+    st.integers(min_value=1, max_value=10**9),
+    st.datetimes(
+        min_value=datetime(1001, 1, 2), max_value=datetime(9998, 12, 30), timezones=st.just(UTC)
+    ),
+    st.sampled_from(["B", "INDIVIDUAL"]),
+    st.sampled_from(["DE", "FR"]),
+)
+def test_the_compiled_rendering_equals_token_by_token_rendering(
+    text: str, seq: int, moment: datetime, kind: str, region: str
+) -> None:
+    template = NumberTemplate.parse(text, "Europe/Berlin", scramble_key=b"k" * 16)
+    ctx = RenderContext(seq, moment, kind, region)
+    assert template.render(ctx) == _render_token_by_token(template, ctx)
+    # The bound template is cached per type and region when it shows no date: never stale.
+    assert template.render(ctx) == _render_token_by_token(template, ctx)
