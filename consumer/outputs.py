@@ -4,6 +4,7 @@ commit."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from collections.abc import Sequence as Seq
@@ -16,7 +17,7 @@ from consumer.assign import Assigned, BatchNumbers
 from consumer.claims import Ranges, claim_record_key, claim_value, ranges_of
 from consumer.dead_letter import dead_letter_headers, dead_letter_record
 from customer_ids.domain.errors import DecodeError, TemporaryError, ValidationError
-from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned
+from customer_ids.domain.events import CustomerCreated
 from customer_ids.domain.sequences import Router, Sequence
 from customer_ids.store.ports import GENERATION
 from customer_ids.wire.codec import RecordCodec
@@ -73,29 +74,43 @@ def output_record(
     item: Assigned, codec: RecordCodec, assigned_at: datetime, search: list[str] | None = None
 ) -> OutputRecord:
     """The CustomerIdAssigned record of one assigned number (with the search digests of a new
-    customer, when there are any)."""
+    customer, when there are any). Built as the record the codec writes: the fields of
+    CustomerIdAssigned, without making one per output only to take it apart again."""
     event = item.event
-    out = CustomerIdAssigned(
+    assignment = item.assignment
+    record = {
         # Same input event, same output id: downstream can dedupe on it.
-        event_id=str(uuid.uuid5(OUTPUT_EVENT_NAMESPACE, event.event_id)),
-        causation_id=event.event_id,
-        customer_id=event.customer_id,
-        source_system=event.source_system,
-        customer_number=item.assignment.number,
-        sequence_name=item.assignment.counter,
-        sequence=item.assignment.value,
-        assigned_at=assigned_at,
-    )
+        "event_id": output_event_id(event.event_id),
+        "causation_id": event.event_id,
+        "customer_id": event.customer_id,
+        "source_system": event.source_system,
+        "customer_number": assignment.number,
+        "sequence_name": assignment.counter,
+        "sequence": assignment.value,
+        "assigned_at": assigned_at,
+    }
+    causation = ("causation_id", event.event_id.encode())
+    # The assignment again, last, so a rebuild of Redis need not decode Avro.
+    stored = (ASSIGNMENT_HEADER, assignment.encode().encode())
     return OutputRecord(
-        key=event.customer_key.encode(),
-        value=codec.encode(out.to_record()),
-        # The assignment again, last, so a rebuild of Redis need not decode Avro.
-        headers=[
-            ("causation_id", event.event_id.encode()),
-            *([(SEARCH_HEADER, ",".join(search).encode())] if search else []),
-            (ASSIGNMENT_HEADER, item.assignment.encode().encode()),
-        ],
+        key=f"{event.source_system}/{event.customer_id}".encode(),
+        value=codec.encode(record),
+        headers=[causation, (SEARCH_HEADER, ",".join(search).encode()), stored]
+        if search
+        else [causation, stored],
     )
+
+
+_NAMESPACE = OUTPUT_EVENT_NAMESPACE.bytes
+# The variant nibble of an RFC 4122 UUID is 10xx: any hex digit's two low bits under 0b10.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def output_event_id(input_event_id: str) -> str:
+    """uuid5(OUTPUT_EVENT_NAMESPACE, input_event_id) as text, straight from its SHA-1: the
+    same id `uuid.uuid5` gives (RFC 4122 §4.3), without building two UUID objects per output."""
+    h = hashlib.sha1(_NAMESPACE + input_event_id.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 @dataclass(frozen=True)

@@ -8,23 +8,28 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from consumer.assign import Assigned, BatchNumbers, SequenceExhaustedError
 from consumer.outputs import (
+    OUTPUT_EVENT_NAMESPACE,
     Decoded,
     Topics,
     batch_claims,
     batch_records,
     dead_letters,
     decode_batch,
+    output_event_id,
     output_record,
 )
 from customer_ids.domain.errors import DecodeError, ValidationError
-from customer_ids.domain.events import CustomerCreated
+from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned
 from customer_ids.domain.numbers import NumberTemplate
 from customer_ids.domain.sequences import Router, Sequence
 from customer_ids.store.ports import GENERATION, StoredAssignment
 from customer_ids.wire.codec import customer_created_codec, customer_id_assigned_codec
-from customer_ids.wire.headers import ASSIGNMENT_HEADER
+from customer_ids.wire.headers import ASSIGNMENT_HEADER, SEARCH_HEADER
 
 
 class FakeMessage:
@@ -82,6 +87,31 @@ def test_an_output_record_carries_its_assignment_last_and_decodes() -> None:
     assert record.headers[-1] == (ASSIGNMENT_HEADER, b"B|7|B0007")
     decoded = codec.decode(record.value)
     assert (decoded["customer_number"], decoded["sequence"]) == ("B0007", 7)
+
+
+def test_an_output_record_is_the_customer_id_assigned_event_of_its_assignment() -> None:
+    source = event("a")
+    item = Assigned(source, StoredAssignment("B", 7, "B0007"), duplicate=False)
+    codec = customer_id_assigned_codec()
+    at = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    record = output_record(item, codec, at, ["d1", "d2"])
+    expected = CustomerIdAssigned(
+        event_id=str(uuid.uuid5(OUTPUT_EVENT_NAMESPACE, source.event_id)),
+        causation_id=source.event_id,
+        customer_id="a",
+        source_system="crm",
+        customer_number="B0007",
+        sequence_name="B",
+        sequence=7,
+        assigned_at=at,
+    )
+    assert CustomerIdAssigned.from_record(codec.decode(record.value)) == expected
+    assert dict(record.headers)[SEARCH_HEADER] == b"d1,d2"
+
+
+@given(st.text(max_size=80))
+def test_the_output_event_id_is_uuid5_of_the_input_event_id(input_id: str) -> None:
+    assert output_event_id(input_id) == str(uuid.uuid5(OUTPUT_EVENT_NAMESPACE, input_id))
 
 
 def test_a_batch_span_names_each_partition_s_first_and_last_offset() -> None:
