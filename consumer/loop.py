@@ -18,7 +18,7 @@ import redis
 import structlog
 from confluent_kafka import Consumer, Message
 
-from consumer.accounting import account_batch
+from consumer.accounting import StageClock, account_batch
 from consumer.assign import BatchNumbers, assign_numbers
 from consumer.claims import ClaimsBehindError, ClaimsLog, Ranges
 from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
@@ -170,14 +170,14 @@ class AssignmentService:
             self._process_batch(batch)
 
     def _process_batch(self, batch: list[Message]) -> None:
-        started = time.monotonic()
+        stages = StageClock()
         decoded = decode_batch(batch, self.input_codec, self.settings.router)
         self.transaction.begin()
+        stages.lap("decode")
         numbers: BatchNumbers | None = None
         if decoded.good:
             assert self.epoch is not None
             self._learn_floors()
-            lock_started = time.monotonic()
             numbers = assign_numbers(
                 [(e, s) for _, e, s in decoded.good],
                 self.allocator,
@@ -185,7 +185,7 @@ class AssignmentService:
                 self.floors,
                 self.terms_of,
             )
-            self.metrics.lock_wait.observe(time.monotonic() - lock_started)
+            self.metrics.lock_wait.observe(stages.lap("allocate"))
         dead = dead_letters(decoded, numbers)
         claims = batch_claims(numbers, self.claims.known) if numbers is not None else {}
         for r in batch_records(
@@ -201,15 +201,19 @@ class AssignmentService:
             self.transaction.produce(
                 r.topic, key=r.key, value=r.value, headers=r.headers, track=r.track, claim=r.claim
             )
+        stages.lap("encode")
         if numbers is not None:
             self.transaction.flush()
+            stages.lap("flush")
             self._fence(claims)
+            stages.lap("fence")
             failpoints.reached("before_commit")
         self.transaction.commit(next_offsets(batch), self.consumer.consumer_group_metadata())
+        stages.lap("commit")
         self.metrics.kafka_up.set(1)
         for counter, ranges in claims.items():
             self.floors[counter] = max(self.floors.get(counter, 0), ranges[-1][1])
-        account_batch(self.metrics, batch, dead, numbers, time.monotonic() - started)
+        account_batch(self.metrics, batch, dead, numbers, stages)
 
     def _learn_floors(self) -> None:
         """What every instance committed, as far as the claims reader has it without waiting:

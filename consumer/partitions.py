@@ -31,8 +31,17 @@ class InputPartitions:
         )
 
     def poll_batch(self, size: int, wait_s: float) -> list[Message]:
-        """Up to `size` records; consumer errors are logged (fatal ones raise)."""
-        batch = [m for m in self.consumer.consume(num_messages=size, timeout=wait_s) if _usable(m)]
+        """Up to `size` records: all that have arrived, at once, or else the first to arrive
+        within `wait_s` with any that came with it. A batch never waits to fill (consume()
+        with a timeout would hold every batch for all of it when fewer than `size` wait):
+        under load the next batch gathers while this one commits. Consumer errors are logged
+        (fatal ones raise)."""
+        messages = self.consumer.consume(num_messages=size, timeout=0)
+        if not messages:
+            messages = self.consumer.consume(num_messages=1, timeout=wait_s)
+            if messages and size > 1:
+                messages += self.consumer.consume(num_messages=size - 1, timeout=0)
+        batch = [m for m in messages if _usable(m)]
         if time.monotonic() >= self._next_lag_report:
             self._report_lag()
         return batch

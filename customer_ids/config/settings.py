@@ -166,9 +166,13 @@ class Settings(EnvSettings):
         le=100_000,
     )
     batch_wait_ms: int = setting(
-        10, "CUSTOMER_IDS_BATCH_WAIT_MS", "longest wait to fill a batch", ge=1, le=60_000
+        100,
+        "CUSTOMER_IDS_BATCH_WAIT_MS",
+        "longest wait for a first record; a batch takes what has arrived, never waits to fill",
+        ge=1,
+        le=60_000,
     )
-    linger_ms: int = setting(5, "CUSTOMER_IDS_LINGER_MS", "producer linger.ms", ge=0, le=10_000)
+    linger_ms: int = setting(0, "CUSTOMER_IDS_LINGER_MS", "producer linger.ms", ge=0, le=10_000)
     transaction_timeout_ms: int = setting(
         60000,
         "CUSTOMER_IDS_TRANSACTION_TIMEOUT_MS",
