@@ -109,6 +109,9 @@ class Leases:
                 stack.callback(_release_quietly, lock)
                 with self._guard:
                     lease.locks.append(lock)
+            # Unregistered before its locks are released (callbacks run last in, first out):
+            # a renewal racing the release then sees a lease let go, not a lease lost.
+            stack.callback(self._unregister, lease)
             yield lease
 
     def _acquire(self, name: str, wait_s: float | None) -> Lock:

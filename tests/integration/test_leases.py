@@ -65,3 +65,24 @@ def test_a_paused_holder_loses_its_lock_and_its_late_write_fails(endpoints: Endp
         assert lease.locks, "it did take the lock before its pause"
     assert store_a.counters(["CU"]) == {"CU": 1}
     assert store_a.lookup([a_event.customer_key]) == {}
+
+
+class RenewingAsItLetsGo(Leases):
+    """The renewer thread wakes exactly while the holder lets go of its lease: a renewal
+    runs at each step of the release."""
+
+    def _unregister(self, lease: Lease) -> None:
+        self.renew(lease)
+        super()._unregister(lease)
+
+
+def test_a_renewal_racing_the_release_is_not_a_lost_lease(endpoints: Endpoints) -> None:
+    client = redis.Redis.from_url(endpoints.redis_url)
+    prefix = f"t-{uuid.uuid4().hex[:8]}:"
+    leases = RenewingAsItLetsGo(client, 5.0, "instance-a|4242|host-a")
+    with leases.hold([f"{prefix}lock:A", f"{prefix}lock:B"], wait_s=1) as lease:
+        pass
+    # Before, the locks went first and a renewal meanwhile marked the lease lost, logging an
+    # error for every such race (one every few seconds at 1,000 events/s).
+    assert not lease.lost.is_set()
+    assert client.exists(f"{prefix}lock:A", f"{prefix}lock:B") == 0
