@@ -54,15 +54,24 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+def _pace(started: float, i: int, rate: int) -> None:
+    """Sleep until the i-th event of a steady `rate` is due."""
+    delay = started + i / rate - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
 def measure_latency(
     bootstrap: str,
     redis_url: str,
     rate: int,
     seconds: float,
     source: Path = ROOT,
+    warm_up_s: float = 3.0,
     **service: str,
 ) -> dict[str, Any]:
-    """`source`: the tree whose service runs (this checkout, or an older commit's worktree)."""
+    """`source`: the tree whose service runs (this checkout, or an older commit's worktree).
+    The first `warm_up_s` of load is offered but not counted."""
     tag = uuid.uuid4().hex[:8]
     env = service_env(bootstrap, redis_url, tag, **service)
     settings = Settings.from_env(env)
@@ -120,20 +129,21 @@ def measure_latency(
         time.sleep(1)
         count = int(rate * seconds)
         with CustomerEventProducer(bootstrap, settings.input_topic, **{"linger.ms": 1}) as out:
-            # A first event and flush: the idempotent producer's start-up (its producer id)
-            # is not part of any event's latency.
-            warm_up = next(generate_events(1, seed=999))
-            out.emit_event(warm_up)
+            # Warm-up at the same rate, not counted: the idempotent producer's start-up, the
+            # service's first transactions (partitions added to them, metadata, first calls)
+            # and the broker's new segments are not part of any event's steady-state latency.
+            warming = time.monotonic()
+            for i, event in enumerate(generate_events(max(1, int(rate * warm_up_s)), seed=999)):
+                _pace(warming, i, rate)
+                out.emit_event(event)
             out.flush()
             started = time.monotonic()
             for i, event in enumerate(generate_events(count, seed=5)):
-                delay = started + i / rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+                _pace(started, i, rate)
                 sent[event.event_id] = time.time()
                 out.emit_event(event)
         wait_until = time.monotonic() + 60
-        while len(seen) < count and time.monotonic() < wait_until:
+        while not sent.keys() <= seen.keys() and time.monotonic() < wait_until:
             time.sleep(0.1)
     finally:
         done.set()
