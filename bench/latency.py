@@ -54,6 +54,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+def _parts(name: str, values: list[float]) -> dict[str, float]:
+    return {f"{name}_p{p}_ms": percentile(values, p) for p in (50, 99)} if values else {}
+
+
 def _pace(started: float, i: int, rate: int) -> None:
     """Sleep until the i-th event of a steady `rate` is due."""
     delay = started + i / rate - time.monotonic()
@@ -161,11 +165,12 @@ def measure_latency(
         "p99_ms": percentile(latencies, 99),
         "mean_ms": statistics.fmean(latencies),
         # Where the time goes: produce -> the service builds the output; then -> visible.
-        "to_processing_p50_ms": percentile(
-            [(stamped[k] - t) * 1000 for k, t in sent.items() if k in stamped], 50
+        **_parts(
+            "to_processing", [(stamped[k] - t) * 1000 for k, t in sent.items() if k in stamped]
         ),
-        "to_visible_p50_ms": percentile(
-            [(seen[k] - stamped[k]) * 1000 for k in seen if k in stamped], 50
+        **_parts(
+            "to_visible",
+            [(seen[k] - stamped[k]) * 1000 for k in sent if k in seen and k in stamped],
         ),
     }
 
