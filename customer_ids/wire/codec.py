@@ -97,7 +97,10 @@ def _without_uuid_logical_type(node: Any) -> Any:
 
 
 def _load(path: Path) -> Any:
-    return parse_schema(_without_uuid_logical_type(json.loads(path.read_text())), _write_hint=False)
+    """Parsed once, and marked as parsed: fastavro re-parses on every read and write a schema
+    that does not carry its `__fastavro_parsed` mark, which was half the cost of each call
+    (the mark leaves the fingerprint as it is: the canonical form drops unknown keys)."""
+    return parse_schema(_without_uuid_logical_type(json.loads(path.read_text())))
 
 
 @cache
