@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from customer_ids.domain.errors import CustomerIdsError, ValidationError
 from customer_ids.domain.events import CustomerCreated
@@ -52,7 +53,7 @@ class BatchNumbers:
     usage: dict[str, float]  # counter -> share of its range used, for bounded (scrambled) ones
     search: dict[str, list[str]] = field(default_factory=dict)  # customer -> its digests
 
-    @property
+    @cached_property
     def assigned(self) -> list[Assigned]:
         return [o for o in self.outcomes if isinstance(o, Assigned)]
 
@@ -93,11 +94,10 @@ def assign_numbers(
     and nothing may be allocated from it (StateBehindLogError). `terms_of` gives the search
     digests of a new customer's event, recorded with its assignment."""
     checked = [_counter_or_error(event, sequence) for event, sequence in events]
-    customers: dict[str, None] = {}  # in order of first appearance
+    keys = [event.customer_key for event, _ in events]
+    customers = dict.fromkeys(keys)  # in order of first appearance
     first: dict[str, _Pending] = {}  # each customer's first event that can be rendered
-    for (event, sequence), check in zip(events, checked, strict=True):
-        key = event.customer_key
-        customers.setdefault(key, None)
+    for (event, sequence), key, check in zip(events, keys, checked, strict=True):
         if not isinstance(check, ValidationError) and key not in first:
             first[key] = _Pending(key, event, sequence, *check)
     if not customers:
@@ -119,7 +119,7 @@ def assign_numbers(
         if plan.new:
             new_search = {key: search[key] for key in plan.new if key in search}
             generation = store.allocate(epoch, plan.expected, plan.new, new_search)
-    outcomes = _outcomes(events, checked, failed, existing, plan.new)
+    outcomes = _outcomes(events, keys, checked, failed, existing, plan.new)
     return BatchNumbers(outcomes, generation, len(plan.new), plan.usage, search)
 
 
@@ -176,6 +176,7 @@ def _plan(
 
 def _outcomes(
     events: list[tuple[CustomerCreated, Sequence]],
+    keys: list[str],
     checked: list[tuple[str, BoundNumber] | ValidationError],
     failed: Mapping[str, CustomerIdsError],
     existing: Mapping[str, StoredAssignment],
@@ -186,8 +187,7 @@ def _outcomes(
     else this event's own error, else the customer's, else a new number."""
     seen_in_batch: set[str] = set()
     outcomes: list[Outcome] = []
-    for (event, _), check in zip(events, checked, strict=True):
-        key = event.customer_key
+    for (event, _), key, check in zip(events, keys, checked, strict=True):
         if key in existing:
             outcomes.append(Assigned(event, existing[key], duplicate=True))
         elif key in seen_in_batch:

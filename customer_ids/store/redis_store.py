@@ -305,6 +305,9 @@ class RedisNumberStore:
         self._record = client.register_script(_RECORD)
         self._escalate = client.register_script(_ESCALATE)
         self._raise = client.register_script(_RAISE)
+        # The field digest and bucket of each customer of the last lookup: a batch looks its
+        # customers up, then allocates the new ones, and need not hash them twice.
+        self._placed: dict[str, tuple[bytes, str]] = {}
 
     # ------------------------------------------------------------ allocation
     @contextmanager
@@ -320,6 +323,7 @@ class RedisNumberStore:
             return {}
         fields = [customer_field(key) for key in customer_keys]
         buckets = [self.keys.assignments(f) for f in fields]
+        self._placed = dict(zip(customer_keys, zip(fields, buckets, strict=True), strict=True))
         try:
             values = self._lookup(keys=[self.keys.ledger, *buckets], args=fields)
         except redis.ResponseError as exc:
@@ -360,8 +364,8 @@ class RedisNumberStore:
         for counter in counters:
             args += list(expected[counter])
         for customer, assignment in new.items():
-            field = customer_field(customer)
-            keys.append(self.keys.assignments(field))
+            field, bucket = self._placed.get(customer) or self._place(customer)
+            keys.append(bucket)
             args += [field, assignment.encode()]
             if self.reverse_index:
                 keys.append(self.keys.numbers(assignment.number))
@@ -377,6 +381,10 @@ class RedisNumberStore:
             # Only possible when a lock lease expired under a paused holder: abort and retry.
             raise AllocationConflictError(f"{clashes} customer(s) were recorded concurrently")
         return int(generation)
+
+    def _place(self, customer: str) -> tuple[bytes, str]:
+        field = customer_field(customer)
+        return field, self.keys.assignments(field)
 
     # ------------------------------------------------------------ the fence and durability
     def fence(self, epoch: str, checkpoint: Mapping[str, int]) -> int:
