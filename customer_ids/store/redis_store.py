@@ -272,6 +272,27 @@ return #KEYS - 1
 """
 
 
+# Restore one chunk of assignments read back from the log: for each bucket, HSET its entries
+# and count them in the ledger. One call per chunk: a pipeline of one HSET per bucket cost the
+# rebuild more in redis-py's packing of tens of thousands of commands than Redis spent on them.
+# KEYS: ledger, then each bucket once. ARGV: per bucket its entry count n, then n field/value.
+_RESTORE = """
+local a = 1
+for i = 2, #KEYS do
+  local n = tonumber(ARGV[a])
+  local args = {}
+  for j = 1, 2 * n do args[j] = ARGV[a + j] end
+  redis.call('HSET', KEYS[i], unpack(args))
+  redis.call('HSET', KEYS[1], KEYS[i], redis.call('HLEN', KEYS[i]))
+  a = a + 2 * n + 1
+end
+return #KEYS - 1
+"""
+
+
+RESTORE_BUCKETS = 4096  # buckets per restore call: Redis is busy a few milliseconds at a time
+
+
 class RecoverySupersededError(StateChangedError):
     """Another recovery took over this one (its lease expired); its result is void."""
 
@@ -305,6 +326,7 @@ class RedisNumberStore:
         self._record = client.register_script(_RECORD)
         self._escalate = client.register_script(_ESCALATE)
         self._raise = client.register_script(_RAISE)
+        self._restore = client.register_script(_RESTORE)
         # The field digest and bucket of each customer of the last lookup: a batch looks its
         # customers up, then allocates the new ones, and need not hash them twice.
         self._placed: dict[str, tuple[bytes, str]] = {}
@@ -519,23 +541,32 @@ class RedisNumberStore:
         """Write assignments read back from the output topic (the record of truth), in their
         stored form, one HSET per bucket, and their search digests. Overwrites: the log is
         right where Redis differs."""
-        buckets: dict[str, dict[bytes, str]] = {}
+        buckets: dict[str, list[bytes | str]] = {}
         numbers: dict[str, dict[str, str]] = {}
         for customer, stored in assignments.items():
             field = customer_field(customer)
-            buckets.setdefault(self.keys.assignments(field), {})[field] = stored
+            entries = buckets.setdefault(self.keys.assignments(field), [])
+            entries += (field, stored)
             if self.reverse_index:
                 number = stored.split("|", 2)[2]
                 numbers.setdefault(self.keys.numbers(number), {})[number] = customer
-        pipe = self._redis.pipeline(transaction=False)
-        for key, mapping in (*buckets.items(), *numbers.items()):
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-        for customer, digests in (search or {}).items():
-            for digest in digests:
-                pipe.sadd(self.keys.search_term(digest), customer)
-        pipe.execute()
-        if buckets:
-            self._record(keys=[self.keys.ledger, *buckets], args=["b"] * len(buckets))
+        if numbers or search:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, mapping in numbers.items():
+                pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            for customer, digests in (search or {}).items():
+                for digest in digests:
+                    pipe.sadd(self.keys.search_term(digest), customer)
+            pipe.execute()
+        names = list(buckets)
+        for i in range(0, len(names), RESTORE_BUCKETS):
+            chunk = names[i : i + RESTORE_BUCKETS]
+            args: list[bytes | str | int] = []
+            for name in chunk:
+                entries = buckets[name]
+                args.append(len(entries) // 2)
+                args += entries
+            self._restore(keys=[self.keys.ledger, *chunk], args=args)
 
     def mark_valid_for_tests(self, epoch: str) -> None:
         """Declare an empty state valid on this server (tests and the bench start from it)."""

@@ -113,6 +113,7 @@ class Auditor:
         self._caught_up_at: float | None = None
         self._next_lag = 0.0
         self._next_partition_check = 0.0
+        self._records = 0  # read since the last poll, for the records metric
 
     @property
     def caught_up(self) -> bool:
@@ -160,7 +161,7 @@ class Auditor:
                 log.warning("audit_consumer_error", error=str(error))
             return
         self._at_end.discard(partition)
-        self.metrics.records.inc()
+        self._records += 1
         try:
             out = CustomerIdAssigned.from_record(self.codec.decode(message.value()))
         except (DecodeError, ValidationError, KeyError, TypeError) as exc:
@@ -173,6 +174,9 @@ class Auditor:
             self._report(finding, message)
 
     def _after_poll(self) -> None:
+        # Counted once per poll, not per record: a metric takes a lock on each update.
+        self.metrics.records.inc(self._records)
+        self._records = 0
         now = time.monotonic()
         if self._partitions and self._at_end >= self._partitions and not self.caught_up:
             self._caught_up_at = now

@@ -224,3 +224,16 @@ def test_a_rebuild_that_turned_full_is_taken_over_in_full(scenario: Scenario) ->
     assert marker == "rebuilding:full-dies-half-way"
     full, checkpoint = store.begin_rebuild("successor", marker)
     assert full and checkpoint == {}
+
+
+def test_a_restore_larger_than_one_call_lands_whole_with_its_ledger(endpoints: Endpoints) -> None:
+    # More buckets than one restore call takes (RESTORE_BUCKETS): every customer is found
+    # again and the ledger counts every bucket, so the next lookup trusts the map.
+    client = redis.Redis.from_url(endpoints.redis_url)
+    store = number_store(client, f"t-{uuid.uuid4().hex[:10]}:")
+    store.mark_valid_for_tests("e")
+    wanted = {f"crm/c{i}": f"CU|{i}|CU-{i:08d}" for i in range(1, 12_001)}
+    store.restore(wanted)
+    found = store.lookup(list(wanted))
+    assert {key: a.encode() for key, a in found.items()} == wanted
+    assert store.ledger_problems() == []
