@@ -31,6 +31,7 @@ from consumer.assign import assign_numbers
 from consumer.bootstrap import topic_specs
 from consumer.recovery import rebuild_map
 from customer_ids.adapters.kafka_io import ensure_topics
+from customer_ids.adapters.log_reader import read_to_end
 from customer_ids.config.settings import Settings
 from customer_ids.stack.kafka import kafka_version
 from customer_ids.store.factory import number_store
@@ -38,8 +39,9 @@ from customer_ids.wire.codec import customer_created_codec
 from producer.generator import generate_events
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from audit import run_auditor
 from latency import measure_latency, service_env
-from plot import plot_latency
+from plot import plot_batch_sizes, plot_latency
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -253,8 +255,12 @@ def run_service(
         "numbers_per_s_working": count / working_s,
     }
     if not rebuild:
+        _delete_prefix(redis.Redis.from_url(redis_url), f"bench-{tag}:")
         return result
     settings = Settings.from_env(env)
+    # The baseline of the two readers below: the same output topic read, nothing done.
+    read_s, read = timed_read(bootstrap, settings.output_topic)
+    assert read == count, (read, count)
     # The whole rebuild as recovery does it: read the log, write the map into Redis.
     client = redis.Redis.from_url(redis_url)
     scratch = number_store(client, f"bench-rebuild-{tag}:")
@@ -263,7 +269,38 @@ def run_service(
     rebuild_s = time.monotonic() - started
     assert state.restored == count, (state.restored, count)
     _delete_prefix(client, f"bench-rebuild-{tag}:")
-    return {**result, "rebuild_records_per_s": state.records_read / rebuild_s}
+    _delete_prefix(client, f"bench-{tag}:")
+    auditor = run_auditor(bootstrap, settings.output_topic, count)
+    return {
+        **result,
+        "plain_read_records_per_s": count / read_s,
+        "rebuild_records_per_s": count / rebuild_s,
+        "rebuild_share_of_read": read_s / rebuild_s,
+        "auditor_records_per_s": auditor["records_per_s"],
+        "auditor_share_of_read": auditor["records_per_s"] * read_s / count,
+        "auditor_peak_rss_mb": auditor["peak_rss_mb"],
+    }
+
+
+def timed_read(bootstrap: str, topic: str) -> tuple[float, int]:
+    """Seconds to read `topic` to its end doing nothing with the records, and how many."""
+    started = time.monotonic()
+    count = read_to_end(bootstrap, topic, lambda _: None, timeout=None)
+    return time.monotonic() - started, count
+
+
+def throughput_by_batch_size(
+    bootstrap: str, redis_url: str, topic: str, count: int, sizes: list[int]
+) -> list[dict[str, float]]:
+    """The service over the same input at each batch size (the other half of the trade-off
+    that the latency plot shows)."""
+    points = []
+    for size in sizes:
+        run = run_service(
+            bootstrap, redis_url, topic, count, rebuild=False, CUSTOMER_IDS_BATCH_SIZE=str(size)
+        )
+        points.append({"batch_size": size, "numbers_per_s": run["numbers_per_s_working"]})
+    return points
 
 
 def main() -> int:
@@ -288,10 +325,15 @@ def main() -> int:
     parser.add_argument(
         "--rates", default="500,1000,2000,5000", help="offered rates for latency (and its plot)"
     )
+    parser.add_argument(
+        "--batch-sizes",
+        default="250,1000,2500,5000",
+        help="batch sizes for the throughput plot (empty: skip)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.events, args.runs, args.customers = 2000, 1, 5000
-        args.latency_seconds, args.rates = 2, "500"
+        args.latency_seconds, args.rates, args.batch_sizes = 2, "500", ""
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:16379/0")
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
@@ -324,7 +366,9 @@ def main() -> int:
     try:
         for _ in range(args.runs):
             set_redis_fsync(redis_url, "everysec")
-            everysec_runs.append(run_service(bootstrap, redis_url, topic, args.events))
+            everysec_runs.append(
+                run_service(bootstrap, redis_url, topic, args.events, rebuild=False)
+            )
             set_redis_fsync(redis_url, "always")
             service_runs.append(run_service(bootstrap, redis_url, topic, args.events))
     finally:
@@ -343,70 +387,139 @@ def main() -> int:
     results["service_numbers_per_s"] = service
     results["service_numbers_per_s_after_startup"] = steady
     results["ratio_to_ceiling_a"] = steady / results["ceiling_a_passthrough_per_s"]
-    results["rebuild_records_per_s"] = statistics.median(
-        r["rebuild_records_per_s"] for r in service_runs
-    )
+    results["ratio_to_ceiling_a2"] = steady / results["ceiling_a2_transcode_per_s"]
+    for key in (
+        "plain_read_records_per_s",
+        "rebuild_records_per_s",
+        "rebuild_share_of_read",
+        "auditor_records_per_s",
+        "auditor_share_of_read",
+        "auditor_peak_rss_mb",
+    ):
+        results[key] = statistics.median(r[key] for r in service_runs)
     results["redis_bytes_per_customer"] = redis_memory_per_customer(
         redis_url, args.customers, batch
     )
+    # Latency at 1,000/s, at half of the saturation just measured, and at the other rates.
+    half = int(steady / 2 // 100 * 100)
+    rates = sorted({1000, half, *(int(r) for r in args.rates.split(","))})
     latency = []
     if args.latency_seconds:
-        for rate in (int(r) for r in args.rates.split(",")):
+        for rate in rates:
             latency.append(measure_latency(bootstrap, redis_url, rate, args.latency_seconds))
     results["latency"] = latency
+    results["half_saturation_rate"] = half
+    sizes = [int(size) for size in args.batch_sizes.split(",") if size]
+    results["throughput_by_batch_size"] = throughput_by_batch_size(
+        bootstrap, redis_url, topic, args.events, sizes
+    )
     results["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "kafka": kafka_version(),
         "redis": redis.Redis.from_url(redis_url).info()["redis_version"],
     }
+    print(
+        f"\n{args.events:,} events, median of {args.runs} run(s), batch {batch}, "
+        f"{settings.workers} worker(s), Redis appendfsync always"
+    )
+    print_measures(results)
+    print_goals(results)
+    out = ROOT / "bench" / "results" / "latest.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {out}")
+    title = f"customer-ids latency, {settings.workers} worker(s), batch {batch}"
+    for plotted in (
+        plot_latency(latency, out.with_name("latency.png"), title),
+        plot_batch_sizes(results["throughput_by_batch_size"], out.with_name("batch-size.png")),
+    ):
+        if plotted:
+            print(f"wrote {plotted}")
+    return 0
 
+
+def print_measures(results: dict[str, Any]) -> None:
     rows = [
         (
             "ceiling A: transactional pass-through (events/s)",
             results["ceiling_a_passthrough_per_s"],
         ),
+        ("ceiling A2: A + Avro decode/encode (events/s)", results["ceiling_a2_transcode_per_s"]),
+        ("Redis INCR one by one (ops/s)", results["ceiling_b_redis"]["incr_per_s"]),
+        ("allocation step alone (numbers/s)", results["ceiling_b_redis"]["allocate_numbers_per_s"]),
+        ("service incl. start-up (numbers/s)", results["service_numbers_per_s"]),
         (
-            "ceiling A2: pass-through + Avro decode/encode (events/s)",
-            results["ceiling_a2_transcode_per_s"],
+            "service, first to last batch (numbers/s)",
+            results["service_numbers_per_s_after_startup"],
         ),
-        ("ceiling B: Redis INCR one by one (ops/s)", results["ceiling_b_redis"]["incr_per_s"]),
         (
-            "ceiling B: allocation calls alone (numbers/s)",
-            results["ceiling_b_redis"]["allocate_numbers_per_s"],
-        ),
-        ("service end to end incl. start-up (numbers/s)", service),
-        ("service while working, first to last batch (numbers/s)", steady),
-        ("ratio service / ceiling A", results["ratio_to_ceiling_a"]),
-        (
-            "baseline: Redis appendfsync everysec (numbers/s)",
+            "  same, Redis appendfsync everysec (numbers/s)",
             results["durability"]["everysec_numbers_per_s"],
         ),
-        ("cost of appendfsync always (share of throughput)", results["durability"]["cost_ratio"]),
-        ("rebuild from output topic (records/s)", results["rebuild_records_per_s"]),
+        ("plain read of the output topic (records/s)", results["plain_read_records_per_s"]),
+        ("rebuild of Redis from it (records/s)", results["rebuild_records_per_s"]),
+        ("auditor over it (records/s)", results["auditor_records_per_s"]),
+        ("auditor peak resident memory (MB)", results["auditor_peak_rss_mb"]),
+        ("Redis bytes per customer", results["redis_bytes_per_customer"]),
+    ]
+    for item in results["latency"]:
+        rows.append((f"latency p50 at {item['rate']:,}/s (ms)", item["p50_ms"]))
+        rows.append((f"latency p99 at {item['rate']:,}/s (ms)", item["p99_ms"]))
+    for point in results["throughput_by_batch_size"]:
+        rows.append(
+            (f"service at batch {point['batch_size']:,} (numbers/s)", point["numbers_per_s"])
+        )
+    for name, value in rows:
+        print(f"  {name:52} {value:>14,.1f}")
+
+
+def goals(results: dict[str, Any]) -> list[tuple[str, float, str, bool]]:
+    """Each of issue 21's goals: what was measured, the target, whether it is met."""
+    latency = {item["rate"]: item for item in results["latency"]}
+    rows = [
         (
-            f"Redis bytes per customer ({args.customers:,} customers)",
+            "service / ceiling A2 (same run)",
+            results["ratio_to_ceiling_a2"],
+            ">= 0.60",
+            results["ratio_to_ceiling_a2"] >= 0.6,
+        ),
+        (
+            "rebuild / plain read",
+            results["rebuild_share_of_read"],
+            ">= 0.60",
+            results["rebuild_share_of_read"] >= 0.6,
+        ),
+        (
+            "auditor / plain read",
+            results["auditor_share_of_read"],
+            ">= 0.50",
+            results["auditor_share_of_read"] >= 0.5,
+        ),
+        (
+            "Redis bytes per customer",
             results["redis_bytes_per_customer"],
+            "<= 50",
+            results["redis_bytes_per_customer"] <= 50,
         ),
     ]
-    for item in latency:
-        rows.append((f"latency p50 / p95 / p99 at {item['rate']:,}/s (ms)", item["p50_ms"]))
-        rows.append(("", item["p95_ms"]))
-        rows.append(("", item["p99_ms"]))
-    print(
-        f"\n{args.events:,} events, median of {args.runs} run(s), batch {batch}, "
-        f"{settings.workers} worker(s)"
-    )
-    for name, value in rows:
-        print(f"  {name:55} {value:>14,.2f}")
-    out = ROOT / "bench" / "results" / "latest.json"
-    out.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {out}")
-    title = f"customer-ids latency, {settings.workers} worker(s), batch {batch}"
-    plotted = plot_latency(latency, out.with_name("latency.png"), title)
-    if plotted:
-        print(f"wrote {plotted}")
-    return 0
+    if 1000 in latency:
+        p99 = latency[1000]["p99_ms"]
+        rows.append(("latency p99 at 1,000/s (ms)", p99, "<= 50", p99 <= 50))
+    half = results["half_saturation_rate"]
+    if half in latency:
+        p99 = latency[half]["p99_ms"]
+        rows.append((f"latency p99 at half saturation, {half:,}/s (ms)", p99, "<= 100", p99 <= 100))
+    return rows
+
+
+def print_goals(results: dict[str, Any]) -> None:
+    results["goals"] = [
+        {"goal": name, "measured": value, "target": target, "met": met}
+        for name, value, target, met in goals(results)
+    ]
+    print("\n  issue 21's goals                                      measured   target   met")
+    for name, value, target, met in goals(results):
+        print(f"  {name:50} {value:>10,.2f}   {target:>6}   {'yes' if met else 'NO'}")
 
 
 if __name__ == "__main__":
