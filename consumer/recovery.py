@@ -292,7 +292,6 @@ class StateRecovery:
         }
         state = rebuild_map(settings, store, start, ends, lease)
         lease.check()
-        lease.check()
         store.raise_counters(state.floors)
         store.record_ledger()
         lease.check()

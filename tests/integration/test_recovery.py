@@ -27,6 +27,7 @@ from customer_ids.wire.codec import customer_id_assigned_codec
 from customer_ids.wire.headers import ASSIGNMENT_HEADER
 from tests.helpers.own_redis import OwnRedis
 from tests.helpers.service import Scenario
+from tests.helpers.services import Endpoints
 
 
 def settings_of(scenario: Scenario) -> Settings:
