@@ -94,13 +94,18 @@ def read_baseline(bootstrap: str, topic: str) -> float:
     return count / (time.monotonic() - started)
 
 
-def run_auditor(bootstrap: str, topic: str, count: int) -> dict[str, float]:
+def run_auditor(
+    bootstrap: str, topic: str, count: int, watermark_topic: str | None = None
+) -> dict[str, float]:
+    """`watermark_topic`: where the service that wrote `topic` recorded its number formats."""
     env = dict(
         os.environ,
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         CUSTOMER_IDS_OUTPUT_TOPIC=topic,
         CUSTOMER_IDS_LOG_FORMAT="json",
     )
+    if watermark_topic:
+        env["CUSTOMER_IDS_WATERMARK_TOPIC"] = watermark_topic
     log = ROOT / "bench" / "results" / f"audit-{uuid.uuid4().hex[:8]}.log"
     with log.open("wb") as out:
         subprocess.run(

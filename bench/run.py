@@ -270,7 +270,7 @@ def run_service(
     assert state.restored == count, (state.restored, count)
     _delete_prefix(client, f"bench-rebuild-{tag}:")
     _delete_prefix(client, f"bench-{tag}:")
-    auditor = run_auditor(bootstrap, settings.output_topic, count)
+    auditor = run_auditor(bootstrap, settings.output_topic, count, settings.watermark_topic)
     return {
         **result,
         "plain_read_records_per_s": count / read_s,
