@@ -10,6 +10,7 @@ from __future__ import annotations
 EXIT_STOPPED = 0  # stopped on request, or fenced by a newer instance: nothing to restart
 EXIT_CRASH = 1  # an unexpected error (Python's own code for an uncaught exception)
 EXIT_CONFIG = 2  # settings, credentials or a taken port: the operator must change something
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a command a person ran could not reach a dependency
 EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: a stalled call or a start-up wait that timed out
 
 FINAL = frozenset({EXIT_STOPPED, EXIT_CONFIG})

@@ -8,13 +8,53 @@ import contextlib
 import json
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from customer_ids.adapters.logs import configure_logging
 from customer_ids.config.settings import SETTINGS, Settings
-from customer_ids.domain.errors import ConfigError, CustomerIdsError
+from customer_ids.domain.errors import ConfigError, CustomerIdsError, UnavailableError
+
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE, as consumer.exit_codes names it
+
+Needs = Callable[[argparse.Namespace, Settings], set[str]]
+
+
+def _kafka(args: argparse.Namespace, settings: Settings) -> set[str]:
+    return {"kafka", "registry"}
+
+
+def _lookup_needs(args: argparse.Namespace, settings: Settings) -> set[str]:
+    from_log = args.from_log or (not args.customer and not settings.reverse_index)
+    return {"kafka", "registry"} if from_log else {"redis"}
+
+
+def _audit_needs(args: argparse.Namespace, settings: Settings) -> set[str]:
+    # A standing auditor is a service: it waits for Kafka like `serve` does.
+    return {"kafka", "registry"} if args.until_caught_up else set()
+
+
+def _dlq_needs(args: argparse.Namespace, settings: Settings) -> set[str]:
+    return {"kafka"}
+
+
+def _reindex_needs(args: argparse.Namespace, settings: Settings) -> set[str]:
+    return {"kafka", "redis"}
+
+
+def _reach(settings: Settings, needs: set[str]) -> None:
+    """Within CUSTOMER_IDS_CONNECT_TIMEOUT_S each, the dependencies this command needs answer,
+    or UnavailableError says which did not, where, and what to do."""
+    from customer_ids.adapters import reachability  # noqa: PLC0415
+
+    bound = settings.connect_timeout_s
+    if "kafka" in needs:
+        reachability.require_kafka(settings.bootstrap_servers, bound)
+    if "redis" in needs:
+        reachability.require_redis(settings.redis_url, bound, settings.redis_sentinels)
+    if "registry" in needs and settings.schema_registry_url:
+        reachability.require_registry(settings.schema_registry_url, bound)
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -236,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="settings (environment variables):\n" + settings_help,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -303,7 +346,7 @@ def _add_producing(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_produce)
+    p.set_defaults(handler=_produce, needs=_kafka)
 
 
 def _add_tools(sub: Any) -> None:
@@ -322,7 +365,7 @@ def _add_tools(sub: Any) -> None:
         default=0,
         help="exit after this many seconds without an event",
     )
-    p.set_defaults(handler=_tail)
+    p.set_defaults(handler=_tail, needs=_kafka)
 
     p = sub.add_parser(
         "watch",
@@ -335,7 +378,7 @@ def _add_tools(sub: Any) -> None:
     p.add_argument(
         "--idle-timeout", type=float, default=0, help="stop after this many idle seconds"
     )
-    p.set_defaults(handler=_watch)
+    p.set_defaults(handler=_watch, needs=_kafka)
 
     p = sub.add_parser(
         "audit",
@@ -362,7 +405,7 @@ def _add_tools(sub: Any) -> None:
         action="store_true",
         help="stop once the whole topic is read; exit 1 if an error was found",
     )
-    p.set_defaults(handler=_audit)
+    p.set_defaults(handler=_audit, needs=_audit_needs)
 
     p = sub.add_parser(
         "validate",
@@ -382,7 +425,7 @@ def _add_tools(sub: Any) -> None:
         action="store_true",
         help="answer from the compacted output topic instead of Redis",
     )
-    p.set_defaults(handler=_lookup)
+    p.set_defaults(handler=_lookup, needs=_lookup_needs)
 
     p = sub.add_parser(
         "dlq",
@@ -395,7 +438,7 @@ def _add_tools(sub: Any) -> None:
     p.add_argument("--since", help="only records dead-lettered at or after this ISO time")
     p.add_argument("--reason", help="only this error.class, e.g. ValidationError")
     p.add_argument("--dry-run", action="store_true", help="replay: count, send nothing")
-    p.set_defaults(handler=_dlq)
+    p.set_defaults(handler=_dlq, needs=_dlq_needs)
 
     p = sub.add_parser(
         "api",
@@ -419,7 +462,7 @@ def _add_tools(sub: Any) -> None:
         "search-reindex",
         help="rewrite the search index under CUSTOMER_IDS_SEARCH_KEY (key rotation)",
     )
-    p.set_defaults(handler=_search_reindex)
+    p.set_defaults(handler=_search_reindex, needs=_reindex_needs)
 
     p = sub.add_parser("config", help="print the effective settings, secrets masked")
     p.set_defaults(handler=_config)
@@ -428,20 +471,59 @@ def _add_tools(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if not getattr(args, "needs_settings", True):
-            configure_logging()
-            return int(args.handler(args))
-        settings = Settings.from_env()
-        configure_logging(settings.log_format, settings.log_level)
-        return int(args.handler(args, settings))
-    except ConfigError as exc:
-        print(f"customer-ids: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except CustomerIdsError as exc:
-        print(f"customer-ids: {exc}", file=sys.stderr)
-        return 1
+        return _run(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if args.debug and not isinstance(exc, CustomerIdsError):
+            raise
+        return _exit_code(exc)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not getattr(args, "needs_settings", True):
+        configure_logging()
+        return int(args.handler(args))
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    needs: Needs | None = getattr(args, "needs", None)
+    if needs is not None:
+        _reach(settings, needs(args, settings))
+    return int(args.handler(args, settings))
+
+
+def _exit_code(exc: Exception) -> int:
+    """One line on stderr for what went wrong, and the exit status that says what kind."""
+    if isinstance(exc, UnavailableError):
+        print(f"customer-ids: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if isinstance(exc, ConfigError):
+        print(f"customer-ids: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, CustomerIdsError):
+        print(f"customer-ids: {exc}", file=sys.stderr)
+        return 1
+    return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> int:
+    """One line for an error nobody planned for; a lost Kafka or Redis connection is told as
+    unavailable. The traceback is for --debug."""
+    kind = type(exc).__module__.split(".")[0]
+    if kind in ("confluent_kafka", "cimpl", "redis"):
+        dependency = "Redis" if kind == "redis" else "Kafka"
+        print(
+            f"customer-ids: {dependency} failed during the command: {exc}; check that it "
+            "runs (`customer-ids stack status`) and try again (--debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
+    print(
+        f"customer-ids: unexpected {type(exc).__name__}: {exc} (run with --debug for the "
+        "traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -291,6 +291,14 @@ class Settings(EnvSettings):
         ge=1,
         le=64,
     )
+    connect_timeout_s: float = setting(
+        10.0,
+        "CUSTOMER_IDS_CONNECT_TIMEOUT_S",
+        "how long a command run by a person waits for Kafka, Redis or the registry before it "
+        "says which it could not reach (exit 69); `serve` and `api` wait on",
+        gt=0,
+        le=600,
+    )
     kafka_call_timeout_s: int = setting(
         15,
         "CUSTOMER_IDS_KAFKA_CALL_TIMEOUT_S",

@@ -24,3 +24,8 @@ class FencedError(CustomerIdsError):
 class TemporaryError(CustomerIdsError):
     """A dependency did not answer (a schema registry, say): no record is to blame; the batch
     is aborted and tried again after a pause."""
+
+
+class UnavailableError(CustomerIdsError):
+    """A dependency (Kafka, Redis, the schema registry) did not answer within the command's
+    bound; the message names it, its address and what to do. Exit EX_UNAVAILABLE (69)."""
