@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,33 +20,71 @@ from producer.generator import generate_events
 log = get_logger(__name__)
 
 
+REQUIRED = ("customer_id", "source_system", "customer_type", "country_code")
+OPTIONAL = ("event_id", "occurred_at", "display_name", "email", "phone", "attributes")
+_ALLOWED = (
+    f"each line is one JSON object with {', '.join(REQUIRED)} (text) and optionally "
+    f"{', '.join(OPTIONAL)} (occurred_at: ISO time or epoch milliseconds; attributes: an "
+    "object of text values)"
+)
+
+
 def read_json_lines(path: Path) -> Iterator[CustomerCreated]:
     """Events from a file; a bad line stops with its line number and what is wrong."""
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         raise ConfigError(f"--file {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--file {path}: cannot be read as text: {exc}") from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
-            occurred = raw.get("occurred_at")
-            raw["occurred_at"] = (
-                datetime.fromisoformat(occurred)
-                if isinstance(occurred, str)
-                else datetime.fromtimestamp((occurred or time.time() * 1000) / 1000, UTC)
-            )
-            raw.setdefault("event_id", None)
-            if raw["event_id"] is None:
-                import uuid  # noqa: PLC0415
-
-                raw["event_id"] = str(uuid.uuid4())
-            event = CustomerCreated(**raw)
-            event.validate()
+            event = _event(line)
         except (ValueError, TypeError, ValidationError) as exc:
             raise ConfigError(f"--file {path}, line {number}: {exc}") from None
         yield event
+
+
+def _event(line: str) -> CustomerCreated:
+    """One line as an event; ValueError naming the fields that are missing, unknown or of
+    the wrong type, and what a line may hold."""
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg} at column {exc.colno}); {_ALLOWED}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"a JSON {type(raw).__name__}, not an object; {_ALLOWED}")
+    missing = [name for name in REQUIRED if raw.get(name) in (None, "")]
+    unknown = sorted(set(raw) - set(REQUIRED) - set(OPTIONAL))
+    wrong = [
+        name
+        for name in (*REQUIRED, "event_id", "display_name", "email", "phone")
+        if raw.get(name) is not None and not isinstance(raw[name], str)
+    ]
+    attributes = raw.get("attributes")
+    if attributes is not None and not (
+        isinstance(attributes, dict) and all(isinstance(v, str) for v in attributes.values())
+    ):
+        wrong.append("attributes")
+    problems = [
+        *([f"missing {', '.join(missing)}"] if missing else []),
+        *([f"unknown field(s) {', '.join(unknown)}"] if unknown else []),
+        *([f"not text: {', '.join(wrong)}"] if wrong else []),
+    ]
+    if problems:
+        raise ValueError(f"{'; '.join(problems)}; {_ALLOWED}")
+    occurred = raw.get("occurred_at")
+    raw["occurred_at"] = (
+        datetime.fromisoformat(occurred)
+        if isinstance(occurred, str)
+        else datetime.fromtimestamp((occurred or time.time() * 1000) / 1000, UTC)
+    )
+    raw["event_id"] = raw.get("event_id") or str(uuid.uuid4())
+    event = CustomerCreated(**raw)
+    event.validate()
+    return event
 
 
 def produce(
