@@ -24,6 +24,7 @@ from consumer.metrics import ServiceMetrics, readiness
 from consumer.startup import (
     StartupError,
     StartupTimeoutError,
+    StoppedWhileWaitingError,
     refuse_evicting_redis,
     wait_for_kafka,
     wait_for_redis,
@@ -110,12 +111,15 @@ def serve_worker(settings: Settings, worker: int = 0) -> int:
 def _start_and_run(settings: Settings, metrics: ServiceMetrics, stop: threading.Event) -> int:
     with ExitStack() as held:
         try:
-            wait_for_kafka(settings, settings.startup_timeout_s)
+            wait_for_kafka(settings, settings.startup_timeout_s, stop)
             client = redis_client(settings)
-            wait_for_redis(settings, client, settings.startup_timeout_s)
+            wait_for_redis(settings, client, settings.startup_timeout_s, stop)
             refuse_evicting_redis(settings, client)
             # Held until the worker ends: a second live worker with our id is refused.
             claim = held.enter_context(hold_transactional_id(settings, client))
+        except StoppedWhileWaitingError as exc:
+            log.info("service_stopped", reason=str(exc))
+            return EXIT_STOPPED
         except StartupError as exc:
             return _fail("startup_failed", str(exc), startup_exit_code(exc))
         try:

@@ -7,6 +7,7 @@ Any other StartupError is final."""
 
 from __future__ import annotations
 
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -37,14 +38,54 @@ class StartupTimeoutError(StartupError):
     """A service the worker needs did not answer within the start-up bound; it may later."""
 
 
+class StoppedWhileWaitingError(StartupError):
+    """Asked to stop (SIGTERM, Ctrl-C) while still waiting for Kafka or Redis: a clean stop."""
+
+
+WAIT_REPORT_S = 30.0  # after the first line, how often a start-up wait says it still waits
+
+
+class _WaitReport:
+    """One plain line when a wait begins, then one every WAIT_REPORT_S, with how long."""
+
+    def __init__(self, event: str, **fields: str) -> None:
+        self.event, self.fields = event, fields
+        self.started = time.monotonic()
+        self.next = self.started
+
+    def waiting(self, error: str) -> None:
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + WAIT_REPORT_S
+            log.warning(
+                self.event, waited_s=round(now - self.started), error=error[:200], **self.fields
+            )
+
+
 def _redis_where(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port or 6379}"
 
 
-def wait_for_redis(settings: Settings, client: redis.Redis, timeout_s: float) -> None:
+def _stop_if_asked(stop: threading.Event | None, what: str) -> None:
+    if stop is not None and stop.is_set():
+        raise StoppedWhileWaitingError(f"stopped while waiting for {what}")
+
+
+def wait_for_redis(
+    settings: Settings,
+    client: redis.Redis,
+    timeout_s: float,
+    stop: threading.Event | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
+    report = _WaitReport(
+        "waiting_for_redis",
+        address=_redis_where(settings.redis_url),
+        hint="start Redis (`customer-ids stack up` locally) or correct REDIS_URL",
+    )
     while True:
+        _stop_if_asked(stop, "Redis")
         try:
             client.ping()
             return
@@ -71,15 +112,26 @@ def wait_for_redis(settings: Settings, client: redis.Redis, timeout_s: float) ->
                     f"Redis at {_redis_where(settings.redis_url)} did not answer within "
                     f"{timeout_s:.0f}s ({exc}); check REDIS_URL and that Redis runs"
                 ) from None
-            log.warning("waiting_for_redis", error=str(exc)[:200])
-            time.sleep(1)
+            report.waiting(str(exc))
+            if stop is not None:
+                stop.wait(1)
+            else:
+                time.sleep(1)
 
 
-def wait_for_kafka(settings: Settings, timeout_s: float) -> None:
+def wait_for_kafka(
+    settings: Settings, timeout_s: float, stop: threading.Event | None = None
+) -> None:
     seen: list[KafkaError] = []  # SASL failures arrive here, not as list_topics' error
     admin = AdminClient(client_config(settings.bootstrap_servers, {"error_cb": seen.append}))
     deadline = time.monotonic() + timeout_s
+    report = _WaitReport(
+        "waiting_for_kafka",
+        address=settings.bootstrap_servers,
+        hint="start Kafka (`customer-ids stack up` locally) or correct KAFKA_BOOTSTRAP_SERVERS",
+    )
     while True:
+        _stop_if_asked(stop, "Kafka")
         try:
             # Never wait past the bound: one metadata request waits at most 5 s.
             remaining = deadline - time.monotonic()
@@ -100,7 +152,7 @@ def wait_for_kafka(settings: Settings, timeout_s: float) -> None:
                     f"Kafka at {settings.bootstrap_servers} did not answer within "
                     f"{timeout_s:.0f}s ({error.str()}); check KAFKA_BOOTSTRAP_SERVERS"
                 ) from None
-            log.warning("waiting_for_kafka", error=error.str()[:200])
+            report.waiting(error.str())
 
 
 def refuse_evicting_redis(settings: Settings, client: redis.Redis) -> None:

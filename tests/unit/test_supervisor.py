@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,12 @@ import redis
 
 from consumer.exit_codes import EXIT_CONFIG, EXIT_CRASH, EXIT_STOPPED, EXIT_TEMPFAIL, should_restart
 from consumer.main import metrics_port_message, startup_exit_code
-from consumer.startup import StartupError, StartupTimeoutError, wait_for_redis
+from consumer.startup import (
+    StartupError,
+    StartupTimeoutError,
+    StoppedWhileWaitingError,
+    wait_for_redis,
+)
 from consumer.supervisor import HEALTHY_RUN_S, MAX_BACKOFF_S, restart_backoff
 from customer_ids.config.settings import Settings
 
@@ -79,6 +86,18 @@ def test_refused_credentials_are_a_configuration_error() -> None:
     assert not isinstance(caught.value, StartupTimeoutError)
     assert startup_exit_code(caught.value) == EXIT_CONFIG
     assert not should_restart(startup_exit_code(caught.value))
+
+
+def test_a_stop_while_waiting_for_redis_ends_the_wait_at_once() -> None:
+    # Before, a SIGTERM during the start-up wait went unheard until the wait ran out (or the
+    # supervisor killed the worker after its shutdown timeout).
+    settings = Settings(redis_url="redis://127.0.0.1:1/0")
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    with pytest.raises(StoppedWhileWaitingError):
+        wait_for_redis(settings, _Refusing(redis.ConnectionError("refused")), 60, stop)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 1
 
 
 def test_the_port_message_names_the_setting_and_the_worker_offset() -> None:
