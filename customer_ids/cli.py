@@ -189,13 +189,16 @@ def _search_reindex(args: argparse.Namespace, settings: Settings) -> int:
 
 def _validate(args: argparse.Namespace, settings: Settings) -> int:
     from customer_ids.domain.validation import validate_number  # noqa: PLC0415
+    from customer_ids.tools.output import print_rows  # noqa: PLC0415
 
-    all_valid = True
-    for number in args.numbers:
-        result = validate_number(number, settings.router)
-        all_valid &= result.valid
-        print(f"{number}\t{'valid' if result.valid else 'INVALID'}\t{result.detail}")
-    return 0 if all_valid else 1
+    results = [(number, validate_number(number, settings.router)) for number in args.numbers]
+    rows = [
+        {"number": number, "valid": result.valid, "detail": result.detail}
+        for number, result in results
+    ]
+    columns = [("number", "number"), ("valid", "valid"), ("detail", "detail")]
+    print_rows(rows, columns, as_json=args.json)
+    return 0 if all(result.valid for _, result in results) else 1
 
 
 def _lookup(args: argparse.Namespace, settings: Settings) -> int:
@@ -215,14 +218,24 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> int:
     if found is None:
         print("not found", file=sys.stderr)
         return 1
-    print(json.dumps(found))
+    from customer_ids.tools.output import print_rows  # noqa: PLC0415
+
+    columns = [
+        ("customer_number", "number"),
+        ("source_system", "source"),
+        ("customer_id", "customer"),
+        ("sequence_name", "sequence"),
+        ("sequence", "value"),
+        ("from", "answered from"),
+    ]
+    print_rows([found], columns, as_json=args.json)
     return 0
 
 
 def _dlq(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime  # noqa: PLC0415
 
-    from customer_ids.tools.dlq import list_lines, read_dead_letters, replay  # noqa: PLC0415
+    from customer_ids.tools.dlq import read_dead_letters, replay  # noqa: PLC0415
 
     since = None
     if args.since:
@@ -236,8 +249,17 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError(f"--since {args.since!r}: give a time zone, e.g. Z or +01:00")
     letters = read_dead_letters(settings, since=since, reason=args.reason)
     if args.action == "list":
-        for line in list_lines(letters):
-            print(line)
+        from customer_ids.tools.output import print_rows  # noqa: PLC0415
+
+        columns = [
+            ("dead_lettered_at", "dead-lettered at"),
+            ("error_class", "reason"),
+            ("error_message", "message"),
+            ("source", "from (topic/partition@offset)"),
+            ("value_bytes", "bytes"),
+            ("replayed_before", "replayed"),
+        ]
+        print_rows([letter.summary() for letter in letters], columns, as_json=args.json)
         print(f"{len(letters)} dead-lettered record(s)", file=sys.stderr)
         return 0
     if args.dry_run:
@@ -349,6 +371,12 @@ def _add_producing(sub: Any) -> None:
     p.set_defaults(handler=_produce, needs=_kafka)
 
 
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object a line instead of a table"
+    )
+
+
 def _add_tools(sub: Any) -> None:
     """Commands beside the service: read, check, look up, replay, configure."""
     p = sub.add_parser(
@@ -414,6 +442,7 @@ def _add_tools(sub: Any) -> None:
         "sequence and its check digit is right, 1 otherwise.",
     )
     p.add_argument("numbers", nargs="+")
+    _add_json(p)
     p.set_defaults(handler=_validate)
 
     p = sub.add_parser("lookup", help="customer -> number, or number -> customer")
@@ -425,19 +454,22 @@ def _add_tools(sub: Any) -> None:
         action="store_true",
         help="answer from the compacted output topic instead of Redis",
     )
+    _add_json(p)
     p.set_defaults(handler=_lookup, needs=_lookup_needs)
 
     p = sub.add_parser(
         "dlq",
         help="list dead-lettered records, or replay them after a fix",
-        description="list: one JSON line per dead-lettered record (reason, source, never the "
-        "value). replay: re-publish the original bytes to the input topic with replay.* audit "
-        "headers; repeating a replay never gives a customer a second number.",
+        description="list: a table of the dead-lettered records (reason, source, never the "
+        "value; --json: one JSON object a line). replay: re-publish the original bytes to "
+        "the input topic with replay.* audit headers; repeating a replay never gives a "
+        "customer a second number.",
     )
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("--since", help="only records dead-lettered at or after this ISO time")
     p.add_argument("--reason", help="only this error.class, e.g. ValidationError")
     p.add_argument("--dry-run", action="store_true", help="replay: count, send nothing")
+    _add_json(p)
     p.set_defaults(handler=_dlq, needs=_dlq_needs)
 
     p = sub.add_parser(

@@ -8,9 +8,7 @@ second output event with it), never a second number.
 
 from __future__ import annotations
 
-import json
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,11 +74,6 @@ def read_dead_letters(
 
     read_to_end(settings.bootstrap_servers, settings.dlq_topic, keep)
     return found
-
-
-def list_lines(letters: list[DeadLetter]) -> Iterator[str]:
-    for letter in letters:
-        yield json.dumps(letter.summary())
 
 
 def replay(settings: Settings, letters: list[DeadLetter]) -> int:

@@ -108,7 +108,7 @@ def test_lookup_both_ways_from_redis_and_from_the_log(
 
     def lookup(*args: str) -> tuple[int, dict[str, object]]:
         result = subprocess.run(
-            [sys.executable, "-m", "customer_ids.cli", "lookup", *args],
+            [sys.executable, "-m", "customer_ids.cli", "lookup", "--json", *args],
             env=env,
             capture_output=True,
             text=True,

@@ -3,10 +3,15 @@ logs or metrics, clear start-up errors, and the bench harness still working."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +24,32 @@ from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.verify import wait_for_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def on_a_terminal(command: list[str], env: dict[str, str]) -> str:
+    """What `command` prints when its stdout is a terminal (a pseudo-terminal here), read
+    while it runs: a terminal holds only a few kilobytes unread."""
+    leader, follower = pty.openpty()
+    # A terminal 160 columns wide, as a person's usually is (a new pty says 0 x 0).
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    proc = subprocess.Popen(command, env=env, stdout=follower, stderr=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the other end closed and everything was read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(120) == 0
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+    return re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode(errors="replace"))
 
 
 def fetch(url: str) -> tuple[int, str]:
@@ -90,9 +121,13 @@ def test_validate_command_exit_codes() -> None:
         )
 
     assert run("CU-00000001-8").returncode == 0
-    bad = run("CU-00000001-8", "CU-00000001-9")
+    bad = run("--json", "CU-00000001-8", "CU-00000001-9")
     assert bad.returncode == 1
-    assert "INVALID" in bad.stdout
+    rows = [json.loads(line) for line in bad.stdout.splitlines()]
+    assert [(r["number"], r["valid"]) for r in rows] == [
+        ("CU-00000001-8", True),
+        ("CU-00000001-9", False),
+    ]
 
 
 def test_bench_smoke_runs_and_writes_json(scenario: Scenario) -> None:
@@ -170,7 +205,11 @@ def test_dead_letters_listed_and_replayed_after_a_fix_without_second_numbers(
             check=False,
         )
 
-    listed = [json.loads(line) for line in cli("list").stdout.splitlines()]
+    # For a person at a terminal, a table; for scripts, --json (one object a line).
+    table = on_a_terminal([sys.executable, "-m", "customer_ids.cli", "dlq", "list"], scenario.env())
+    assert "reason" in table and "ValidationError" in table and "┃" in table
+    assert "{" not in table  # before: JSON lines, also on a terminal
+    listed = [json.loads(line) for line in cli("list", "--json").stdout.splitlines()]
     assert len(listed) == len(individuals)
     assert {row["error_class"] for row in listed} == {"ValidationError"}
     assert all("no sequence accepts" in row["error_message"] for row in listed)
