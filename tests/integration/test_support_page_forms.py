@@ -67,6 +67,10 @@ def test_the_search_box_finds_by_each_kind(numbered: Numbered) -> None:
 
     customer = client.post("/search", data={"q": "crm/A/7"})
     assert numbered.number_of("crm/A/7") in customer.text
+    # Found through Redis, which keeps no time: the page says where the time is, not
+    # "not known" (issue 27).
+    assert "not known" not in customer.text
+    assert "in the output topic (found in redis)" in customer.text
 
     number = numbered.number_of("webshop/C2")
     by_number = client.post("/search", data={"q": number.lower()})

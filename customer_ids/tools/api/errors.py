@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from customer_ids.domain.errors import CustomerIdsError
+from customer_ids.domain.errors import CustomerIdsError, UnavailableError
 
-
-class UnavailableError(CustomerIdsError):
-    """Redis holds no valid state right now (wiped, or being rebuilt from Kafka): a miss would
-    be a guess, so the API says 503 rather than 404. Try again in a few seconds."""
+# Also when Redis holds no valid state right now (wiped, or being rebuilt from Kafka): a miss
+# would be a guess, so the API says 503 rather than 404. Try again in a few seconds.
+__all__ = ["NotSearchableError", "SearchOffError", "UnavailableError"]
 
 
 class SearchOffError(CustomerIdsError):
