@@ -48,3 +48,10 @@ def test_unknown_and_mistyped_fields_are_named(tmp_path: Path) -> None:
 def test_a_line_that_is_no_object_says_so(tmp_path: Path, line: str, said: str) -> None:
     with pytest.raises(ConfigError, match=f"line 1: {said}"):
         list(read_json_lines(lines(tmp_path, line)))
+
+
+def test_nothing_is_given_before_every_line_was_checked(tmp_path: Path) -> None:
+    # Before, the lines above a bad one were sent and the command then stopped half way.
+    events = read_json_lines(lines(tmp_path, GOOD, GOOD, '{"customer_id": "C9"}'))
+    with pytest.raises(ConfigError, match="line 3: missing"):
+        next(events)
