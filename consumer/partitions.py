@@ -24,6 +24,7 @@ class InputPartitions:
         self.metrics = metrics
         self.paused = False
         self._next_lag_report = 0.0
+        self.rebalances = 0  # assignments, revocations and losses seen: a batch spans none
 
     def subscribe(self, topic: str) -> None:
         self.consumer.subscribe(
@@ -36,11 +37,17 @@ class InputPartitions:
         with a timeout would hold every batch for all of it when fewer than `size` wait):
         under load the next batch gathers while this one commits. Consumer errors are logged
         (fatal ones raise)."""
+        generation = self.rebalances
         messages = self.consumer.consume(num_messages=size, timeout=0)
         if not messages:
             messages = self.consumer.consume(num_messages=1, timeout=wait_s)
             if messages and size > 1:
                 messages += self.consumer.consume(num_messages=size - 1, timeout=0)
+        if messages and self.rebalances != generation:
+            # librdkafka drops records of a revoked assignment within one consume() only: a
+            # rebalance between two calls may leave some in the batch. Put them all back.
+            self.rewind([m for m in messages if m.error() is None])
+            return []
         batch = [m for m in messages if _usable(m)]
         if time.monotonic() >= self._next_lag_report:
             self._report_lag()
@@ -87,6 +94,7 @@ class InputPartitions:
             self._next_lag_report = time.monotonic() + LAG_REPORT_S
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.rebalances += 1
         # One assigned while we wait for Redis must wait too.
         consumer.assign(partitions)
         if self.paused:
@@ -98,10 +106,12 @@ class InputPartitions:
         )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.rebalances += 1
         # Transactions never stay open across consume(), so nothing is pending here.
         log.info("partitions_revoked", partitions=[p.partition for p in partitions])
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.rebalances += 1
         log.warning("partitions_lost", partitions=[p.partition for p in partitions])
 
 

@@ -27,13 +27,16 @@ TICK_S = 0.5  # how late past its deadline a stall may be noticed; deadlines are
 
 
 def _expire(call: str, seconds: float) -> None:
-    log.critical(
-        "client_call_stalled_restarting_worker",
-        call=call,
-        seconds=seconds,
-        hint="librdkafka#5456: a transactional call overran its timeout; a fresh worker takes over",
-    )
-    os._exit(EXIT_TEMPFAIL)  # the supervisor restarts a worker that exits with it
+    try:
+        log.critical(
+            "client_call_stalled_restarting_worker",
+            call=call,
+            seconds=seconds,
+            hint="librdkafka#5456: a transactional call overran its timeout; a fresh worker "
+            "takes over",
+        )
+    finally:  # even when the log line cannot be written (a closed stderr)
+        os._exit(EXIT_TEMPFAIL)  # the supervisor restarts a worker that exits with it
 
 
 class StallWatchdog:
@@ -56,7 +59,7 @@ class StallWatchdog:
             self._next_id += 1
             key = self._next_id
             self._calls[key] = (time.monotonic() + seconds, call, seconds)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._watch, name="stall-watchdog")
                 self._thread.daemon = True
                 self._thread.start()

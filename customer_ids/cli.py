@@ -26,8 +26,16 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> set[str]:
 
 
 def _lookup_needs(args: argparse.Namespace, settings: Settings) -> set[str]:
+    _check_lookup_args(args)  # a wrong call is said before anything is asked of Kafka
     from_log = args.from_log or (not args.customer and not settings.reverse_index)
     return {"kafka", "registry"} if from_log else {"redis"}
+
+
+def _check_lookup_args(args: argparse.Namespace) -> None:
+    if not args.number and not args.customer:
+        raise ConfigError("lookup needs --customer ID --source S, or --number N")
+    if args.customer and not args.source:
+        raise ConfigError("--customer needs --source: ids are unique per upstream system")
 
 
 def _audit_needs(args: argparse.Namespace, settings: Settings) -> set[str]:
@@ -204,10 +212,7 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
 def _lookup(args: argparse.Namespace, settings: Settings) -> int:
     from customer_ids.tools.lookup import lookup  # noqa: PLC0415
 
-    if not args.number and not args.customer:
-        raise ConfigError("lookup needs --customer ID --source S, or --number N")
-    if args.customer and not args.source:
-        raise ConfigError("--customer needs --source: ids are unique per upstream system")
+    _check_lookup_args(args)
     found = lookup(
         settings,
         customer=args.customer,
@@ -507,9 +512,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if args.debug and not isinstance(exc, CustomerIdsError):
+        # A service (`serve`, its workers, `api`) keeps Python's traceback on stderr: its
+        # supervisor cannot pass --debug, and a crash must be diagnosable from its log.
+        if not isinstance(exc, CustomerIdsError) and (args.debug or _is_service(args)):
             raise
         return _exit_code(exc)
+
+
+def _is_service(args: argparse.Namespace) -> bool:
+    """`serve` (and its workers), `api` and a standing `audit`: long-running, supervised."""
+    if args.command == "audit":
+        return not args.until_caught_up
+    return args.command in ("serve", "api")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -541,9 +555,8 @@ def _exit_code(exc: Exception) -> int:
 def _unexpected(exc: Exception) -> int:
     """One line for an error nobody planned for; a lost Kafka or Redis connection is told as
     unavailable. The traceback is for --debug."""
-    kind = type(exc).__module__.split(".")[0]
-    if kind in ("confluent_kafka", "cimpl", "redis"):
-        dependency = "Redis" if kind == "redis" else "Kafka"
+    dependency = _lost_dependency(exc)
+    if dependency:
         print(
             f"customer-ids: {dependency} failed during the command: {exc}; check that it "
             "runs (`customer-ids stack status`) and try again (--debug shows the traceback)",
@@ -556,6 +569,19 @@ def _unexpected(exc: Exception) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _lost_dependency(exc: Exception) -> str | None:
+    """ "Kafka" or "Redis" when `exc` is a lost connection to it, else None (a script error or
+    a refused command is no outage)."""
+    import redis  # noqa: PLC0415 - only on this error path
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return "Redis"
+    if isinstance(exc, KafkaException):
+        return "Kafka"
+    return None
 
 
 if __name__ == "__main__":

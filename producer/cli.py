@@ -30,28 +30,25 @@ _ALLOWED = (
 
 
 def read_json_lines(path: Path) -> Iterator[CustomerCreated]:
-    """Events from a file. Every line is checked before the first is given: a bad line stops
-    the command with its line number and what is wrong, and nothing is sent."""
-    for _ in _events_of(path):
-        pass
-    yield from _events_of(path)
-
-
-def _events_of(path: Path) -> Iterator[CustomerCreated]:
+    """Events from a file, read once (a pipe or a process substitution works too). Every line
+    is checked before the first is given: a bad line stops the command with its line number
+    and what is wrong, and nothing is sent."""
     try:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    event = _event(line)
-                except (ValueError, TypeError, ValidationError) as exc:
-                    raise ConfigError(f"--file {path}, line {number}: {exc}") from None
-                yield event
+        with path.open(encoding="utf-8") as source:
+            lines = source.readlines()
     except FileNotFoundError:
         raise ConfigError(f"--file {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--file {path}: cannot be read as text: {exc}") from None
+    events = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(_event(line))
+        except (ValueError, TypeError, ValidationError) as exc:
+            raise ConfigError(f"--file {path}, line {number}: {exc}") from None
+    yield from events
 
 
 def _event(line: str) -> CustomerCreated:

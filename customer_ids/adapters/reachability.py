@@ -12,24 +12,42 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from customer_ids.adapters.kafka_io import client_config
-from customer_ids.domain.errors import UnavailableError
+from customer_ids.domain.errors import ConfigError, UnavailableError
 
 START_HINT = "start the local stack with `customer-ids stack up`"
 
 
+AUTH_CODES = {
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+}
+
+
 def require_kafka(bootstrap: str, timeout_s: float) -> None:
-    """UnavailableError unless a broker answers a metadata request within `timeout_s`."""
+    """UnavailableError unless a broker answers a metadata request within `timeout_s`;
+    ConfigError when it answers but refuses our credentials."""
+    seen: list[KafkaError] = []  # a refused SASL login arrives here, not as the call's error
     # log_level 0: this probe's own connection errors are the one line below, not librdkafka's.
-    admin = AdminClient(client_config(bootstrap, {"log_level": 0}))
+    admin = AdminClient(client_config(bootstrap, {"log_level": 0, "error_cb": seen.append}))
     try:
         admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
+        admin.poll(0)  # serves error_cb
+        refused = [e for e in [*seen, exc.args[0]] if e.code() in AUTH_CODES]
+        if refused:
+            raise ConfigError(
+                f"Kafka at {bootstrap} refused us: {refused[0].str()}; check "
+                "KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD"
+            ) from None
         raise UnavailableError(
             f"Kafka did not answer at {bootstrap} within {timeout_s:g}s "
             f"({exc.args[0].str()}); {START_HINT}, or set KAFKA_BOOTSTRAP_SERVERS to a "
@@ -69,10 +87,14 @@ def require_redis(url: str, timeout_s: float, sentinels: Sequence[tuple[str, int
 def require_registry(url: str, timeout_s: float) -> None:
     """UnavailableError unless the schema registry answers HTTP within `timeout_s` (any
     answer below 500 will do: credentials are checked where they are used)."""
+    parts = urlsplit(url)
+    # Credentials in the URL are not part of the address urllib connects to.
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/subjects", timeout=timeout_s):
+        with urllib.request.urlopen(f"{bare.rstrip('/')}/subjects", timeout=timeout_s):
             return
     except urllib.error.HTTPError as exc:
+        exc.close()
         if exc.code < 500:
             return
         reason = f"HTTP {exc.code}"

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 Column = tuple[str, str]  # key in the row, header shown
 
@@ -30,9 +31,12 @@ def print_rows(
     for _, header in columns:
         table.add_column(header, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(row.get(key)) for key, _ in columns))
+        # Text, never markup: an id such as "acme[eu]" or ":thumbs_up:" is shown as it is.
+        table.add_row(*(Text(_cell(row.get(key))) for key, _ in columns))
     # Not a terminal (a pipe, a file): no colours, and wide enough not to fold every cell.
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console = Console(
+        highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 160
+    )
     console.print(table)
 
 
