@@ -277,6 +277,11 @@ class NumberTemplate:
         return f"{{:0{self.seq_token.width}d}}".format
 
     @cached_property
+    def _check_width(self) -> int:
+        scheme = next((t.arg for t in self.tokens if t.kind == "check"), None)
+        return checkdigits.WIDTHS[scheme] if scheme else 0
+
+    @cached_property
     def check_digit(self) -> Callable[[str], str] | None:
         """The check scheme over a string known to be digits, or None without a check."""
         scheme = next((t.arg for t in self.tokens if t.kind == "check"), None)
@@ -305,9 +310,14 @@ class NumberTemplate:
         match = self._pattern.fullmatch(number)
         if match is None:
             return None
-        check = next((t for t in self.tokens if t.kind == "check"), None)
-        if check is not None and not checkdigits.is_valid(_NOT_DIGIT.sub("", number), check.arg):
-            return None
+        check = self.check_digit
+        if check is not None:
+            # The pattern matched, so the check digits are the last ASCII digits; every digit
+            # before them is what they cover.
+            digits = _NOT_DIGIT.sub("", number)
+            width = self._check_width
+            if len(digits) <= width or check(digits[:-width]) != digits[-width:]:
+                return None
         value = int(match.group("seq"))
         if self.scramble_key is not None:
             value = scramble.unscramble(value, self.seq_token.width, self.scramble_key)

@@ -143,3 +143,21 @@ def test_the_compiled_rendering_equals_token_by_token_rendering(
     assert template.render(ctx) == _render_token_by_token(template, ctx)
     # The bound template is cached per type and region when it shows no date: never stale.
     assert template.render(ctx) == _render_token_by_token(template, ctx)
+
+
+@given(
+    st.sampled_from(
+        ["CU-{seq:8}-{check:luhn}", "{date:%y}{seq:4}{check:mod97}", "N{seq:3}{check:damm}"]
+    ),
+    st.text(alphabet="0123456789", min_size=1, max_size=14),
+)
+def test_parsing_checks_the_digit_as_the_scheme_does(text: str, digits: str) -> None:
+    template = NumberTemplate.parse(text)
+    prefix = text.split("{", 1)[0]
+    number = prefix + ("-" if text.startswith("CU") else "") + digits
+    if text.startswith("CU"):
+        number = f"CU-{digits[:-1]}-{digits[-1]}" if len(digits) > 1 else number
+    scheme = text.rsplit("check:", 1)[1].rstrip("}x")
+    shaped = template._pattern.fullmatch(number) is not None
+    expected = shaped and checkdigits.is_valid("".join(c for c in number if c.isdigit()), scheme)
+    assert (template.sequence_of(number) is not None) == expected
