@@ -16,7 +16,7 @@ from confluent_kafka import Message, TopicPartition
 from consumer.assign import Assigned, BatchNumbers
 from consumer.claims import Ranges, claim_record_key, claim_value, ranges_of
 from consumer.dead_letter import dead_letter_headers, dead_letter_record
-from customer_ids.domain.errors import DecodeError, TemporaryError, ValidationError
+from customer_ids.domain.errors import DecodeError, TemporaryError, ValidationError, reason_of
 from customer_ids.domain.events import CustomerCreated
 from customer_ids.domain.sequences import Router, Sequence
 from customer_ids.store.ports import GENERATION
@@ -42,11 +42,11 @@ def decode_batch(batch: list[Message], codec: RecordCodec, router: Router) -> De
         except (DecodeError, ValidationError) as exc:
             decoded.bad.append((message, exc))
         except (KeyError, TypeError, AttributeError) as exc:
-            decoded.bad.append((message, ValidationError(f"malformed record: {exc!r}")))
+            decoded.bad.append((message, ValidationError(f"malformed record: {reason_of(exc)}")))
         except TemporaryError:
             raise  # a dependency (the registry) did not answer: the batch is tried again
         except Exception as exc:
-            decoded.bad.append((message, DecodeError(f"unreadable record: {exc!r}"[:500])))
+            decoded.bad.append((message, DecodeError(f"unreadable record: {reason_of(exc)}")))
         else:
             decoded.good.append((message, event, sequence))
     return decoded

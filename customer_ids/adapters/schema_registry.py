@@ -22,7 +22,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.common._httpx_compat import httpx
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from customer_ids.domain.errors import ConfigError, DecodeError, TemporaryError
+from customer_ids.domain.errors import ConfigError, DecodeError, TemporaryError, reason_of
 from customer_ids.wire.codec import AvroCodec, codec_for, schemas_dir
 
 CONFLUENT_MAGIC = 0
@@ -148,7 +148,7 @@ class RegistryFraming:
         except Exception as exc:
             # A corrupt body, or a writer schema that cannot be read as ours (a schema
             # resolution error): this record's failure alone.
-            raise DecodeError(f"Confluent-framed record not readable: {exc!r}"[:500]) from None
+            raise DecodeError(f"Confluent-framed record not readable: {reason_of(exc)}") from None
         if not isinstance(record, dict):
             raise DecodeError("the Avro body is not a record")
         self._server_errors.pop(data[1:5], None)

@@ -29,3 +29,14 @@ class TemporaryError(CustomerIdsError):
 class UnavailableError(CustomerIdsError):
     """A dependency (Kafka, Redis, the schema registry) did not answer within the command's
     bound; the message names it, its address and what to do. Exit EX_UNAVAILABLE (69)."""
+
+
+def reason_of(exc: BaseException, limit: int = 300) -> str:
+    """What went wrong, for a dead letter's header or a log line: the error's type and its
+    message, never its repr (a UnicodeDecodeError's repr holds the raw bytes it failed on,
+    which may be an email or a name)."""
+    if isinstance(exc, UnicodeDecodeError):
+        text = f"{exc.encoding} cannot decode byte {exc.start}: {exc.reason}"
+    else:
+        text = str(exc)
+    return f"{type(exc).__name__}: {text}"[:limit]

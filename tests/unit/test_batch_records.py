@@ -211,3 +211,22 @@ def test_a_batch_of_only_bad_records_writes_only_dead_letters() -> None:
         datetime(2024, 5, 1, tzinfo=UTC),
     )
     assert [r.topic for r in records] == ["dlq"]
+
+
+class _Failing:
+    """A codec whose decode fails the way a registry deserializer does on bad UTF-8."""
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        raise UnicodeDecodeError("utf-8", b"jane.doe@example.com\xff", 20, 21, "invalid start byte")
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        raise NotImplementedError
+
+
+def test_a_decode_failure_names_the_problem_never_the_raw_bytes() -> None:
+    decoded = decode_batch([FakeMessage(b"x")], _Failing(), ROUTER)  # type: ignore[list-item]
+    [(_, error)] = decoded.bad
+    # Before: repr() of the error went into the dead letter's headers and the log line, with
+    # the bytes it failed on (here an email).
+    assert "jane.doe" not in str(error)
+    assert "UnicodeDecodeError: utf-8 cannot decode byte 20: invalid start byte" in str(error)
