@@ -1,9 +1,10 @@
 """Who is asking: a Bearer token on the JSON API, the login cookie on the support page.
 
 401 when there is no token or it is not one of ours; 403 when it lacks the scope. The cookie
-holds the token itself, HttpOnly (page scripts cannot read it), SameSite=Strict (no other site
-can make the browser send it) and, unless switched off for plain HTTP, Secure under the
-`__Host-` prefix (this host only, HTTPS only).
+holds a server-side session's random id, never the token (tools/api/sessions.py): HttpOnly
+(page scripts cannot read it), SameSite=Strict (no other site can make the browser send it)
+and, unless switched off for plain HTTP, Secure under the `__Host-` prefix (this host only,
+HTTPS only).
 """
 
 from __future__ import annotations
@@ -57,19 +58,25 @@ def cookie_name(api: ApiSettings) -> str:
 
 
 def page_token(request: Request) -> ApiToken | None:
-    """The support page's signed-in token, or None."""
+    """The support page's signed-in token, or None. The page looks customers and numbers up,
+    so a token without `numbers:read` is no sign-in, on every request (not only at login: a
+    cookie can be set by hand)."""
     context = context_of(request)
-    presented = request.cookies.get(cookie_name(context.api), "")
-    token = context.tokens.verify(presented)
-    if token is not None:
-        request.state.token_name = token.name
+    session_id = request.cookies.get(cookie_name(context.api), "")
+    token = context.sessions.token_of(session_id) if session_id else None
+    if token is None or not token.allows("numbers:read"):
+        return None
+    request.state.token_name = token.name
     return token
 
 
-def sign_in(response: Response, api: ApiSettings, token: str) -> None:
+def sign_in(request: Request, response: Response, token: ApiToken) -> None:
+    """Start a session for `token`; the cookie carries only its id."""
+    context = context_of(request)
+    api = context.api
     response.set_cookie(
         cookie_name(api),
-        token,
+        context.sessions.start(token),
         max_age=api.session_minutes * 60,
         path="/",
         secure=api.cookie_secure,
@@ -78,7 +85,13 @@ def sign_in(response: Response, api: ApiSettings, token: str) -> None:
     )
 
 
-def sign_out(response: Response, api: ApiSettings) -> None:
+def sign_out(request: Request, response: Response) -> None:
+    """End the session on the server (a copied cookie stops working too) and in the browser."""
+    context = context_of(request)
+    api = context.api
+    session_id = request.cookies.get(cookie_name(api), "")
+    if session_id:
+        context.sessions.end(session_id)
     response.delete_cookie(
         cookie_name(api), path="/", secure=api.cookie_secure, httponly=True, samesite="strict"
     )

@@ -20,6 +20,7 @@ from customer_ids.tools.api.metrics import ApiMetrics
 from customer_ids.tools.api.owners import LogOwners
 from customer_ids.tools.api.rate_limit import TokenBuckets
 from customer_ids.tools.api.search import CustomerSearch
+from customer_ids.tools.api.sessions import Sessions
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ApiContext:
     search: CustomerSearch
     metrics: ApiMetrics
     ping: Callable[[], object]
+    sessions: Sessions
 
 
 def search_keys(settings: Settings) -> list[bytes]:
@@ -57,7 +59,16 @@ def build_context(
         TokenBuckets(api.search_rate, api.search_burst),
         metrics,
     )
-    return ApiContext(api, settings.router, api.token_book, lookups, search, metrics, client.ping)
+    return ApiContext(
+        api,
+        settings.router,
+        api.token_book,
+        lookups,
+        search,
+        metrics,
+        client.ping,
+        Sessions(api.session_minutes),
+    )
 
 
 def context_of(request: Request) -> ApiContext:

@@ -58,9 +58,10 @@ def _render(request: Request, name: str, values: dict[str, Any], status: int = 2
 
 def _same_origin(request: Request) -> None:
     """Refuse a form posted from another site (SameSite=Strict already keeps the cookie off
-    such requests; this also covers the login form, which has no cookie yet)."""
+    such requests; this also covers the login form, which has no cookie yet). `Origin: null`
+    is what a sandboxed frame or a redirect chain from another site sends: refused too."""
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+    if origin and (origin == "null" or urlsplit(origin).netloc != request.headers.get("host")):
         raise HTTPException(403, "cross-site form posts are refused")
 
 
@@ -85,7 +86,7 @@ def login(request: Request, token: FormText) -> Response:
         error = f"The token {found.name!r} may not read customer numbers."
         return _render(request, "login.html", {"error": error}, 403)
     response = _home()
-    sign_in(response, context_of(request).api, token.strip())
+    sign_in(request, response, found)
     return response
 
 
@@ -93,7 +94,7 @@ def login(request: Request, token: FormText) -> Response:
 def logout(request: Request) -> RedirectResponse:
     _same_origin(request)
     response = _home()
-    sign_out(response, context_of(request).api)
+    sign_out(request, response)
     return response
 
 
