@@ -131,7 +131,8 @@ local k, a = 5 + c, 5 + 3 * c
 local clashes = 0
 local added, buckets = {}, {}
 while k <= #KEYS - s do
-  if redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1]) == 0 then
+  local recorded = redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1]) == 1
+  if not recorded then
     clashes = clashes + 1
   else
     local bucket = KEYS[k]
@@ -143,7 +144,10 @@ while k <= #KEYS - s do
   end
   k, a = k + 1, a + 2
   if reverse then
-    redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1])
+    -- Only for a customer recorded now: a clash's number was never its to own.
+    if recorded then
+      redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1])
+    end
     k, a = k + 1, a + 2
   end
 end

@@ -58,3 +58,16 @@ def test_a_customer_recorded_meanwhile_is_a_clash(store: NumberStore) -> None:
     with pytest.raises(AllocationConflictError):
         store.allocate("e1", {"CU": (1, 0, 1)}, {"crm/a": one(2)})
     assert store.lookup(["crm/a"]) == {"crm/a": one(1)}, "the first number stays"
+
+
+def test_a_clash_writes_no_reverse_entry_for_the_clashing_number(endpoints: Endpoints) -> None:
+    # Before: the reverse index got number -> customer even when that customer's entry clashed,
+    # so /v1/numbers could name an owner for a number never issued to it.
+    client = redis.Redis.from_url(endpoints.redis_url)
+    real = number_store(client, f"t-{uuid.uuid4().hex[:8]}:", reverse_index=True)
+    real.mark_valid_for_tests("e1")
+    real.allocate("e1", {"CU": (0, 0, 1)}, {"crm/a": one(1)})
+    with pytest.raises(AllocationConflictError):
+        real.allocate("e1", {"CU": (1, 0, 1)}, {"crm/a": one(2)})
+    assert real.customer_of("CU-1") == "crm/a"
+    assert real.customer_of("CU-2") is None
