@@ -277,14 +277,13 @@ class NumberTemplate:
         return f"{{:0{self.seq_token.width}d}}".format
 
     @cached_property
-    def _check_width(self) -> int:
-        scheme = next((t.arg for t in self.tokens if t.kind == "check"), None)
-        return checkdigits.WIDTHS[scheme] if scheme else 0
+    def _check_scheme(self) -> str | None:
+        return next((t.arg for t in self.tokens if t.kind == "check"), None)
 
     @cached_property
     def check_digit(self) -> Callable[[str], str] | None:
         """The check scheme over a string known to be digits, or None without a check."""
-        scheme = next((t.arg for t in self.tokens if t.kind == "check"), None)
+        scheme = self._check_scheme
         return checkdigits.UNCHECKED[scheme] if scheme else None
 
     @cached_property
@@ -310,14 +309,9 @@ class NumberTemplate:
         match = self._pattern.fullmatch(number)
         if match is None:
             return None
-        check = self.check_digit
-        if check is not None:
-            # The pattern matched, so the check digits are the last ASCII digits; every digit
-            # before them is what they cover.
-            digits = _NOT_DIGIT.sub("", number)
-            width = self._check_width
-            if len(digits) <= width or check(digits[:-width]) != digits[-width:]:
-                return None
+        scheme = self._check_scheme
+        if scheme is not None and not checkdigits.is_valid(_NOT_DIGIT.sub("", number), scheme):
+            return None
         value = int(match.group("seq"))
         if self.scramble_key is not None:
             value = scramble.unscramble(value, self.seq_token.width, self.scramble_key)
