@@ -15,18 +15,12 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from customer_ids.adapters.kafka_io import client_config
+from customer_ids.adapters.kafka_io import client_config, refusal
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import CustomerIdsError
 
 log = get_logger(__name__)
-AUTH_CODES = {
-    KafkaError._AUTHENTICATION,
-    KafkaError.SASL_AUTHENTICATION_FAILED,
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-}
 
 
 class StartupError(CustomerIdsError):
@@ -139,14 +133,10 @@ def wait_for_kafka(
                 return
         except KafkaException as exc:
             admin.poll(0)  # serves error_cb
-            refused = [e for e in seen if e.code() in AUTH_CODES]
-            error = refused[0] if refused else exc.args[0]
-            if error.code() in AUTH_CODES:
-                raise StartupError(
-                    f"Kafka at {settings.bootstrap_servers} refused us: {error.str()}; check "
-                    "KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and "
-                    "KAFKA_SASL_PASSWORD"
-                ) from None
+            refused = refusal(settings.bootstrap_servers, [*seen, exc.args[0]])
+            if refused:
+                raise StartupError(refused) from None
+            error = exc.args[0]
             if time.monotonic() > deadline:
                 raise StartupTimeoutError(
                     f"Kafka at {settings.bootstrap_servers} did not answer within "

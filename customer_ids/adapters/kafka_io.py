@@ -4,7 +4,7 @@ creation with AdminClient that also checks the topics that already exist."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -38,6 +38,26 @@ SECURITY_ENV = {
 # (librdkafka's own default, consistent_random, hashes with CRC32: another partition for about
 # five keys in six.) Records without a key still spread at random.
 JAVA_COMPATIBLE_PARTITIONER = "murmur2_random"
+
+
+# What a broker answers when it refuses our credentials or permissions: no wait cures these.
+AUTH_CODES = {
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+}
+
+
+def refusal(bootstrap: str, errors: Iterable[KafkaError]) -> str | None:
+    """What to change when one of `errors` is the broker refusing us; None when none is."""
+    for error in errors:
+        if error.code() in AUTH_CODES:
+            return (
+                f"Kafka at {bootstrap} refused us: {error.str()}; check KAFKA_SECURITY_PROTOCOL, "
+                "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+    return None
 
 
 def producer_config(

@@ -17,18 +17,10 @@ from confluent_kafka.admin import AdminClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from customer_ids.adapters.kafka_io import client_config
+from customer_ids.adapters.kafka_io import client_config, refusal
 from customer_ids.domain.errors import ConfigError, UnavailableError
 
 START_HINT = "start the local stack with `customer-ids stack up`"
-
-
-AUTH_CODES = {
-    KafkaError._AUTHENTICATION,
-    KafkaError.SASL_AUTHENTICATION_FAILED,
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-}
 
 
 def require_kafka(bootstrap: str, timeout_s: float) -> None:
@@ -41,13 +33,9 @@ def require_kafka(bootstrap: str, timeout_s: float) -> None:
         admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         admin.poll(0)  # serves error_cb
-        refused = [e for e in [*seen, exc.args[0]] if e.code() in AUTH_CODES]
+        refused = refusal(bootstrap, [*seen, exc.args[0]])
         if refused:
-            raise ConfigError(
-                f"Kafka at {bootstrap} refused us: {refused[0].str()}; check "
-                "KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and "
-                "KAFKA_SASL_PASSWORD"
-            ) from None
+            raise ConfigError(refused) from None
         raise UnavailableError(
             f"Kafka did not answer at {bootstrap} within {timeout_s:g}s "
             f"({exc.args[0].str()}); {START_HINT}, or set KAFKA_BOOTSTRAP_SERVERS to a "
