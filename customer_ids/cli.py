@@ -12,17 +12,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from consumer.exit_codes import EXIT_CONFIG, EXIT_UNAVAILABLE
 from customer_ids.adapters.logs import configure_logging
 from customer_ids.config.settings import SETTINGS, Settings
 from customer_ids.domain.errors import ConfigError, CustomerIdsError, UnavailableError
 
-EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE, as consumer.exit_codes names it
-
 Needs = Callable[[argparse.Namespace, Settings], set[str]]
 
 
-def _kafka(args: argparse.Namespace, settings: Settings) -> set[str]:
-    return {"kafka", "registry"}
+def _always(*dependencies: str) -> Needs:
+    """Needs that do not depend on the command's arguments."""
+    return lambda args, settings: set(dependencies)
 
 
 def _lookup_needs(args: argparse.Namespace, settings: Settings) -> set[str]:
@@ -41,14 +41,6 @@ def _check_lookup_args(args: argparse.Namespace) -> None:
 def _audit_needs(args: argparse.Namespace, settings: Settings) -> set[str]:
     # A standing auditor is a service: it waits for Kafka like `serve` does.
     return {"kafka", "registry"} if args.until_caught_up else set()
-
-
-def _dlq_needs(args: argparse.Namespace, settings: Settings) -> set[str]:
-    return {"kafka"}
-
-
-def _reindex_needs(args: argparse.Namespace, settings: Settings) -> set[str]:
-    return {"kafka", "redis"}
 
 
 def _reach(settings: Settings, needs: set[str]) -> None:
@@ -373,7 +365,7 @@ def _add_producing(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_produce, needs=_kafka)
+    p.set_defaults(handler=_produce, needs=_always("kafka", "registry"))
 
 
 def _add_json(parser: argparse.ArgumentParser) -> None:
@@ -398,7 +390,7 @@ def _add_tools(sub: Any) -> None:
         default=0,
         help="exit after this many seconds without an event",
     )
-    p.set_defaults(handler=_tail, needs=_kafka)
+    p.set_defaults(handler=_tail, needs=_always("kafka", "registry"))
 
     p = sub.add_parser(
         "watch",
@@ -411,7 +403,7 @@ def _add_tools(sub: Any) -> None:
     p.add_argument(
         "--idle-timeout", type=float, default=0, help="stop after this many idle seconds"
     )
-    p.set_defaults(handler=_watch, needs=_kafka)
+    p.set_defaults(handler=_watch, needs=_always("kafka", "registry"))
 
     p = sub.add_parser(
         "audit",
@@ -475,7 +467,7 @@ def _add_tools(sub: Any) -> None:
     p.add_argument("--reason", help="only this error.class, e.g. ValidationError")
     p.add_argument("--dry-run", action="store_true", help="replay: count, send nothing")
     _add_json(p)
-    p.set_defaults(handler=_dlq, needs=_dlq_needs)
+    p.set_defaults(handler=_dlq, needs=_always("kafka"))
 
     p = sub.add_parser(
         "api",
@@ -499,7 +491,7 @@ def _add_tools(sub: Any) -> None:
         "search-reindex",
         help="rewrite the search index under CUSTOMER_IDS_SEARCH_KEY (key rotation)",
     )
-    p.set_defaults(handler=_search_reindex, needs=_reindex_needs)
+    p.set_defaults(handler=_search_reindex, needs=_always("kafka", "redis"))
 
     p = sub.add_parser("config", help="print the effective settings, secrets masked")
     p.set_defaults(handler=_config)
@@ -545,7 +537,7 @@ def _exit_code(exc: Exception) -> int:
         return EXIT_UNAVAILABLE
     if isinstance(exc, ConfigError):
         print(f"customer-ids: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     if isinstance(exc, CustomerIdsError):
         print(f"customer-ids: {exc}", file=sys.stderr)
         return 1
