@@ -23,20 +23,23 @@ class StageClock:
     service without a profiler."""
 
     started: float = field(default_factory=time.monotonic)
-    last: float = 0.0
     ms: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.last = self.started
 
     def lap(self, stage: str) -> float:
         """Seconds since the previous lap (or the start), recorded under `stage`."""
         now = time.monotonic()
-        seconds = now - (self.last or self.started)
+        seconds = now - self.last
         self.last = now
         self.ms[stage] = round(self.ms.get(stage, 0.0) + seconds * 1000, 1)
         return seconds
 
     @property
     def seconds(self) -> float:
-        return (self.last or time.monotonic()) - self.started
+        """From the start to the last lap."""
+        return self.last - self.started
 
 
 def account_batch(

@@ -93,7 +93,7 @@ def output_record(
     # The assignment again, last, so a rebuild of Redis need not decode Avro.
     stored = (ASSIGNMENT_HEADER, assignment.encode().encode())
     return OutputRecord(
-        key=f"{event.source_system}/{event.customer_id}".encode(),
+        key=event.customer_key.encode(),
         value=codec.encode(record),
         headers=[causation, (SEARCH_HEADER, ",".join(search).encode()), stored]
         if search

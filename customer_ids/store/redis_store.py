@@ -548,8 +548,8 @@ class RedisNumberStore:
         buckets: dict[str, list[bytes | str]] = {}
         numbers: dict[str, dict[str, str]] = {}
         for customer, stored in assignments.items():
-            field = customer_field(customer)
-            entries = buckets.setdefault(self.keys.assignments(field), [])
+            field, bucket = self._place(customer)
+            entries = buckets.setdefault(bucket, [])
             entries += (field, stored)
             if self.reverse_index:
                 number = stored.split("|", 2)[2]

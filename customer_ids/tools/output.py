@@ -20,14 +20,13 @@ def print_rows(
     columns: Sequence[Column],
     *,
     as_json: bool,
-    title: str | None = None,
 ) -> None:
     """The rows as a table on stdout, or as JSON lines with `as_json`."""
     if as_json:
         for row in rows:
             print(json.dumps(dict(row), default=str))
         return
-    table = Table(title=title, title_justify="left", show_lines=False)
+    table = Table(show_lines=False)
     for _, header in columns:
         table.add_column(header, overflow="fold")
     for row in rows:
