@@ -39,6 +39,8 @@ def service_env(bootstrap: str, redis_url: str, tag: str, **extra: str) -> dict[
         CUSTOMER_IDS_OUTPUT_TOPIC=f"bench-{tag}.assigned",
         CUSTOMER_IDS_DLQ_TOPIC=f"bench-{tag}.dlq",
         CUSTOMER_IDS_WATERMARK_TOPIC=f"bench-{tag}.wm",
+        CUSTOMER_IDS_SEARCH_TOPIC=f"bench-{tag}.search",
+        CUSTOMER_IDS_ERASURE_TOPIC=f"bench-{tag}.erasures",
         CUSTOMER_IDS_GROUP_ID=f"bench-{tag}",
         CUSTOMER_IDS_REDIS_PREFIX=f"bench-{tag}:",
         CUSTOMER_IDS_TRANSACTIONAL_ID=f"bench-{tag}",

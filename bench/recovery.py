@@ -122,6 +122,8 @@ def main() -> int:
         **os.environ,
         "CUSTOMER_IDS_OUTPUT_TOPIC": f"bench-{tag}.assigned",
         "CUSTOMER_IDS_WATERMARK_TOPIC": f"bench-{tag}.watermarks",
+        "CUSTOMER_IDS_SEARCH_TOPIC": f"bench-{tag}.search",
+        "CUSTOMER_IDS_ERASURE_TOPIC": f"bench-{tag}.erasures",
         "CUSTOMER_IDS_INPUT_TOPIC": f"bench-{tag}.created",
         "CUSTOMER_IDS_DLQ_TOPIC": f"bench-{tag}.dlq",
         "CUSTOMER_IDS_REDIS_PREFIX": f"bench-recovery-{tag}:",

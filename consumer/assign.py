@@ -8,7 +8,7 @@ sequence that is full.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -51,7 +51,6 @@ class BatchNumbers:
     generation: int | None  # the allocation generation its step took (None: nothing new)
     new_count: int
     usage: dict[str, float]  # counter -> share of its range used, for bounded (scrambled) ones
-    search: dict[str, list[str]] = field(default_factory=dict)  # customer -> its digests
 
     @cached_property
     def assigned(self) -> list[Assigned]:
@@ -85,14 +84,12 @@ def assign_numbers(
     store: NumberStore,
     epoch: str,
     floors: Mapping[str, int] | None = None,
-    terms_of: Callable[[CustomerCreated], list[str]] | None = None,
 ) -> BatchNumbers:
     """Give every event its customer's number, or the error that dead-letters it.
 
     `floors` are the highest values known to be committed per counter (this instance's own
     commits, the watermark topic): a counter below its floor means Redis went back in time,
-    and nothing may be allocated from it (StateBehindLogError). `terms_of` gives the search
-    digests of a new customer's event, recorded with its assignment."""
+    and nothing may be allocated from it (StateBehindLogError)."""
     checked = [_counter_or_error(event, sequence) for event, sequence in events]
     keys = [event.customer_key for event, _ in events]
     customers = dict.fromkeys(keys)  # in order of first appearance
@@ -114,26 +111,11 @@ def assign_numbers(
         current = store.counters(list(pending)) if pending else {}
         _refuse_if_behind(current, floors or {})
         plan = _plan(pending, current, failed)
-        search = _search_terms(first, terms_of)
         generation = None
         if plan.new:
-            new_search = {key: search[key] for key in plan.new if key in search}
-            generation = store.allocate(epoch, plan.expected, plan.new, new_search)
+            generation = store.allocate(epoch, plan.expected, plan.new)
     outcomes = _outcomes(events, keys, checked, failed, existing, plan.new)
-    return BatchNumbers(outcomes, generation, len(plan.new), plan.usage, search)
-
-
-def _search_terms(
-    first: Mapping[str, _Pending],
-    terms_of: Callable[[CustomerCreated], list[str]] | None,
-) -> dict[str, list[str]]:
-    """The digests each customer of the batch is found under (none without a search key):
-    recorded with a new customer's assignment, and carried on every output, so a rebuild
-    restores the index whichever of a customer's records compaction keeps."""
-    if terms_of is None:
-        return {}
-    found = {key: terms_of(item.event) for key, item in first.items()}
-    return {key: terms for key, terms in found.items() if terms}
+    return BatchNumbers(outcomes, generation, len(plan.new), plan.usage)
 
 
 def _counter_or_error(

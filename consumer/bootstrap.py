@@ -14,13 +14,26 @@ from consumer.metrics import ServiceMetrics, waiting_reporter
 from consumer.recovery import StateRecovery
 from customer_ids.adapters.kafka_io import client_config, ensure_topics, producer_config
 from customer_ids.adapters.logs import get_logger
+from customer_ids.adapters.redis_keys import RedisKeys
 from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.store.factory import build_allocator, redis_client
+from customer_ids.store.terms import RedisTermsStore
 
 log = get_logger(__name__)
 
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+DAY_MS = 86_400_000
+# What erasure cannot rewrite must go in bounded time (README, "Personal data"): a compacted
+# topic's superseded records within a week, the dead letters (raw input) within 30 days, the
+# input topic's events (raw personal data) within a week.
+ERASABLE = {"max.compaction.lag.ms": 7 * DAY_MS}
+DEAD_LETTER_LIFETIME = {"retention.ms": 30 * DAY_MS}
+INPUT_LIFETIME = {"retention.ms": 7 * DAY_MS}
+
+
+def _config(limits: dict[str, int]) -> dict[str, str]:
+    return {key: str(value) for key, value in limits.items()}
 
 
 def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -31,10 +44,24 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
     durable = {"min.insync.replicas": "2" if replicas >= 3 else "1"} if replicas > 0 else {}
     base = {"partitions": settings.partitions, "replication": replicas, "config": durable}
     compacted = {**durable, **COMPACTED}
+    erasable = {**compacted, **_config(ERASABLE)}
     return {
-        settings.input_topic: base,
-        settings.output_topic: {**base, "config": compacted},
-        settings.dlq_topic: {**base, "partitions": 1},
+        settings.input_topic: {
+            **base,
+            "config": {**durable, **_config(INPUT_LIFETIME)},
+            "limits": INPUT_LIFETIME,
+        },
+        settings.output_topic: {**base, "config": erasable, "limits": ERASABLE},
+        # The service's own: each customer's search digests, read by nobody else.
+        settings.search_topic: {**base, "config": erasable, "limits": ERASABLE},
+        # The record of every erasure: ids only, kept (compacted, one per customer).
+        settings.erasure_topic: {**base, "config": compacted},
+        settings.dlq_topic: {
+            **base,
+            "partitions": 1,
+            "config": {**durable, **_config(DEAD_LETTER_LIFETIME)},
+            "limits": DEAD_LETTER_LIFETIME,
+        },
         # One partition: the claims' total order (consumer/claims.py). Short segments, so
         # compaction keeps what every start and every fence reads small.
         settings.watermark_topic: {
@@ -123,4 +150,8 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
         ),
         redis_ping=client.ping,
         claims=ClaimsLog(settings.bootstrap_servers, settings.watermark_topic),
+        terms=RedisTermsStore(client, RedisKeys(settings.redis_prefix)),
+        erasure_codec=framed_codec(
+            settings.registry(), settings.erasure_topic, "CustomerErasureRequested"
+        ),
     )

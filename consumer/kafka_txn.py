@@ -61,8 +61,9 @@ class KafkaTransaction:
 
     producer: Producer
     call_timeout_s: float
-    # Of the records produced with track=True in this transaction: partition -> next offset.
-    delivered: dict[int, int] = field(default_factory=dict)
+    # Of the records produced with track=True in this transaction: (topic, partition) -> the
+    # next offset.
+    delivered: dict[tuple[str, int], int] = field(default_factory=dict)
     # Fatal errors the producer's error_cb saw: the reason behind a bare _FATAL from a call.
     fatal_errors: list[KafkaError] = field(default_factory=list)
     # Offset of the first record produced with claim=True in this transaction (consumer/claims).
@@ -130,9 +131,10 @@ class KafkaTransaction:
                 raise self._classified(exc) from exc
 
     def _on_delivered(self, error: KafkaError | None, message: Message) -> None:
-        partition, offset = message.partition(), message.offset()
-        if error is None and partition is not None and offset is not None:
-            self.delivered[partition] = max(self.delivered.get(partition, 0), offset + 1)
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        if error is None and topic is not None and partition is not None and offset is not None:
+            tp = (topic, partition)
+            self.delivered[tp] = max(self.delivered.get(tp, 0), offset + 1)
 
     def _on_claimed(self, error: KafkaError | None, message: Message) -> None:
         offset = message.offset()

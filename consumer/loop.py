@@ -31,6 +31,7 @@ from consumer.outputs import (
     dead_letters,
     decode_batch,
     next_offsets,
+    search_records,
 )
 from consumer.partitions import InputPartitions
 from consumer.recovery import StateRecovery, Valid, checkpoint_field
@@ -39,10 +40,15 @@ from customer_ids.adapters import failpoints
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import TemporaryError
-from customer_ids.domain.events import now_utc
+from customer_ids.domain.events import CustomerErasureRequested, now_utc
 from customer_ids.domain.search_terms import event_terms
 from customer_ids.store.leases import LeaseLostError, LockTimeoutError
-from customer_ids.store.ports import AllocationConflictError, StateBehindLogError, StateChangedError
+from customer_ids.store.ports import (
+    AllocationConflictError,
+    StateBehindLogError,
+    StateChangedError,
+    TermsStore,
+)
 from customer_ids.store.redis_store import RedisNumberStore, ReplicasBehindError
 from customer_ids.wire.codec import RecordCodec
 
@@ -62,6 +68,8 @@ class AssignmentService:
     output_codec: RecordCodec
     redis_ping: Callable[[], object]
     claims: ClaimsLog
+    terms: TermsStore
+    erasure_codec: RecordCodec
     epoch: str | None = None
     # Highest value known committed per counter (recovery's reading of the log, then our own
     # commits): a counter below it means Redis went back in time.
@@ -71,7 +79,10 @@ class AssignmentService:
     def __post_init__(self) -> None:
         self.partitions = InputPartitions(self.consumer, self.metrics)
         self.topics = Topics(
-            self.settings.output_topic, self.settings.dlq_topic, self.settings.watermark_topic
+            self.settings.output_topic,
+            self.settings.dlq_topic,
+            self.settings.watermark_topic,
+            self.settings.search_topic,
         )
         key = self.settings.search_key
         self.terms_of = partial(event_terms, key.get_secret_value().encode()) if key else None
@@ -88,7 +99,7 @@ class AssignmentService:
             return
         if not self._adopt(stop, lambda: self.recovery.ensure(None)):
             return
-        self.partitions.subscribe(self.settings.input_topic)
+        self.partitions.subscribe([self.settings.input_topic, self.settings.erasure_topic])
         self.metrics.ready.set(1)
         log.info(
             "service_started",
@@ -171,21 +182,29 @@ class AssignmentService:
 
     def _process_batch(self, batch: list[Message]) -> None:
         stages = StageClock()
-        decoded = decode_batch(batch, self.input_codec, self.settings.router)
+        decoded = decode_batch(
+            batch,
+            self.input_codec,
+            self.settings.router,
+            self.erasure_codec,
+            self.settings.erasure_topic,
+        )
         self.transaction.begin()
         stages.lap("decode")
         numbers: BatchNumbers | None = None
+        search: dict[str, list[str] | None] = {}
         if decoded.good:
             assert self.epoch is not None
             self._learn_floors()
             numbers = assign_numbers(
-                [(e, s) for _, e, s in decoded.good],
-                self.allocator,
-                self.epoch,
-                self.floors,
-                self.terms_of,
+                [(e, s) for _, e, s in decoded.good], self.allocator, self.epoch, self.floors
             )
             self.metrics.lock_wait.observe(stages.lap("allocate"))
+            search.update(self._index(numbers))
+        # After the batch's assignments: of a creation and an erasure in one batch, the
+        # erasure wins (their order across two topics is not known).
+        removed = {e.customer_key: self._forget(e) for _, e in decoded.erasures}
+        search.update(dict.fromkeys(removed))
         dead = dead_letters(decoded, numbers)
         claims = batch_claims(numbers, self.claims.known) if numbers is not None else {}
         for r in batch_records(
@@ -197,12 +216,12 @@ class AssignmentService:
             now_utc(),
             claims=claims,
             floors=self.floors,
-        ):
+        ) + search_records(search, self.topics.search):
             self.transaction.produce(
                 r.topic, key=r.key, value=r.value, headers=r.headers, track=r.track, claim=r.claim
             )
         stages.lap("encode")
-        if numbers is not None:
+        if numbers is not None or search:
             self.transaction.flush()
             stages.lap("flush")
             self._fence(claims)
@@ -214,6 +233,32 @@ class AssignmentService:
         for counter, ranges in claims.items():
             self.floors[counter] = max(self.floors.get(counter, 0), ranges[-1][1])
         account_batch(self.metrics, batch, dead, numbers, stages)
+        for _, erasure in decoded.erasures:
+            log.info(
+                "customer_forgotten",
+                customer=erasure.customer_key,
+                requested_by=erasure.requested_by,
+                event_id=erasure.event_id,
+                search_entries_removed=removed[erasure.customer_key],
+            )
+
+    def _index(self, numbers: BatchNumbers) -> dict[str, list[str]]:
+        """Find each assigned customer under the digests of all its events in the batch; the
+        customers whose digests grew, with all of them, for the search topic."""
+        if self.terms_of is None:
+            return {}
+        entries: dict[str, list[str]] = {}
+        for item in numbers.assigned:
+            if found := self.terms_of(item.event):
+                entries.setdefault(item.event.customer_key, []).extend(found)
+        assert self.epoch is not None
+        return self.terms.add(self.epoch, entries) if entries else {}
+
+    def _forget(self, erasure: CustomerErasureRequested) -> int:
+        """The customer's search entries go (its number stays: README, "Personal data");
+        returns how many."""
+        assert self.epoch is not None
+        return len(self.terms.forget(self.epoch, erasure.customer_key))
 
     def _learn_floors(self) -> None:
         """What every instance committed, as far as the claims reader has it without waiting:
@@ -231,10 +276,9 @@ class AssignmentService:
         checks above can see it), abort. Otherwise record how far the output partitions are
         covered, and wait for the replicas (§5.1)."""
         assert self.epoch is not None
-        topic = self.settings.output_topic
         delivered = self.transaction.delivered
         replicas = self.allocator.fence(
-            self.epoch, {checkpoint_field(topic, p): o for p, o in delivered.items()}
+            self.epoch, {checkpoint_field(t, p): o for (t, p), o in delivered.items()}
         )
         if claims:
             if self.transaction.claimed is None:

@@ -17,11 +17,11 @@ from consumer.assign import Assigned, BatchNumbers
 from consumer.claims import Ranges, claim_record_key, claim_value, ranges_of
 from consumer.dead_letter import dead_letter_headers, dead_letter_record
 from customer_ids.domain.errors import DecodeError, TemporaryError, ValidationError, reason_of
-from customer_ids.domain.events import CustomerCreated
+from customer_ids.domain.events import CustomerCreated, CustomerErasureRequested
 from customer_ids.domain.sequences import Router, Sequence
 from customer_ids.store.ports import GENERATION
 from customer_ids.wire.codec import RecordCodec
-from customer_ids.wire.headers import ASSIGNMENT_HEADER, SEARCH_HEADER
+from customer_ids.wire.headers import ASSIGNMENT_HEADER
 
 OUTPUT_EVENT_NAMESPACE = uuid.UUID("6f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11")
 
@@ -30,13 +30,27 @@ OUTPUT_EVENT_NAMESPACE = uuid.UUID("6f1c1c7e-8a51-4f43-9a57-1f0f0c7a3c11")
 class Decoded:
     good: list[tuple[Message, CustomerCreated, Sequence]] = field(default_factory=list)
     bad: list[tuple[Message, Exception]] = field(default_factory=list)
+    erasures: list[tuple[Message, CustomerErasureRequested]] = field(default_factory=list)
 
 
-def decode_batch(batch: list[Message], codec: RecordCodec, router: Router) -> Decoded:
-    """Each record as an event with its sequence, or the reason it cannot be one."""
+def decode_batch(
+    batch: list[Message],
+    codec: RecordCodec,
+    router: Router,
+    erasure_codec: RecordCodec | None = None,
+    erasure_topic: str | None = None,
+) -> Decoded:
+    """Each record as an event with its sequence (or an erasure request, from the erasure
+    topic), or the reason it cannot be one."""
     decoded = Decoded()
     for message in batch:
         try:
+            if erasure_codec is not None and message.topic() == erasure_topic:
+                erasure = CustomerErasureRequested.from_record(
+                    erasure_codec.decode(message.value())
+                )
+                decoded.erasures.append((message, erasure))
+                continue
             event = CustomerCreated.from_record(codec.decode(message.value()))
             sequence = router.route(event)
         except (DecodeError, ValidationError) as exc:
@@ -70,12 +84,11 @@ class OutputRecord:
     headers: list[tuple[str, str | bytes | None]]
 
 
-def output_record(
-    item: Assigned, codec: RecordCodec, assigned_at: datetime, search: list[str] | None = None
-) -> OutputRecord:
-    """The CustomerIdAssigned record of one assigned number (with the search digests of a new
-    customer, when there are any). Built as the record the codec writes: the fields of
-    CustomerIdAssigned, without making one per output only to take it apart again."""
+def output_record(item: Assigned, codec: RecordCodec, assigned_at: datetime) -> OutputRecord:
+    """The CustomerIdAssigned record of one assigned number, with ids only: every subscriber
+    reads it (search digests go to the service's own topic). Built as the record the codec
+    writes: the fields of CustomerIdAssigned, without making one per output only to take it
+    apart again."""
     event = item.event
     assignment = item.assignment
     record = {
@@ -95,9 +108,7 @@ def output_record(
     return OutputRecord(
         key=event.customer_key.encode(),
         value=codec.encode(record),
-        headers=[causation, (SEARCH_HEADER, ",".join(search).encode()), stored]
-        if search
-        else [causation, stored],
+        headers=[causation, stored],
     )
 
 
@@ -118,6 +129,7 @@ class Topics:
     output: str
     dead_letter: str
     watermark: str
+    search: str = "customer-ids.search-terms"
 
 
 @dataclass(frozen=True)
@@ -173,7 +185,7 @@ def batch_records(
     if numbers is None:
         return records
     for item in numbers.assigned:
-        out = output_record(item, codec, assigned_at, numbers.search.get(item.event.customer_key))
+        out = output_record(item, codec, assigned_at)
         records.append(Produced(topics.output, out.key, out.value, out.headers, track=True))
     if not claims:
         return records
@@ -184,6 +196,21 @@ def batch_records(
         marker = watermark_key(counter, transactional_id)
         records.append(Produced(topics.watermark, marker, str(highest).encode(), []))
     return records
+
+
+def search_records(search: Mapping[str, list[str] | None], topic: str) -> list[Produced]:
+    """The service's own search topic: per customer whose digests grew all of them (the last
+    record of a key says everything it is found under), a tombstone per erased one (None)."""
+    return [
+        Produced(
+            topic,
+            customer.encode(),
+            None if digests is None else ",".join(digests).encode(),
+            [],
+            track=True,
+        )
+        for customer, digests in search.items()
+    ]
 
 
 def watermark_key(counter: str, transactional_id: str) -> bytes:

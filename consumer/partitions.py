@@ -25,10 +25,13 @@ class InputPartitions:
         self.paused = False
         self._next_lag_report = 0.0
         self.rebalances = 0  # assignments, revocations and losses seen: a batch spans none
+        self._lag_topic: str | None = None
 
-    def subscribe(self, topic: str) -> None:
+    def subscribe(self, topics: list[str]) -> None:
+        """Consume these topics; the lag metric is the first's (the input topic's)."""
+        self._lag_topic = topics[0]
         self.consumer.subscribe(
-            [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
 
     def poll_batch(self, size: int, wait_s: float) -> list[Message]:
@@ -85,7 +88,8 @@ class InputPartitions:
     def _report_lag(self) -> None:
         """Records behind the end, per partition, from the client's cached high watermarks."""
         reported = 0
-        for tp in self.consumer.position(self.consumer.assignment()):
+        held = [tp for tp in self.consumer.assignment() if tp.topic == self._lag_topic]
+        for tp in self.consumer.position(held):
             _, high = self.consumer.get_watermark_offsets(tp, cached=True)
             if tp.offset >= 0 and high >= 0:
                 self.metrics.lag.labels(partition=str(tp.partition)).set(high - tp.offset)
@@ -102,7 +106,9 @@ class InputPartitions:
         else:
             consumer.resume(partitions)
         log.info(
-            "partitions_assigned", partitions=[p.partition for p in partitions], paused=self.paused
+            "partitions_assigned",
+            partitions=[f"{p.topic}:{p.partition}" for p in partitions],
+            paused=self.paused,
         )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

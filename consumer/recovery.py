@@ -38,7 +38,8 @@ from customer_ids.domain.events import CustomerIdAssigned
 from customer_ids.store.leases import Lease
 from customer_ids.store.ports import StoredAssignment
 from customer_ids.store.redis_store import RedisNumberStore
-from customer_ids.wire.headers import ASSIGNMENT_HEADER, SEARCH_HEADER
+from customer_ids.store.terms import RedisTermsStore, split
+from customer_ids.wire.headers import ASSIGNMENT_HEADER
 
 log = get_logger(__name__)
 RESTORE_CHUNK = 50_000  # written while the next is read; larger chunks group buckets better
@@ -95,14 +96,9 @@ def _assignment_of(
     return event.customer_key, stored.encode()
 
 
-def _search_of(headers: Headers) -> list[str]:
-    """The search digests an output carries (just before the assignment)."""
-    if len(headers) >= 2 and headers[-2][0] == SEARCH_HEADER:
-        return headers[-2][1].decode().split(",")
-    return []
-
-
-Chunk = tuple[dict[str, str], dict[str, list[str]]]  # assignments, search digests
+# Assignments (customer -> stored form), and each customer's search digests as the search
+# topic last says them (none: erased).
+Chunk = tuple[dict[str, str], dict[str, list[str]]]
 
 
 def read_watermarks(settings: Settings) -> dict[str, int]:
@@ -120,15 +116,20 @@ def read_watermarks(settings: Settings) -> dict[str, int]:
     return state.floors
 
 
+def _report_progress(handled: int, partitions_left: int) -> None:
+    log.info("recovery_progress", records_read=handled, partitions_left=partitions_left)
+
+
 def read_log_state(
     settings: Settings,
     on_chunk: Callable[[Chunk], None],
     start: dict[tuple[str, int], int] | None = None,
     ends: dict[tuple[str, int], int] | None = None,
 ) -> LogState:
-    """Counter floors from the watermark and output topics, and every committed assignment
-    from `start` on, handed to `on_chunk` in chunks as they are read (memory stays bounded).
-    Tombstones and records that are not ours are counted and skipped, never fatal."""
+    """Counter floors from the watermark and output topics, every committed assignment and
+    every customer's search digests (the service's own search topic) from `start` on, handed
+    to `on_chunk` in chunks as they are read (memory stays bounded). Tombstones and records
+    that are not ours are counted and skipped, never fatal."""
     state = LogState()
     chunk: dict[str, str] = {}
     search: dict[str, list[str]] = {}
@@ -146,38 +147,45 @@ def read_log_state(
             customer, stored = _assignment_of(message, headers, decode)
             counter, value, _ = stored.split("|", 2)
             number = int(value)
-            digests = _search_of(headers)
         except (DecodeError, ValidationError, ValueError, KeyError, TypeError, AttributeError):
             state.skip("not a CustomerIdAssigned record")
             return
         chunk[customer] = stored
-        if digests:
-            search[customer] = digests
         if number > floors.get(counter, 0):
             floors[counter] = number
         if len(chunk) >= RESTORE_CHUNK:
-            on_chunk((chunk.copy(), search.copy()))
-            state.restored += len(chunk)
-            chunk.clear()
-            search.clear()
+            hand_over()
 
-    def report(handled: int, partitions_left: int) -> None:
-        log.info("recovery_progress", records_read=handled, partitions_left=partitions_left)
+    def on_search(message: Message) -> None:
+        # The last record of a customer says all it is found under; a tombstone: nothing.
+        state.records_read += 1
+        search[(message.key() or b"").decode()] = split((message.value() or b"").decode())
+        if len(search) >= RESTORE_CHUNK:
+            hand_over()
+
+    def hand_over() -> None:
+        on_chunk((chunk.copy(), search.copy()))
+        state.restored += len(chunk)
+        chunk.clear()
+        search.clear()
 
     read_topics_to_end(
         settings.bootstrap_servers,
-        {settings.watermark_topic: _on_watermark(state), settings.output_topic: on_assigned},
+        {
+            settings.watermark_topic: _on_watermark(state),
+            settings.output_topic: on_assigned,
+            settings.search_topic: on_search,
+        },
         timeout=None,
         start=start,
         ends=ends,
         # A transaction left open by a dead instance holds the read until the broker aborts it.
         stall_s=settings.transaction_timeout_ms / 1000 + 120,
-        progress=report,
+        progress=_report_progress,
         must_exist=True,
     )
-    if chunk:
-        on_chunk((chunk, search))
-        state.restored += len(chunk)
+    if chunk or search:
+        hand_over()
     return state
 
 
@@ -193,10 +201,14 @@ def rebuild_map(
     before last: at most two chunks are held, however large the topic (memory stays bounded
     when Redis writes slower than Kafka reads, which it does)."""
 
+    terms = RedisTermsStore(store.client, store.keys)
+
     def write(chunk: Chunk) -> None:
         if lease is not None:
             lease.check()  # a recovery that lost its lease stops writing
-        store.restore(*chunk)
+        assignments, search = chunk
+        store.restore(assignments)
+        terms.restore(search)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore") as writer:
         pending: deque[Future[None]] = deque()
@@ -279,12 +291,15 @@ class StateRecovery:
             tp: high
             for tp, (low, high) in end_offsets(
                 settings.bootstrap_servers,
-                [settings.output_topic, settings.watermark_topic],
+                [settings.output_topic, settings.watermark_topic, settings.search_topic],
                 must_exist=True,
             ).items()
             if high > low
         }
-        output_parts = [tp for tp in ends if tp[0] == settings.output_topic]
+        # Where each output and search partition was covered (the fence's checkpoint).
+        output_parts = [
+            tp for tp in ends if tp[0] in (settings.output_topic, settings.search_topic)
+        ]
         start = {
             tp: start_fields[checkpoint_field(*tp)]
             for tp in output_parts

@@ -1,5 +1,5 @@
 """The `customer-ids` command: stack, serve, produce, tail, watch, audit, validate, lookup, dlq,
-config."""
+forget, config."""
 
 from __future__ import annotations
 
@@ -244,7 +244,13 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
             ) from None
         if since.tzinfo is None:
             raise ConfigError(f"--since {args.since!r}: give a time zone, e.g. Z or +01:00")
-    letters = read_dead_letters(settings, since=since, reason=args.reason)
+    read = read_dead_letters(settings, since=since, reason=args.reason)
+    letters = read.letters
+    if read.erased:
+        print(
+            f"{read.erased} dead letter(s) of erased customers left out (`forget`)",
+            file=sys.stderr,
+        )
     if args.action == "list":
         from customer_ids.tools.output import print_rows  # noqa: PLC0415
 
@@ -264,6 +270,32 @@ def _dlq(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     sent = replay(settings, letters)
     print(f"replayed {sent} record(s) to {settings.input_topic}", file=sys.stderr)
+    return 0
+
+
+def _forget(args: argparse.Namespace, settings: Settings) -> int:
+    from customer_ids.tools.forget import (  # noqa: PLC0415
+        parse_customer,
+        request_erasure,
+        wait_until_applied,
+    )
+
+    requests = [parse_customer(text, args.by) for text in args.customers]
+    landed = request_erasure(settings, requests)
+    for request in landed:
+        print(
+            f"erasure of {request.customer_key} recorded "
+            f"({settings.erasure_topic} {request.partition}@{request.offset})",
+            file=sys.stderr,
+        )
+    if args.no_wait:
+        return 0
+    wait_until_applied(settings, landed, args.timeout)
+    print(
+        f"applied by the service: {len(landed)} customer(s) no longer found by email or "
+        "phone; their numbers stay theirs and are never issued again",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -340,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_producing(sub)
     _add_tools(sub)
+    _add_erasure(sub)
     return parser
 
 
@@ -366,6 +399,30 @@ def _add_producing(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_produce, needs=_always("kafka", "registry"))
+
+
+def _add_erasure(sub: Any) -> None:
+    """`forget`: the right to erasure."""
+    p = sub.add_parser(
+        "forget",
+        help="erase customers' personal data (GDPR): not found by email or phone any more",
+        description="Records a CustomerErasureRequested per customer on the erasure topic (as "
+        "a CRM's delete hook does) and waits until the service applied it: the customer's "
+        "search entries go, its dead letters are no longer listed or replayed, its number "
+        "stays its own and is never issued again. Safe to repeat. Exit 69 when the service "
+        "did not apply it in time (it stays recorded and is applied when the service runs).",
+    )
+    p.add_argument("customers", nargs="+", metavar="SRC/ID", help="e.g. crm/42")
+    p.add_argument(
+        "--by",
+        default="customer-ids forget",
+        help="who asks, recorded with the erasure: a ticket id, never a person's name",
+    )
+    p.add_argument("--no-wait", action="store_true", help="record the requests, do not wait")
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="longest wait for the service (seconds)"
+    )
+    p.set_defaults(handler=_forget, needs=_always("kafka", "registry"))
 
 
 def _add_json(parser: argparse.ArgumentParser) -> None:

@@ -15,9 +15,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from customer_ids.adapters.logs import kafka_logger
+from customer_ids.adapters.logs import get_logger, kafka_logger
 from customer_ids.domain.errors import ConfigError
 
+log = get_logger(__name__)
 POLICY = "cleanup.policy"
 
 # Passed straight through to every client, so SASL and TLS work without code changes.
@@ -131,7 +132,37 @@ def ensure_topics(
     if to_check:
         expected = {name: specs[name].get("config", {}) for name in to_check}
         check_topic_policies(expected, _describe_topics(admin, to_check, timeout), bootstrap)
+    limits = {n: s["limits"] for n, s in specs.items() if s.get("limits") and n not in created}
+    if limits:
+        described = _describe_topics(admin, list(limits), timeout)
+        for problem in lifetime_problems(limits, described, bootstrap):
+            # Reported, not refused: shortening a lifetime is the operator's decision.
+            log.warning("topic_lifetime_unbounded", problem=problem)
     return created
+
+
+def lifetime_problems(
+    limits: Mapping[str, Mapping[str, int]],
+    actual: Mapping[str, Mapping[str, str]],
+    bootstrap: str = "HOST:PORT",
+) -> list[str]:
+    """Each topic setting (a time in ms) that is unbounded or longer than its limit: what an
+    erasure cannot rewrite stays in such a topic (README, "Personal data")."""
+    problems = []
+    for topic, wanted in limits.items():
+        for key, most in wanted.items():
+            raw = actual.get(topic, {}).get(key)
+            if raw is None:
+                continue
+            value = int(raw)
+            if value < 0 or value > most:
+                shown = "unbounded" if value < 0 else f"{value} ms"
+                problems.append(
+                    f"topic {topic} has {key} {shown}, more than the {most} ms that erasure "
+                    f"needs. Fix: kafka-configs.sh --bootstrap-server {bootstrap} --alter "
+                    f"--entity-type topics --entity-name {topic} --add-config {key}={most}"
+                )
+    return problems
 
 
 def check_partition_counts(wanted: Mapping[str, int], actual: Mapping[str, int]) -> None:

@@ -69,6 +69,11 @@ class RedisKeys:
         """Set of customer keys whose email or phone has this keyed digest (never the value)."""
         return f"{self.prefix}search:{digest}"
 
+    def terms(self, field: bytes) -> str:
+        """The hash bucket of customer field digest -> every search digest it is found under
+        (comma-separated): what an erasure removes, and what a new digest is added to."""
+        return f"{self.prefix}terms:{int.from_bytes(field[:4], 'big') % ASSIGNMENT_BUCKETS}"
+
     def counter(self, counter_name: str) -> str:
         return f"{self.prefix}seq:{counter_name}"
 

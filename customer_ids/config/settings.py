@@ -138,6 +138,18 @@ class Settings(EnvSettings):
         "CUSTOMER_IDS_WATERMARK_TOPIC",
         "compacted topic of the highest number committed per counter",
     )
+    search_topic: str = setting(
+        "customer-ids.search-terms",
+        "CUSTOMER_IDS_SEARCH_TOPIC",
+        "the service's own compacted topic of each customer's search digests (read by the "
+        "service alone: it rebuilds the search index)",
+    )
+    erasure_topic: str = setting(
+        "customer.erasure-requested",
+        "CUSTOMER_IDS_ERASURE_TOPIC",
+        "compacted topic of CustomerErasureRequested events (`forget`, a CRM's delete hook): "
+        "the record of every erasure",
+    )
     group_id: str = setting(
         "customer-ids", "CUSTOMER_IDS_GROUP_ID", "consumer group of the service"
     )

@@ -71,15 +71,7 @@ class CustomerCreated:
         if not _UUID.match(self.event_id):
             raise ValidationError(f"event_id {self.event_id!r} is not a UUID")
         for name in ("customer_id", "source_system", "customer_type"):
-            value = getattr(self, name)
-            if not value or not value.strip():
-                raise ValidationError(f"{name} is empty; every CustomerCreated needs one")
-            if len(value) > 200:
-                raise ValidationError(f"{name} is longer than 200 characters")
-            if _CONTROL.search(value):
-                # A control character (a newline, NUL, an escape) in an id breaks every
-                # line-based tool and terminal that shows it; upstream must send it clean.
-                raise ValidationError(f"{name} contains a control character; send it without")
+            _check_id(name, getattr(self, name))
         if "/" in self.source_system:
             raise ValidationError("source_system must not contain '/'")
         if len(self.country_code) != 2 or not self.country_code.isalpha():
@@ -129,6 +121,61 @@ class CustomerIdAssigned:
             sequence=record["sequence"],
             assigned_at=record["assigned_at"],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerErasureRequested:
+    """Erase what customer-ids holds of a customer's personal data (README, "Personal data").
+    Ids only: the request is kept as the record of the erasure."""
+
+    event_id: str
+    source_system: str
+    customer_id: str
+    requested_at: datetime
+    requested_by: str
+
+    @property
+    def customer_key(self) -> str:
+        return f"{self.source_system}/{self.customer_id}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "source_system": self.source_system,
+            "customer_id": self.customer_id,
+            "requested_at": self.requested_at,
+            "requested_by": self.requested_by,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> CustomerErasureRequested:
+        """Build and validate, with the rules of CustomerCreated's ids."""
+        event = cls(
+            event_id=record["event_id"],
+            source_system=record["source_system"],
+            customer_id=record["customer_id"],
+            requested_at=record["requested_at"],
+            requested_by=record["requested_by"],
+        )
+        if not _UUID.match(event.event_id):
+            raise ValidationError(f"event_id {event.event_id!r} is not a UUID")
+        for name in ("customer_id", "source_system", "requested_by"):
+            _check_id(name, getattr(event, name))
+        if "/" in event.source_system:
+            raise ValidationError("source_system must not contain '/'")
+        return event
+
+
+def _check_id(name: str, value: str) -> None:
+    """An id field: present, at most 200 characters, no control character."""
+    if not value or not value.strip():
+        raise ValidationError(f"{name} is empty; every event needs one")
+    if len(value) > 200:
+        raise ValidationError(f"{name} is longer than 200 characters")
+    if _CONTROL.search(value):
+        # A control character (a newline, NUL, an escape) in an id breaks every
+        # line-based tool and terminal that shows it; upstream must send it clean.
+        raise ValidationError(f"{name} contains a control character; send it without")
 
 
 def now_utc() -> datetime:

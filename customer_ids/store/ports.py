@@ -83,9 +83,23 @@ class NumberStore(Protocol):
         epoch: str,
         expected: Mapping[str, tuple[int, int, int]],
         new: Mapping[str, StoredAssignment],
-        search: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
-        """Advance counters and record new assignments (and their search digests) in one
-        atomic step, only if the state is still `epoch` on the same server and each counter
-        still holds the value read; returns the allocation generation the step took."""
+        """Advance counters and record new assignments in one atomic step, only if the state
+        is still `epoch` on the same server and each counter still holds the value read;
+        returns the allocation generation the step took."""
+        ...
+
+
+class TermsStore(Protocol):
+    """Each customer's search digests (never an email or a phone): the search index and, per
+    customer, every digest it is found under."""
+
+    def add(self, epoch: str, entries: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """Find each customer under these digests too, only if the state is still `epoch`;
+        returns, for the customers whose digests grew, all of their digests now."""
+        ...
+
+    def forget(self, epoch: str, customer_key: str) -> list[str]:
+        """Remove the customer from the index, only if the state is still `epoch`; returns the
+        digests it was found under (none when it had none)."""
         ...

@@ -32,7 +32,7 @@ from customer_ids.store.ports import (
 
 # Shared by the scripts that must refuse a state that is not the caller's. KEYS[1] is the
 # epoch key, KEYS[2] the stored identity.
-_CHECK_STATE = """
+CHECK_STATE = """
 local function identity()
   local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
   local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
@@ -89,22 +89,19 @@ return out
 #   3. raise it to start-1 if below, INCRBY the block size, note the result in the ledger;
 #   4. HSETNX every new assignment, counting it in the ledger (and, if enabled, its reverse
 #      entry number -> customer);
-#   5. SADD each new customer to the search sets of its email and phone digests;
-#   6. advance the allocation generation (consumer/claims.py), checked against the ledger too.
+#   5. advance the allocation generation (consumer/claims.py), checked against the ledger too.
 # KEYS: epoch, identity, ledger, generation, counters..., then a bucket per new customer (and
-#       a number bucket), then one search set per digest. Returns {clashes, generation}.
-# ARGV: epoch, counter count, reverse (0/1), search entry count, (expected, floor, n) per
-#       counter, then (field, value) per customer, plus (number, customer key) if reverse,
-#       then the customer key of each search set.
+#       a number bucket). Returns {clashes, generation}.
+# ARGV: epoch, counter count, reverse (0/1), (expected, floor, n) per counter, then (field,
+#       value) per customer, plus (number, customer key) if reverse.
 _ALLOCATE = (
-    _CHECK_STATE
+    CHECK_STATE
     + """
 local bad = state_error(ARGV[1])
 if bad then return redis.error_reply(bad) end
 local ledger, generation = KEYS[3], KEYS[4]
 local c = tonumber(ARGV[2])
 local reverse = ARGV[3] == '1'
-local s = tonumber(ARGV[4])
 local gen = redis.call('GET', generation) or '0'
 if gen ~= (redis.call('HGET', ledger, generation) or '0') then
   return redis.error_reply('LEDGER ' .. generation .. ' at ' .. gen .. ', not as recorded')
@@ -112,7 +109,7 @@ end
 for i = 1, c do
   local key = KEYS[4 + i]
   local current = redis.call('GET', key) or '0'
-  if current ~= ARGV[2 + 3 * i] then
+  if current ~= ARGV[1 + 3 * i] then
     return redis.error_reply('COUNTER moved: ' .. key)
   end
   if current ~= (redis.call('HGET', ledger, key) or '0') then
@@ -121,16 +118,16 @@ for i = 1, c do
 end
 for i = 1, c do
   local key = KEYS[4 + i]
-  local floor = tonumber(ARGV[3 + 3 * i])
+  local floor = tonumber(ARGV[2 + 3 * i])
   if tonumber(redis.call('GET', key) or '0') < floor then
-    redis.call('SET', key, ARGV[3 + 3 * i])
+    redis.call('SET', key, ARGV[2 + 3 * i])
   end
-  redis.call('HSET', ledger, key, redis.call('INCRBY', key, ARGV[4 + 3 * i]))
+  redis.call('HSET', ledger, key, redis.call('INCRBY', key, ARGV[3 + 3 * i]))
 end
-local k, a = 5 + c, 5 + 3 * c
+local k, a = 5 + c, 4 + 3 * c
 local clashes = 0
 local added, buckets = {}, {}
-while k <= #KEYS - s do
+while k <= #KEYS do
   local recorded = redis.call('HSETNX', KEYS[k], ARGV[a], ARGV[a + 1]) == 1
   if not recorded then
     clashes = clashes + 1
@@ -150,10 +147,6 @@ while k <= #KEYS - s do
     end
     k, a = k + 1, a + 2
   end
-end
-while k <= #KEYS do
-  redis.call('SADD', KEYS[k], ARGV[a])
-  k, a = k + 1, a + 1
 end
 -- The ledger counts what was added, a thousand buckets a command.
 for first = 1, #buckets, 1000 do
@@ -177,7 +170,7 @@ return {clashes, gen}
 # Returns the number of connected replicas (for WAIT). KEYS: epoch, identity, checkpoint.
 # ARGV: epoch, then (field, offset) pairs.
 _FENCE = (
-    _CHECK_STATE
+    CHECK_STATE
     + """
 local bad = state_error(ARGV[1])
 if bad then return redis.error_reply(bad) end
@@ -189,7 +182,7 @@ return tonumber(string.match(r, 'connected_slaves:(%d+)') or '0')
 
 # {epoch or false, stored identity or false, live identity}. KEYS: epoch, identity.
 _STATUS = (
-    _CHECK_STATE
+    CHECK_STATE
     + """
 return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), identity()}
 """
@@ -203,7 +196,7 @@ return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), identity()}
 # KEYS: epoch, identity, checkpoint, rebuild identity. ARGV: token, the epoch seen ('' = none),
 # full (0/1). Returns {full (0/1), field, offset, field, offset, ...}.
 _BEGIN = (
-    _CHECK_STATE
+    CHECK_STATE
     + """
 local seen = redis.call('GET', KEYS[1]) or ''
 if seen ~= ARGV[2] then return redis.error_reply('SUPERSEDED: the state changed meanwhile') end
@@ -222,7 +215,7 @@ return out
 # on: a server that restarted or failed over meanwhile may lack what the recovery wrote.
 # KEYS: epoch, identity, checkpoint, rebuild identity. ARGV: token, new epoch, (field, offset)s.
 _COMPLETE = (
-    _CHECK_STATE
+    CHECK_STATE
     + """
 local marker = redis.call('GET', KEYS[1])
 if marker ~= 'rebuilding:' .. ARGV[1] and marker ~= 'rebuilding:full-' .. ARGV[1] then
@@ -335,6 +328,11 @@ class RedisNumberStore:
         # customers up, then allocates the new ones, and need not hash them twice.
         self._placed: dict[str, tuple[bytes, str]] = {}
 
+    @property
+    def client(self) -> redis.Redis:
+        """The connection, for the stores kept beside this one (customer_ids/store/terms.py)."""
+        return self._redis
+
     # ------------------------------------------------------------ allocation
     @contextmanager
     def locked(self, sequence_names: Sequence[str]) -> Iterator[Lease]:
@@ -353,7 +351,7 @@ class RedisNumberStore:
         try:
             values = self._lookup(keys=[self.keys.ledger, *buckets], args=fields)
         except redis.ResponseError as exc:
-            raise _script_error(exc) from exc
+            raise script_error(exc) from exc
         return {
             key: StoredAssignment.decode(raw.decode())
             for key, raw in zip(customer_keys, values, strict=True)
@@ -370,11 +368,9 @@ class RedisNumberStore:
         epoch: str,
         expected: Mapping[str, tuple[int, int, int]],
         new: Mapping[str, StoredAssignment],
-        search: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
-        """`expected` maps counter -> (value read under the lock, floor = start - 1, block);
-        `search`: customer -> the digests its email and phone are to be found under. Returns
-        the allocation generation this step took (consumer/claims.py)."""
+        """`expected` maps counter -> (value read under the lock, floor = start - 1, block).
+        Returns the allocation generation this step took (consumer/claims.py)."""
         failpoints.reached("before_allocate")
         counters = sorted(expected)
         keys: list[str] = [
@@ -384,9 +380,7 @@ class RedisNumberStore:
             self.keys.counter(GENERATION),
             *map(self.keys.counter, counters),
         ]
-        entries = [(d, c) for c, digests in (search or {}).items() for d in digests]
         args: list[str | int | bytes] = [epoch, len(counters), int(self.reverse_index)]
-        args.append(len(entries))
         for counter in counters:
             args += list(expected[counter])
         for customer, assignment in new.items():
@@ -396,13 +390,10 @@ class RedisNumberStore:
             if self.reverse_index:
                 keys.append(self.keys.numbers(assignment.number))
                 args += [assignment.number, customer]
-        for digest, customer in entries:
-            keys.append(self.keys.search_term(digest))
-            args.append(customer)
         try:
             clashes, generation = self._allocate(keys=keys, args=args)
         except redis.ResponseError as exc:
-            raise _script_error(exc) from exc
+            raise script_error(exc) from exc
         if clashes:
             # Only possible when a lock lease expired under a paused holder: abort and retry.
             raise AllocationConflictError(f"{clashes} customer(s) were recorded concurrently")
@@ -424,7 +415,7 @@ class RedisNumberStore:
                 keys=[self.keys.epoch, self.keys.identity, self.keys.checkpoint], args=args
             )
         except redis.ResponseError as exc:
-            raise _script_error(exc) from exc
+            raise script_error(exc) from exc
         return int(replicas)
 
     def wait_for_replicas(self, replicas: int, timeout_ms: int) -> None:
@@ -463,7 +454,7 @@ class RedisNumberStore:
         try:
             reply = self._begin(keys=self._rebuild_keys, args=[token, seen_epoch or "", int(full)])
         except redis.ResponseError as exc:
-            raise _script_error(exc) from exc
+            raise script_error(exc) from exc
         full = int(reply[0]) == 1
         pairs = [_text(v) or "" for v in reply[1:]]
         checkpoint = {pairs[i]: int(pairs[i + 1]) for i in range(0, len(pairs), 2)}
@@ -476,18 +467,20 @@ class RedisNumberStore:
         try:
             self._complete(keys=self._rebuild_keys, args=args)
         except redis.ResponseError as exc:
-            raise _script_error(exc) from exc
+            raise script_error(exc) from exc
 
     def _scan(self, kind: str) -> list[str]:
-        """Every key of one kind under our prefix (`map`, `num`, `seq`)."""
+        """Every key of one kind under our prefix (`map`, `num`, `seq`, `search`, `terms`)."""
         pattern = f"{self.keys.prefix}{kind}:*"
         return [_text(k) or "" for k in self._redis.scan_iter(match=pattern, count=5000)]
 
     def wipe_map(self) -> None:
-        """A full rebuild starts from nothing: the map, the reverse index, the counters and the
-        ledger go, so no reservation of a batch that never committed survives it (the log's
-        floors raise the counters again)."""
-        keys = [*self._scan("map"), *self._scan("num"), *self._scan("seq"), self.keys.ledger]
+        """A full rebuild starts from nothing: the map, the reverse index, the counters, the
+        search index and the ledger go, so no reservation of a batch that never committed
+        survives it (the log's floors raise the counters again), nor an erased customer's
+        search entries that an older Redis brought back (the search topic has them right)."""
+        kinds = ("map", "num", "seq", "search", "terms")
+        keys = [*(k for kind in kinds for k in self._scan(kind)), self.keys.ledger]
         for i in range(0, len(keys), 1000):
             self._redis.unlink(*keys[i : i + 1000])
 
@@ -537,14 +530,11 @@ class RedisNumberStore:
         try:
             self._escalate(keys=self._rebuild_keys, args=[token])
         except redis.ResponseError as exc:
-            raise _script_error(exc) from exc
+            raise script_error(exc) from exc
 
-    def restore(
-        self, assignments: Mapping[str, str], search: Mapping[str, Sequence[str]] | None = None
-    ) -> None:
+    def restore(self, assignments: Mapping[str, str]) -> None:
         """Write assignments read back from the output topic (the record of truth), in their
-        stored form, one HSET per bucket, and their search digests. Overwrites: the log is
-        right where Redis differs."""
+        stored form, one HSET per bucket. Overwrites: the log is right where Redis differs."""
         buckets: dict[str, list[bytes | str]] = {}
         numbers: dict[str, dict[str, str]] = {}
         for customer, stored in assignments.items():
@@ -554,13 +544,10 @@ class RedisNumberStore:
             if self.reverse_index:
                 number = stored.split("|", 2)[2]
                 numbers.setdefault(self.keys.numbers(number), {})[number] = customer
-        if numbers or search:
+        if numbers:
             pipe = self._redis.pipeline(transaction=False)
             for key, mapping in numbers.items():
                 pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-            for customer, digests in (search or {}).items():
-                for digest in digests:
-                    pipe.sadd(self.keys.search_term(digest), customer)
             pipe.execute()
         names = list(buckets)
         for i in range(0, len(names), RESTORE_BUCKETS):
@@ -591,7 +578,7 @@ def _text(raw: object) -> str | None:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _script_error(exc: redis.ResponseError) -> Exception:
+def script_error(exc: redis.ResponseError) -> Exception:
     text = str(exc)
     if "SUPERSEDED" in text:
         return RecoverySupersededError(text)

@@ -17,8 +17,10 @@ from confluent_kafka import Message, Producer
 
 from customer_ids.adapters.kafka_io import producer_config
 from customer_ids.adapters.log_reader import read_to_end
+from customer_ids.adapters.schema_registry import FramedCodec, framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import CustomerIdsError
+from customer_ids.tools.forget import erased_customers
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,24 @@ class DeadLetter:
         }
 
 
+@dataclass
+class DeadLetters:
+    letters: list[DeadLetter]
+    erased: int  # left out: records of customers whose data was erased (`forget`)
+
+
 def read_dead_letters(
     settings: Settings, since: datetime | None = None, reason: str | None = None
-) -> list[DeadLetter]:
+) -> DeadLetters:
+    """The dead letters asked for, except those of erased customers: their raw records hold
+    personal data that must not be shown or sent back in (README, "Personal data")."""
     found: list[DeadLetter] = []
+    erased = erased_customers(settings)
+    # Input records are keyed by customer_id alone: an undecodable one is left out when any
+    # erased customer has its id (leaving out too much is the safe side).
+    erased_ids = {key.partition("/")[2] for key in erased}
+    codec = framed_codec(settings.registry(), settings.input_topic, "CustomerCreated")
+    hidden = 0
 
     def keep(message: Message) -> None:
         raw: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
@@ -70,10 +86,23 @@ def read_dead_letters(
             return
         if reason and letter.reason != reason:
             return
+        if erased and _of_erased(letter, codec, erased, erased_ids):
+            nonlocal hidden
+            hidden += 1
+            return
         found.append(letter)
 
     read_to_end(settings.bootstrap_servers, settings.dlq_topic, keep)
-    return found
+    codec.close()
+    return DeadLetters(found, hidden)
+
+
+def _of_erased(letter: DeadLetter, codec: FramedCodec, erased: set[str], ids: set[str]) -> bool:
+    try:
+        record = codec.decode(letter.value)
+        return f"{record['source_system']}/{record['customer_id']}" in erased
+    except Exception:
+        return (letter.key or b"").decode(errors="replace") in ids
 
 
 def replay(settings: Settings, letters: list[DeadLetter]) -> int:

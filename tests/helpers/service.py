@@ -40,6 +40,14 @@ class Scenario:
         return f"t-{self.tag}.watermarks"
 
     @property
+    def search_topic(self) -> str:
+        return f"t-{self.tag}.search-terms"
+
+    @property
+    def erasure_topic(self) -> str:
+        return f"t-{self.tag}.erasures"
+
+    @property
     def redis_prefix(self) -> str:
         return f"t-{self.tag}:"
 
@@ -64,6 +72,8 @@ class Scenario:
                 "CUSTOMER_IDS_OUTPUT_TOPIC": self.output_topic,
                 "CUSTOMER_IDS_DLQ_TOPIC": self.dlq_topic,
                 "CUSTOMER_IDS_WATERMARK_TOPIC": self.watermark_topic,
+                "CUSTOMER_IDS_SEARCH_TOPIC": self.search_topic,
+                "CUSTOMER_IDS_ERASURE_TOPIC": self.erasure_topic,
                 "CUSTOMER_IDS_GROUP_ID": f"t-{self.tag}",
                 "CUSTOMER_IDS_REDIS_PREFIX": self.redis_prefix,
                 "CUSTOMER_IDS_TRANSACTIONAL_ID": f"t-{self.tag}-1",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -79,13 +79,11 @@ class FailingStore(RedisNumberStore):
 
     calls = 0
 
-    def restore(
-        self, assignments: Mapping[str, str], search: Mapping[str, Sequence[str]] | None = None
-    ) -> None:
+    def restore(self, assignments: Mapping[str, str]) -> None:
         self.calls += 1
         if self.calls == 2:
             raise redis.TimeoutError("Timeout reading from socket (injected)")
-        super().restore(assignments, search)
+        super().restore(assignments)
 
 
 def test_a_rebuild_that_fails_half_way_is_not_adopted(

@@ -75,7 +75,7 @@ class FakeTransaction:
         self.calls: list[str] = []
         self.produced: list[tuple[str, bytes | None]] = []
         self.committed: list[list[TopicPartition]] = []
-        self.delivered: dict[int, int] = {}
+        self.delivered: dict[tuple[str, int], int] = {}
         self.claimed: int | None = None
         self.fail: dict[str, BaseException] = {}
 
@@ -98,8 +98,8 @@ class FakeTransaction:
         if claim and self.claimed is None:
             self.claimed = len(self.produced)
         self.produced.append((topic, value))
-        if topic == "out":
-            self.delivered[0] = self.delivered.get(0, 0) + 1
+        if topic in ("out", "search"):
+            self.delivered[(topic, 0)] = self.delivered.get((topic, 0), 0) + 1
 
     def flush(self) -> None:
         self._call("flush")
@@ -124,7 +124,6 @@ class FakeStore:
         self.epoch = epoch  # what a recovery made valid; allocate refuses any other
         self.counters_: dict[str, int] = {}
         self.assignments: dict[str, StoredAssignment] = {}
-        self.search: dict[str, set[str]] = {}  # digest -> customer keys
         self.locks_taken: list[list[str]] = []
         self.fail: dict[str, BaseException] = {}
         self.fences = 0
@@ -152,7 +151,6 @@ class FakeStore:
         epoch: str,
         expected: Mapping[str, tuple[int, int, int]],
         new: Mapping[str, StoredAssignment],
-        search: Mapping[str, Sequence[str]] | None = None,
     ) -> int:
         self._maybe_fail("allocate")
         if epoch != self.epoch:
@@ -168,9 +166,6 @@ class FakeStore:
                 clashes += 1
             else:
                 self.assignments[key] = value
-        for customer, digests in (search or {}).items():
-            for digest in digests:
-                self.search.setdefault(digest, set()).add(customer)
         if clashes:
             raise AllocationConflictError(f"{clashes} customer(s) were recorded concurrently")
         self.generation += 1
@@ -183,6 +178,30 @@ class FakeStore:
 
     def wait_for_replicas(self, replicas: int, timeout_ms: int) -> None:
         pass
+
+
+class FakeTerms:
+    """The TermsStore in memory: customer -> every digest it is found under."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store  # its epoch is the state the writes are checked against
+        self.held: dict[str, set[str]] = {}
+
+    def add(self, epoch: str, entries: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        if epoch != self.store.epoch:
+            raise StateChangedError(f"Redis is not the state this batch started from ({epoch})")
+        grown = {}
+        for customer, digests in entries.items():
+            held = self.held.setdefault(customer, set())
+            if not set(digests) <= held:
+                held.update(digests)
+                grown[customer] = sorted(held)
+        return grown
+
+    def forget(self, epoch: str, customer_key: str) -> list[str]:
+        if epoch != self.store.epoch:
+            raise StateChangedError(f"Redis is not the state this batch started from ({epoch})")
+        return sorted(self.held.pop(customer_key, set()))
 
 
 class FakeRecovery:

@@ -20,13 +20,18 @@ from customer_ids.domain.errors import FencedError
 from customer_ids.domain.events import CustomerCreated
 from customer_ids.store.leases import LockTimeoutError
 from customer_ids.store.ports import StateChangedError
-from customer_ids.wire.codec import customer_created_codec, customer_id_assigned_codec
+from customer_ids.wire.codec import (
+    codec_for,
+    customer_created_codec,
+    customer_id_assigned_codec,
+)
 from tests.unit.fakes import (
     FakeClaims,
     FakeConsumer,
     FakeMessage,
     FakeRecovery,
     FakeStore,
+    FakeTerms,
     FakeTransaction,
 )
 
@@ -47,9 +52,15 @@ class Loop:
         self.store = FakeStore("epoch-0")
         self.recovery = FakeRecovery(self.store)
         self.claims = FakeClaims()
+        self.terms = FakeTerms(self.store)
         self.pings: list[BaseException | None] = []
         settings = Settings(
-            output_topic="out", dlq_topic="dlq", watermark_topic="marks", transactional_id="t"
+            output_topic="out",
+            dlq_topic="dlq",
+            watermark_topic="marks",
+            search_topic="search",
+            erasure_topic="erasures",
+            transactional_id="t",
         )
         self.service = AssignmentService(
             settings=settings,
@@ -62,6 +73,8 @@ class Loop:
             output_codec=customer_id_assigned_codec(),
             redis_ping=self.ping,
             claims=self.claims,  # type: ignore[arg-type]
+            terms=self.terms,
+            erasure_codec=codec_for("CustomerErasureRequested"),
             epoch="epoch-0",
         )
 
