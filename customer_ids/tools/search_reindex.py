@@ -3,9 +3,10 @@ rotation (README, "The lookup API").
 
 Digests cannot be converted from one key to another: only the raw email and phone can make
 new ones, and those live on the input topic alone. So this reads the input topic from the
-beginning, and for each customer that has a number adds its digests under
-CUSTOMER_IDS_SEARCH_KEY and removes those under CUSTOMER_IDS_SEARCH_KEY_PREVIOUS. Running it
-twice does no harm (SADD and SREM). A customer whose events have left the input topic (past
+beginning, and for each customer that has a number makes it found under exactly the digests
+of its events under CUSTOMER_IDS_SEARCH_KEY (those under the previous key go), in Redis and in
+the service's search topic, so a rebuild restores them. Erased customers (`forget`) are left
+out. Running it twice does no harm. A customer whose events have left the input topic (past
 its retention) keeps only the old entries, found while the previous key is still set.
 """
 
@@ -14,18 +15,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
-from confluent_kafka import Message
+from confluent_kafka import Message, Producer
 
+from customer_ids.adapters.kafka_io import producer_config
 from customer_ids.adapters.log_reader import read_topics_to_end
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.redis_keys import RedisKeys
 from customer_ids.adapters.schema_registry import framed_codec
-from customer_ids.adapters.search_index import SearchIndex
 from customer_ids.config.settings import Settings
-from customer_ids.domain.errors import ConfigError, DecodeError, ValidationError
+from customer_ids.domain.errors import (
+    ConfigError,
+    CustomerIdsError,
+    DecodeError,
+    ValidationError,
+)
 from customer_ids.domain.events import CustomerCreated
 from customer_ids.domain.search_terms import terms_for
 from customer_ids.store.factory import number_store, redis_client
+from customer_ids.store.terms import RedisTermsStore
+from customer_ids.tools.forget import erased_customers
 
 log = get_logger(__name__)
 BATCH = 5000
@@ -45,13 +53,15 @@ class _Reindex:
         if settings.search_key is None:
             raise ConfigError("CUSTOMER_IDS_SEARCH_KEY is not set: there is no key to index under")
         self.current = settings.search_key.get_secret_value().encode()
-        previous = settings.search_key_previous
-        self.previous = previous.get_secret_value().encode() if previous else None
         self.codec = framed_codec(settings.registry(), settings.input_topic, "CustomerCreated")
         self.store = number_store(client, settings.redis_prefix, owner="search-reindex")
-        self.index = SearchIndex(client, RedisKeys(settings.redis_prefix))
+        self.terms = RedisTermsStore(client, RedisKeys(settings.redis_prefix))
+        self.erased = erased_customers(settings)
+        self.topic = settings.search_topic
+        self.producer = Producer(
+            producer_config(settings.bootstrap_servers, {"enable.idempotence": True})
+        )
         self.new: dict[str, set[str]] = {}
-        self.old: dict[str, set[str]] = {}
         self.report = ReindexReport()
 
     def take(self, message: Message) -> None:
@@ -63,24 +73,28 @@ class _Reindex:
             return
         region = event.country_code
         key = event.customer_key
+        if key in self.erased:
+            return
         # Every email and phone a customer was created with: duplicates upstream may differ.
         self.new.setdefault(key, set()).update(
             terms_for(event.email, event.phone, region, self.current)
         )
-        if self.previous is not None:
-            self.old.setdefault(key, set()).update(
-                terms_for(event.email, event.phone, region, self.previous)
-            )
         if len(self.new) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
         numbered = self.store.lookup(list(self.new))
-        self.index.add_many({k: sorted(d) for k, d in self.new.items() if k in numbered and d})
-        self.index.remove_many({k: sorted(d - self.new.get(k, set())) for k, d in self.old.items()})
-        self.report.customers_indexed += sum(1 for k, d in self.new.items() if k in numbered and d)
+        entries = {k: sorted(d) for k, d in self.new.items() if k in numbered and d}
+        self.terms.restore(entries)
+        for customer, digests in entries.items():
+            self.producer.produce(
+                self.topic, key=customer.encode(), value=",".join(digests).encode()
+            )
+            self.producer.poll(0)
+        if self.producer.flush(60):
+            raise CustomerIdsError(f"{self.topic} did not take the new digests: run it again")
+        self.report.customers_indexed += len(entries)
         self.new.clear()
-        self.old.clear()
 
 
 def reindex_search(settings: Settings, client: redis.Redis | None = None) -> ReindexReport:

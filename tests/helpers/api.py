@@ -17,12 +17,12 @@ import redis
 from fastapi.testclient import TestClient
 
 from customer_ids.adapters.redis_keys import RedisKeys
-from customer_ids.adapters.search_index import SearchIndex
 from customer_ids.config.api_settings import ApiSettings
 from customer_ids.config.settings import Settings
 from customer_ids.domain.api_tokens import new_token, token_line
 from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned, now_utc
 from customer_ids.domain.search_terms import terms_for
+from customer_ids.store.terms import RedisTermsStore
 from customer_ids.tools.api.app import create_app
 from customer_ids.tools.api.context import build_context
 from tests.helpers.events import send
@@ -92,10 +92,11 @@ class Numbered:
 
     def index(self, key: str) -> None:
         client = redis.Redis.from_url(self.scenario.endpoints.redis_url)
-        index = SearchIndex(client, RedisKeys(self.scenario.redis_prefix))
+        # As the service keeps them: the index and each customer's digests, replaced.
+        terms = RedisTermsStore(client, RedisKeys(self.scenario.redis_prefix))
         for event in self.events:
-            terms = terms_for(event.email, event.phone, event.country_code, key.encode())
-            index.add_many({event.customer_key: terms})
+            found = terms_for(event.email, event.phone, event.country_code, key.encode())
+            terms.restore({event.customer_key: found})
 
 
 def number_customers(scenario: Scenario, log_dir: Path) -> Numbered:
