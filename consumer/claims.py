@@ -25,7 +25,14 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from customer_ids.adapters.kafka_io import client_config
 from customer_ids.adapters.logs import get_logger
@@ -155,10 +162,25 @@ class ClaimsLog:
             message = self._consumer.poll(min(remaining, 0.2))
             if message is not None:
                 self._take(message)
+        self.end_history()
+
+    def end_history(self) -> None:
+        """Everything read so far is history: all up to each counter's highest value counts as
+        committed (compaction may have removed its claims)."""
         if self._history:
             self._history = False
             for counter, highest in self.floors.items():
                 self._of(counter).floor = max(self._of(counter).floor, highest)
+
+    def end_offset(self, timeout_s: float) -> int:
+        """The partition's end now (0 when the topic does not exist yet)."""
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(self.topic, 0), timeout=timeout_s
+            )
+        except KafkaException:
+            return 0
+        return int(high)
 
     def _of(self, counter: str) -> Committed:
         if counter not in self.committed:

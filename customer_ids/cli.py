@@ -28,7 +28,8 @@ def _always(*dependencies: str) -> Needs:
 def _lookup_needs(args: argparse.Namespace, settings: Settings) -> set[str]:
     _check_lookup_args(args)  # a wrong call is said before anything is asked of Kafka
     from_log = args.from_log or (not args.customer and not settings.reverse_index)
-    return {"kafka", "registry"} if from_log else {"redis"}
+    # From Redis too, Kafka confirms that the number is committed.
+    return {"kafka", "registry"} if from_log else {"redis", "kafka"}
 
 
 def _check_lookup_args(args: argparse.Namespace) -> None:

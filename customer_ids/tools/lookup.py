@@ -6,11 +6,13 @@ from typing import Any
 
 from confluent_kafka import Message
 
+from consumer.claims import ClaimsLog
 from customer_ids.adapters.log_reader import read_to_end
 from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.events import CustomerIdAssigned
 from customer_ids.store.factory import build_allocator
+from customer_ids.tools.api.committed import CommittedNumbers
 
 
 def lookup(
@@ -29,6 +31,15 @@ def lookup(
         stored = allocator.lookup([key]).get(key)
         if stored is None:
             return None
+        # Redis may hold a reservation of a batch that has not committed (it may never).
+        committed = CommittedNumbers(
+            ClaimsLog(settings.bootstrap_servers, settings.watermark_topic)
+        )
+        try:
+            if not committed.holds(stored):
+                return None
+        finally:
+            committed.close()
         system, _, customer_id = key.partition("/")
         return {
             "source_system": system,

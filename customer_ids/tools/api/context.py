@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import redis
 from fastapi import Request
 
+from consumer.claims import ClaimsLog
 from customer_ids.adapters.redis_keys import RedisKeys
 from customer_ids.adapters.search_index import SearchIndex
 from customer_ids.config.api_settings import ApiSettings
@@ -15,6 +16,7 @@ from customer_ids.config.settings import Settings
 from customer_ids.domain.api_tokens import TokenBook
 from customer_ids.domain.sequences import Router
 from customer_ids.store.factory import number_store, redis_client
+from customer_ids.tools.api.committed import CommittedNumbers
 from customer_ids.tools.api.lookups import Lookups
 from customer_ids.tools.api.metrics import ApiMetrics
 from customer_ids.tools.api.owners import LogOwners
@@ -51,7 +53,8 @@ def build_context(
     store = number_store(client, settings.redis_prefix, owner="api")
     metrics = ApiMetrics()
     owners = None if settings.reverse_index else LogOwners.for_settings(settings, api.owner_cache)
-    lookups = Lookups(store, settings.router, owners, metrics)
+    committed = CommittedNumbers(ClaimsLog(settings.bootstrap_servers, settings.watermark_topic))
+    lookups = Lookups(store, settings.router, owners, metrics, committed)
     search = CustomerSearch(
         search_keys(settings),
         SearchIndex(client, RedisKeys(settings.redis_prefix)),

@@ -1,5 +1,6 @@
 """customer -> number and number -> customer: Redis first, the output topic where Redis has no
-reverse index. A miss is only reported as "unknown" while Redis holds a valid state."""
+reverse index; from Redis only numbers the claims log shows committed. A miss is only
+reported as "unknown" while Redis holds a valid state."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import replace
 from customer_ids.domain.number_check import NumberReport, check_number
 from customer_ids.domain.sequences import Router
 from customer_ids.store.redis_store import RedisNumberStore
+from customer_ids.tools.api.committed import CommittedNumbers
 from customer_ids.tools.api.errors import UnavailableError
 from customer_ids.tools.api.metrics import ApiMetrics
 from customer_ids.tools.api.owners import LogOwners
@@ -24,20 +26,23 @@ class Lookups:
         router: Router,
         owners: LogOwners | None,
         metrics: ApiMetrics,
+        committed: CommittedNumbers,
     ) -> None:
-        """`owners` None: number -> customer from the reverse index in Redis."""
+        """`owners` None: number -> customer from the reverse index in Redis. `committed`
+        tells a committed number from a reservation Redis holds for a batch."""
         self._store = store
+        self._committed = committed
         self._router = router
         self._owners = owners
         self._metrics = metrics
 
     def records(self, customer_keys: Sequence[str]) -> list[CustomerRecord]:
-        """The customers among these that have a number, in the order given."""
+        """The customers among these that have a committed number, in the order given."""
         stored = self._store.lookup(list(dict.fromkeys(customer_keys)))
         return [
             self._with_time(CustomerRecord.from_store(key, stored[key]))
             for key in dict.fromkeys(customer_keys)
-            if key in stored
+            if key in stored and self._committed.holds(stored[key])
         ]
 
     def customer(self, source_system: str, customer_id: str) -> CustomerRecord | None:
