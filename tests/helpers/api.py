@@ -136,12 +136,12 @@ class ApiProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"api-{uuid.uuid4().hex[:6]}.log"
-        self.env = scenario.env(
-            CUSTOMER_IDS_API_TOKENS=TOKENS.env,
-            CUSTOMER_IDS_SEARCH_KEY=KEY_A,
-            CUSTOMER_IDS_REVERSE_INDEX="on",
-            **env,
-        )
+        defaults = {
+            "CUSTOMER_IDS_API_TOKENS": TOKENS.env,
+            "CUSTOMER_IDS_SEARCH_KEY": KEY_A,
+            "CUSTOMER_IDS_REVERSE_INDEX": "on",
+        }
+        self.env = scenario.env(**{**defaults, **env})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> ApiProcess:

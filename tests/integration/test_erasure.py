@@ -12,9 +12,11 @@ from dataclasses import replace
 
 import redis
 
+from customer_ids.adapters.kafka_io import ensure_topics
 from customer_ids.adapters.redis_keys import RedisKeys
 from customer_ids.adapters.search_index import SearchIndex
 from tests.helpers.events import make_events, send
+from tests.helpers.load import log_events
 from tests.helpers.own_redis import OwnRedis
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.verify import assert_invariants, wait_for_outputs
@@ -106,3 +108,17 @@ def test_forget_names_a_wrong_customer_and_a_service_that_does_not_apply_it(
     assert waited.returncode == 69, waited.stderr
     assert "erasure of crm/1 recorded" in waited.stderr
     assert "has not applied them" in waited.stderr
+
+
+def test_a_topic_that_keeps_superseded_records_forever_is_reported_at_start_up(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess]
+) -> None:
+    # Made by someone else before the service: compacted, but with Kafka's default lag (never).
+    compacted = {"partitions": 3, "replication": -1, "config": {"cleanup.policy": "compact"}}
+    ensure_topics(scenario.endpoints.bootstrap, {scenario.output_topic: compacted})
+    service = start_service()
+    service.wait_for_log("topic_lifetime_unbounded", timeout=120)
+    line = next(e for e in log_events(service.log(), "topic_lifetime_unbounded"))
+    problem = str(line["problem"])
+    assert f"topic {scenario.output_topic} has max.compaction.lag.ms" in problem
+    assert "--add-config max.compaction.lag.ms=604800000" in problem

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from consumer.bootstrap import topic_specs
 from customer_ids.adapters import kafka_io
-from customer_ids.adapters.kafka_io import check_topic_policies, ensure_topics
+from customer_ids.adapters.kafka_io import check_topic_policies, ensure_topics, lifetime_problems
+from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import ConfigError
 
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
@@ -132,3 +134,30 @@ def test_a_watermark_topic_with_more_than_one_partition_is_refused(
     }
     with pytest.raises(ConfigError, match=r"topic marks has 3 partitions but must have exactly 1"):
         ensure_topics("b:9092", specs)
+
+
+def test_lifetimes_that_erasure_needs_bounded_are_reported_with_their_fix() -> None:
+    limits = {"out": {"max.compaction.lag.ms": 604_800_000}, "dlq": {"retention.ms": 2_592_000_000}}
+    actual = {
+        "out": {"max.compaction.lag.ms": "9223372036854775807"},  # Kafka's default: never
+        "dlq": {"retention.ms": "-1"},
+    }
+    problems = lifetime_problems(limits, actual, "b:9092")
+    assert len(problems) == 2
+    assert "topic out has max.compaction.lag.ms 9223372036854775807 ms" in problems[0]
+    assert "--add-config max.compaction.lag.ms=604800000" in problems[0]
+    assert "topic dlq has retention.ms unbounded" in problems[1]
+    bounded = {"out": {"max.compaction.lag.ms": "86400000"}, "dlq": {"retention.ms": "1000"}}
+    assert lifetime_problems(limits, bounded) == []
+
+
+def test_the_topics_the_service_creates_have_bounded_lifetimes() -> None:
+    specs = topic_specs(Settings())
+    week, month = str(7 * 86_400_000), str(30 * 86_400_000)
+    settings = Settings()
+    assert specs[settings.output_topic]["config"]["max.compaction.lag.ms"] == week
+    assert specs[settings.search_topic]["config"]["max.compaction.lag.ms"] == week
+    assert specs[settings.search_topic]["config"]["cleanup.policy"] == "compact"
+    assert specs[settings.dlq_topic]["config"]["retention.ms"] == month
+    assert specs[settings.input_topic]["config"]["retention.ms"] == week
+    assert specs[settings.erasure_topic]["config"]["cleanup.policy"] == "compact"
