@@ -542,7 +542,11 @@ def _add_tools(sub: Any) -> None:
         help="make an API token: the token (shown once) and its tokens-file line",
     )
     p.add_argument("name", help="who holds it; audit lines name it")
-    p.add_argument("--scopes", required=True, help="comma-separated: numbers:read, search:personal")
+    p.add_argument(
+        "--scopes",
+        required=True,
+        help="comma-separated: numbers:read, search:personal, customers:write",
+    )
     p.set_defaults(handler=_api_token, needs_settings=False)
 
     p = sub.add_parser(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import datetime
 from types import TracebackType
@@ -12,11 +14,16 @@ from confluent_kafka import KafkaError, Message, Producer
 from customer_ids.adapters.kafka_io import producer_config
 from customer_ids.adapters.schema_registry import RegistryConfig, framed_codec
 from customer_ids.domain.errors import CustomerIdsError
-from customer_ids.domain.events import CustomerCreated, now_utc
+from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned, now_utc
+from producer.replies import AssignmentFollower
 
 
 class DeliveryError(CustomerIdsError):
     """The broker did not take an event; the message says which customer and why."""
+
+
+class AssignmentTimeoutError(CustomerIdsError):
+    """The event was sent, its number not committed in time; it is numbered once, later."""
 
 
 class CustomerEventProducer:
@@ -29,13 +36,20 @@ class CustomerEventProducer:
         topic: str = "customer.created",
         *,
         schema_registry: RegistryConfig | None = None,
+        output_topic: str = "customer.id-assigned",
         **config: Any,
     ) -> None:
         """With `schema_registry`, values go out in the Confluent wire format, the schema
-        registered first under `<topic>-value` (ConfigError if the registry refuses it)."""
+        registered first under `<topic>-value` (ConfigError if the registry refuses it).
+        `output_topic`: where `emit_and_wait` reads the committed answer."""
         self.topic = topic
+        self.output_topic = output_topic
+        self._bootstrap = bootstrap_servers
+        self._registry = schema_registry
         self._codec = framed_codec(schema_registry, topic, "CustomerCreated", register=True)
         self._failures: list[str] = []
+        self._replies: AssignmentFollower | None = None
+        self._replies_lock = threading.Lock()
         self._producer = Producer(
             producer_config(
                 bootstrap_servers,
@@ -72,6 +86,84 @@ class CustomerEventProducer:
         event.validate()
         self.emit_event(event)
         return event
+
+    def emit_and_wait(
+        self,
+        *,
+        customer_id: str,
+        source_system: str,
+        customer_type: str,
+        country_code: str,
+        timeout_s: float = 10.0,
+        occurred_at: datetime | None = None,
+        event_id: str | None = None,
+        **optional: Any,
+    ) -> CustomerIdAssigned:
+        """Emit one event and return the customer's committed assignment (a new number, or
+        the one it had). AssignmentTimeoutError when it is not committed within `timeout_s`:
+        the event was sent and will be numbered once; asking again is safe."""
+        event = CustomerCreated(
+            event_id=event_id or str(uuid.uuid4()),
+            customer_id=customer_id,
+            source_system=source_system,
+            customer_type=customer_type,
+            country_code=country_code,
+            occurred_at=occurred_at or now_utc(),
+            **optional,
+        )
+        event.validate()
+        return self.emit_event_and_wait(event, timeout_s)
+
+    def emit_event_and_wait(self, event: CustomerCreated, timeout_s: float) -> CustomerIdAssigned:
+        """As emit_and_wait, for a built event. Thread-safe: callers wait side by side."""
+        replies = self._follower()
+        waiter = replies.expect(event.customer_key)  # before sending: no answer is missed
+        try:
+            deadline = time.monotonic() + timeout_s
+            self._send_now(event, timeout_s)
+            answer = waiter.wait(max(0.0, deadline - time.monotonic()))
+        finally:
+            replies.forget(waiter)
+        if answer is None:
+            raise AssignmentTimeoutError(
+                f"event {event.event_id} for {event.customer_key} was sent to {self.topic}, "
+                f"but no number was committed within {timeout_s:g}s; the service numbers it "
+                "once when it gets to it: ask again (emitting it again is safe too)"
+            )
+        return answer
+
+    def _send_now(self, event: CustomerCreated, timeout_s: float) -> None:
+        """Send one event and wait for the broker to take it (DeliveryError if it does not)."""
+        delivered = threading.Event()
+        failure: list[str] = []
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                failure.append(error.str())
+            delivered.set()
+
+        value = self._codec.encode(event.to_record())
+        while True:
+            try:
+                self._producer.produce(
+                    self.topic, key=event.customer_id.encode(), value=value, on_delivery=on_delivery
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.05)
+        deadline = time.monotonic() + timeout_s
+        while not delivered.is_set() and time.monotonic() < deadline:
+            self._producer.poll(0.005)
+        if failure or not delivered.is_set():
+            why = failure[0] if failure else f"not delivered within {timeout_s:g}s"
+            raise DeliveryError(f"{event.customer_key}: the broker did not take it ({why})")
+
+    def _follower(self) -> AssignmentFollower:
+        with self._replies_lock:
+            if self._replies is None:
+                codec = framed_codec(self._registry, self.output_topic, "CustomerIdAssigned")
+                self._replies = AssignmentFollower(self._bootstrap, self.output_topic, codec.decode)
+            return self._replies
 
     def emit_event(self, event: CustomerCreated) -> None:
         self.emit_raw(event.customer_id.encode(), self._codec.encode(event.to_record()))
@@ -111,5 +203,7 @@ class CustomerEventProducer:
         tb: TracebackType | None,
     ) -> None:
         self._codec.close()
+        if self._replies is not None:
+            self._replies.close()
         if exc_type is None:
             self.flush()

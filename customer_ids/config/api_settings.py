@@ -82,6 +82,15 @@ class ApiSettings(EnvSettings):
         le=10_080,
     )
 
+    assign_timeout_ms: int = setting(
+        5000,
+        "CUSTOMER_IDS_API_ASSIGN_TIMEOUT_MS",
+        "how long POST /v1/customers waits for the committed number before it answers 202 "
+        "with a Location to ask again",
+        ge=50,
+        le=120_000,
+    )
+
     _book: TokenBook = PrivateAttr()
 
     @field_validator("default_region")

@@ -6,7 +6,8 @@ nothing to guess from the digest, and a leaked token list grants nothing. One en
     support-desk:numbers:read,search:personal:9f86d081884c7d65...(64 hex digits)
 
 `numbers:read` reads numbers and customers; `search:personal` searches by email or phone, a
-separate scope because it is a lookup by personal data (and rate limited).
+separate scope because it is a lookup by personal data (and rate limited); `customers:write`
+sends a new customer and waits for its number (POST /v1/customers).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Literal, get_args
 
 from customer_ids.domain.errors import ConfigError
 
-Scope = Literal["numbers:read", "search:personal"]
+Scope = Literal["numbers:read", "search:personal", "customers:write"]
 SCOPES: tuple[str, ...] = get_args(Scope)
 TOKEN_PREFIX = "cidt_"  # so secret scanners and people recognise one
 

@@ -39,6 +39,7 @@ class Tokens:
     reader: str = field(default_factory=new_token)  # numbers:read
     searcher: str = field(default_factory=new_token)  # numbers:read, search:personal
     search_only: str = field(default_factory=new_token)  # search:personal
+    writer: str = field(default_factory=new_token)  # customers:write, numbers:read
 
     @property
     def env(self) -> str:
@@ -47,6 +48,7 @@ class Tokens:
                 token_line("reader", ["numbers:read"], self.reader),
                 token_line("support", ["numbers:read", "search:personal"], self.searcher),
                 token_line("crm-bot", ["search:personal"], self.search_only),
+                token_line("signup-form", ["customers:write", "numbers:read"], self.writer),
             ]
         )
 

@@ -19,10 +19,12 @@ from customer_ids.store.factory import number_store, redis_client
 from customer_ids.tools.api.committed import CommittedNumbers
 from customer_ids.tools.api.lookups import Lookups
 from customer_ids.tools.api.metrics import ApiMetrics
+from customer_ids.tools.api.numbering import NumberOnRequest
 from customer_ids.tools.api.owners import LogOwners
 from customer_ids.tools.api.rate_limit import TokenBuckets
 from customer_ids.tools.api.search import CustomerSearch
 from customer_ids.tools.api.sessions import Sessions
+from producer.emitter import CustomerEventProducer
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class ApiContext:
     metrics: ApiMetrics
     ping: Callable[[], object]
     sessions: Sessions
+    numbering: NumberOnRequest
 
 
 def search_keys(settings: Settings) -> list[bytes]:
@@ -62,6 +65,15 @@ def build_context(
         TokenBuckets(api.search_rate, api.search_burst),
         metrics,
     )
+    producer = CustomerEventProducer(
+        settings.bootstrap_servers,
+        settings.input_topic,
+        schema_registry=settings.registry(),
+        output_topic=settings.output_topic,
+        # One request's event is sent at once, not held for company.
+        **{"linger.ms": 0},
+    )
+    numbering = NumberOnRequest(lookups, settings.router, producer, api.assign_timeout_ms / 1000)
     return ApiContext(
         api,
         settings.router,
@@ -71,6 +83,7 @@ def build_context(
         metrics,
         client.ping,
         Sessions(api.session_minutes),
+        numbering,
     )
 
 

@@ -92,5 +92,28 @@ class SearchOut(BaseModel):
         )
 
 
+class CustomerIn(BaseModel):
+    """A CustomerCreated as JSON; `event_id` and `occurred_at` are filled in when absent."""
+
+    source_system: str = Field(min_length=1, max_length=200)
+    customer_id: str = Field(min_length=1, max_length=200)
+    customer_type: str = Field(min_length=1, max_length=200)
+    country_code: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")
+    display_name: str | None = Field(None, max_length=400)
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=64)
+    attributes: dict[str, str] = Field(default_factory=dict)
+    event_id: str | None = Field(None, description="a UUID; made when absent")
+    occurred_at: datetime | None = Field(None, description="with a time zone; now when absent")
+
+    model_config = {"extra": "forbid"}
+
+
+class Pending(BaseModel):
+    detail: str
+    event_id: str = Field(description="the CustomerCreated sent; it is numbered once")
+    location: str = Field(description="ask here for the number (also the Location header)")
+
+
 class Problem(BaseModel):
     detail: str

@@ -1,19 +1,31 @@
-"""/v1: customer -> number, number -> customer (with its check), and search by email or phone."""
+"""/v1: customer -> number, number -> customer (with its check), search by email or phone, and
+a number on request."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 
 from customer_ids.domain.api_tokens import ApiToken
+from customer_ids.domain.errors import ValidationError
 from customer_ids.tools.api.auth import require
 from customer_ids.tools.api.context import context_of
-from customer_ids.tools.api.models import CustomerOut, NumberOut, Problem, SearchIn, SearchOut
+from customer_ids.tools.api.models import (
+    CustomerIn,
+    CustomerOut,
+    NumberOut,
+    Pending,
+    Problem,
+    SearchIn,
+    SearchOut,
+)
 
 router = APIRouter(prefix="/v1", tags=["lookups"])
 Reader = Annotated[ApiToken, Depends(require("numbers:read"))]
 Searcher = Annotated[ApiToken, Depends(require("search:personal"))]
+Writer = Annotated[ApiToken, Depends(require("customers:write"))]
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "no token, or not one of ours"},
     403: {"model": Problem, "description": "the token lacks the scope"},
@@ -62,3 +74,46 @@ def search(body: SearchIn, request: Request, token: Searcher) -> SearchOut:
         assert body.phone is not None
         result = context.search.search(token.name, "phone", body.phone, region, "api")
     return SearchOut.of(result)
+
+
+@router.post(
+    "/customers",
+    status_code=201,
+    response_model=CustomerOut,
+    responses={
+        200: {"model": CustomerOut, "description": "the customer had a number already"},
+        201: {"model": CustomerOut, "description": "the customer's number, committed now"},
+        202: {
+            "model": Pending,
+            "description": "sent, not committed in time: ask the Location (asking again is safe)",
+        },
+        401: AUTH_ERRORS[401],
+        403: AUTH_ERRORS[403],
+        422: {"model": Problem, "description": "not a valid CustomerCreated: the field and why"},
+        503: {"model": Problem, "description": "Kafka did not take the event"},
+    },
+)
+def create_customer(
+    body: CustomerIn, request: Request, response: Response, _: Writer
+) -> CustomerOut | JSONResponse:
+    """Send a new customer (a CustomerCreated, exactly as producer/ sends it) and wait for its
+    committed number. The API never allocates: the service numbers the event once, so asking
+    again, or at another API process, gives the same number."""
+    numbering = context_of(request).numbering
+    try:
+        event = numbering.event_of(body)
+    except ValidationError as exc:
+        raise HTTPException(422, str(exc)) from None
+    answer = numbering.request(event)
+    location = f"/v1/customers/{event.source_system}/{event.customer_id}"
+    if answer.record is None:
+        pending = Pending(
+            detail="the event was sent; its number was not committed in time. Ask the "
+            "location: the service numbers it once",
+            event_id=event.event_id,
+            location=location,
+        )
+        return JSONResponse(pending.model_dump(), status_code=202, headers={"Location": location})
+    response.status_code = answer.status
+    response.headers["Location"] = location
+    return CustomerOut.of(answer.record)

@@ -1,0 +1,134 @@
+"""The reply path of a number on request (issue 22): the committed assignment of each customer
+a process is waiting for.
+
+One read_committed reader per process follows every partition of the output topic from where
+each stood when it started. It joins no consumer group, so API processes behind a load
+balancer never rebalance one another, and each sees the outputs of its own requests (every
+process reads every partition: the output topic is small records, and a reader that only keys
+its waiters skips the rest without decoding). A waiter is registered before its event is sent,
+so an answer that commits at once is not missed. Only committed outputs are read: the number
+handed back is the service's, never a reservation.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from customer_ids.adapters.kafka_io import client_config
+from customer_ids.adapters.logs import get_logger
+from customer_ids.domain.errors import UnavailableError
+from customer_ids.domain.events import CustomerIdAssigned
+
+log = get_logger(__name__)
+
+
+class Waiter:
+    """One caller waiting for one customer's committed assignment."""
+
+    def __init__(self, customer_key: str) -> None:
+        self.customer_key = customer_key
+        self._done = threading.Event()
+        self.assignment: CustomerIdAssigned | None = None
+
+    def answer(self, assignment: CustomerIdAssigned) -> None:
+        self.assignment = assignment
+        self._done.set()
+
+    def wait(self, timeout_s: float) -> CustomerIdAssigned | None:
+        self._done.wait(timeout_s)
+        return self.assignment
+
+
+class AssignmentFollower:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        decode: Callable[[bytes | None], dict[str, object]],
+        start_timeout_s: float = 15.0,
+    ) -> None:
+        self.topic = topic
+        self._decode = decode
+        self._lock = threading.Lock()
+        self._waiters: dict[str, list[Waiter]] = {}
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            client_config(
+                bootstrap,
+                {
+                    "group.id": f"customer-ids-replies-{uuid.uuid4()}",  # assign() only
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed",
+                    # An answer waits for this reader: ask the broker often when at the end.
+                    "fetch.wait.max.ms": 5,
+                    "fetch.error.backoff.ms": 50,
+                },
+            )
+        )
+        self._consumer.assign(self._ends(start_timeout_s))
+        self._thread = threading.Thread(target=self._run, name="replies", daemon=True)
+        self._thread.start()
+
+    def _ends(self, timeout_s: float) -> list[TopicPartition]:
+        """Every partition at its end now: what commits from here on is read."""
+        topic = self._consumer.list_topics(self.topic, timeout=timeout_s).topics.get(self.topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            self._consumer.close()
+            raise UnavailableError(
+                f"the output topic {self.topic} does not exist yet: start the service "
+                "(`customer-ids serve`), which creates it"
+            )
+        ends = []
+        for partition in sorted(topic.partitions):
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), timeout=timeout_s
+            )
+            ends.append(TopicPartition(self.topic, partition, high))
+        return ends
+
+    def expect(self, customer_key: str) -> Waiter:
+        """Register before sending: the answer is kept for this waiter from now on."""
+        waiter = Waiter(customer_key)
+        with self._lock:
+            self._waiters.setdefault(customer_key, []).append(waiter)
+        return waiter
+
+    def forget(self, waiter: Waiter) -> None:
+        with self._lock:
+            waiting = self._waiters.get(waiter.customer_key, [])
+            if waiter in waiting:
+                waiting.remove(waiter)
+            if not waiting:
+                self._waiters.pop(waiter.customer_key, None)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self._consumer.poll(0.1)
+                if message is not None and message.error() is None:
+                    self._take(message)
+            except Exception as exc:
+                log.warning("reply_reader_error", error=str(exc)[:200])
+
+    def _take(self, message: Message) -> None:
+        key = (message.key() or b"").decode(errors="replace")
+        with self._lock:
+            waiting = self._waiters.pop(key, None)
+        if not waiting or message.value() is None:
+            if waiting:  # a tombstone is no answer: keep waiting
+                with self._lock:
+                    self._waiters.setdefault(key, []).extend(waiting)
+            return
+        assignment = CustomerIdAssigned.from_record(self._decode(message.value()))
+        for waiter in waiting:
+            waiter.answer(assignment)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
