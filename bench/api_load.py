@@ -9,7 +9,8 @@ loop: request k is due at start + k/rate, and its latency counts from when it wa
 slow answer delays the ones behind it in the numbers too (no coordinated omission). In the same
 run it measures two baselines: one Redis HGET from this process (the store's floor) and
 GET /healthz (the HTTP stack with no lookup). Prints a table and writes bench/results/api.json.
-Every loop is bounded by --seconds; only 127.0.0.1 is contacted.
+Every loop is bounded by --seconds; only 127.0.0.1 is contacted (Redis, and Kafka for the
+watermark that says the numbers are committed).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from typing import Any
 
 import httpx
 import redis
+from confluent_kafka import Producer
 
+from customer_ids.adapters.kafka_io import ensure_topics
 from customer_ids.adapters.redis_keys import RedisKeys, customer_field
 from customer_ids.domain.api_tokens import new_token, token_line
 from customer_ids.domain.numbers import NumberTemplate, RenderContext
@@ -59,6 +62,15 @@ def fill(client: redis.Redis, prefix: str, customers: int) -> None:
     for first in range(1, customers + 1, 5000):
         chunk = range(first, min(first + 5000, customers + 1))
         store.restore({f"bench/C{i}": f"CU|{i}|{number(i)}" for i in chunk})
+
+
+def commit_watermark(bootstrap: str, topic: str, highest: int) -> None:
+    """The watermark a service that committed values 1..highest of CU leaves."""
+    ensure_topics(bootstrap, {topic: {"partitions": 1, "replication": -1}})
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(topic, key=b"CU@bench", value=str(highest).encode())
+    if producer.flush(30):
+        raise RuntimeError(f"{topic} did not take the watermark")
 
 
 def drop(client: redis.Redis, prefix: str) -> None:
@@ -183,6 +195,12 @@ def main() -> int:
         CUSTOMER_IDS_LOG_FORMAT="json",
         CUSTOMER_IDS_API_TOKENS=token_line("bench", ["numbers:read"], token),
     )
+    # The API answers only committed numbers (the claims log): say they all are, as the
+    # service's watermark would.
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    env["CUSTOMER_IDS_WATERMARK_TOPIC"] = f"bench-api-{tag}.wm"
+    commit_watermark(bootstrap, env["CUSTOMER_IDS_WATERMARK_TOPIC"], args.customers)
     client = redis.Redis.from_url(redis_url)
     fill(client, prefix, args.customers)
     base = f"http://127.0.0.1:{port}"

@@ -25,11 +25,11 @@ log = get_logger(__name__)
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 DAY_MS = 86_400_000
 # What erasure cannot rewrite must go in bounded time (README, "Personal data"): a compacted
-# topic's superseded records within a week, the dead letters (raw input) within 30 days, the
-# input topic's events (raw personal data) within a week.
+# topic's superseded records within a week, the dead letters (raw input) within 30 days. The
+# input topic keeps the brokers' retention: it must outlast the longest outage of the service
+# (events deleted before they are read would never be numbered).
 ERASABLE = {"max.compaction.lag.ms": 7 * DAY_MS}
 DEAD_LETTER_LIFETIME = {"retention.ms": 30 * DAY_MS}
-INPUT_LIFETIME = {"retention.ms": 7 * DAY_MS}
 
 
 def _config(limits: dict[str, int]) -> dict[str, str]:
@@ -46,11 +46,7 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
     compacted = {**durable, **COMPACTED}
     erasable = {**compacted, **_config(ERASABLE)}
     return {
-        settings.input_topic: {
-            **base,
-            "config": {**durable, **_config(INPUT_LIFETIME)},
-            "limits": INPUT_LIFETIME,
-        },
+        settings.input_topic: base,
         settings.output_topic: {**base, "config": erasable, "limits": ERASABLE},
         # The service's own: each customer's search digests, read by nobody else.
         settings.search_topic: {**base, "config": erasable, "limits": ERASABLE},

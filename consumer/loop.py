@@ -40,14 +40,16 @@ from customer_ids.adapters import failpoints
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import TemporaryError
-from customer_ids.domain.events import CustomerErasureRequested, now_utc
+from customer_ids.domain.events import CustomerErasureRequested, epoch_ms, now_utc
 from customer_ids.domain.search_terms import event_terms
 from customer_ids.store.leases import LeaseLostError, LockTimeoutError
 from customer_ids.store.ports import (
     AllocationConflictError,
+    Forgotten,
     StateBehindLogError,
     StateChangedError,
     TermsStore,
+    TermsUpdate,
 )
 from customer_ids.store.redis_store import RedisNumberStore, ReplicasBehindError
 from customer_ids.wire.codec import RecordCodec
@@ -192,7 +194,7 @@ class AssignmentService:
         self.transaction.begin()
         stages.lap("decode")
         numbers: BatchNumbers | None = None
-        search: dict[str, list[str] | None] = {}
+        search: dict[str, str | None] = {}
         if decoded.good:
             assert self.epoch is not None
             self._learn_floors()
@@ -202,9 +204,13 @@ class AssignmentService:
             self.metrics.lock_wait.observe(stages.lap("allocate"))
             search.update(self._index(numbers))
         # After the batch's assignments: of a creation and an erasure in one batch, the
-        # erasure wins (their order across two topics is not known).
-        removed = {e.customer_key: self._forget(e) for _, e in decoded.erasures}
-        search.update(dict.fromkeys(removed))
+        # erasure wins unless the creation is newer (their order across topics is not known).
+        removed: dict[str, int] = {}
+        for _, erasure in decoded.erasures:
+            forgotten = self._forget(erasure)
+            removed[erasure.customer_key] = forgotten.removed
+            if forgotten.tombstone:
+                search[erasure.customer_key] = None
         dead = dead_letters(decoded, numbers)
         claims = batch_claims(numbers, self.claims.known) if numbers is not None else {}
         for r in batch_records(
@@ -242,23 +248,29 @@ class AssignmentService:
                 search_entries_removed=removed[erasure.customer_key],
             )
 
-    def _index(self, numbers: BatchNumbers) -> dict[str, list[str]]:
-        """Find each assigned customer under the digests of all its events in the batch; the
-        customers whose digests grew, with all of them, for the search topic."""
+    def _index(self, numbers: BatchNumbers) -> dict[str, str]:
+        """Find each assigned customer under the digests of all its events in the batch (not
+        those of a customer erased after its newest event); per customer all it is found under
+        now, for the search topic. Written on every attempt: a retry after an abort must
+        write its own record, whatever the first attempt left in Redis."""
         if self.terms_of is None:
             return {}
-        entries: dict[str, list[str]] = {}
+        found: dict[str, tuple[int, list[str]]] = {}
         for item in numbers.assigned:
-            if found := self.terms_of(item.event):
-                entries.setdefault(item.event.customer_key, []).extend(found)
+            if digests := self.terms_of(item.event):
+                at, known = found.get(item.event.customer_key, (0, []))
+                found[item.event.customer_key] = (
+                    max(at, epoch_ms(item.event.occurred_at)),
+                    known + digests,
+                )
+        entries = {key: TermsUpdate(at, sorted(set(d))) for key, (at, d) in found.items()}
         assert self.epoch is not None
-        return self.terms.add(self.epoch, entries) if entries else {}
+        return self.terms.update(self.epoch, entries) if entries else {}
 
-    def _forget(self, erasure: CustomerErasureRequested) -> int:
-        """The customer's search entries go (its number stays: README, "Personal data");
-        returns how many."""
+    def _forget(self, erasure: CustomerErasureRequested) -> Forgotten:
+        """The customer's search entries go (its number stays: README, "Personal data")."""
         assert self.epoch is not None
-        return len(self.terms.forget(self.epoch, erasure.customer_key))
+        return self.terms.forget(self.epoch, erasure.customer_key, epoch_ms(erasure.requested_at))
 
     def _learn_floors(self) -> None:
         """What every instance committed, as far as the claims reader has it without waiting:

@@ -198,18 +198,13 @@ def batch_records(
     return records
 
 
-def search_records(search: Mapping[str, list[str] | None], topic: str) -> list[Produced]:
-    """The service's own search topic: per customer whose digests grew all of them (the last
-    record of a key says everything it is found under), a tombstone per erased one (None)."""
+def search_records(search: Mapping[str, str | None], topic: str) -> list[Produced]:
+    """The service's own search topic: per customer indexed all it is found under (the last
+    record of a key says everything, customer_ids/store/terms.py), a tombstone per erased one
+    (None)."""
     return [
-        Produced(
-            topic,
-            customer.encode(),
-            None if digests is None else ",".join(digests).encode(),
-            [],
-            track=True,
-        )
-        for customer, digests in search.items()
+        Produced(topic, customer.encode(), None if value is None else value.encode(), [], True)
+        for customer, value in search.items()
     ]
 
 
@@ -229,13 +224,18 @@ def next_offsets(batch: list[Message]) -> list[TopicPartition]:
 
 
 def batch_span(batch: list[Message]) -> str:
-    """partition:first-last offsets of a batch, e.g. "0:120-2619,3:88-90", for log lines."""
-    spans: dict[int, tuple[int, int]] = {}
+    """partition:first-last offsets of a batch, e.g. "0:120-2619,3:88-90", for log lines;
+    records of another topic than the batch's first (erasure requests) name their topic."""
+    spans: dict[tuple[str, int], tuple[int, int]] = {}
     for m in batch:
-        _, partition, offset = position(m)
-        low, high = spans.get(partition, (offset, offset))
-        spans[partition] = (min(low, offset), max(high, offset))
-    return ",".join(f"{p}:{low}-{high}" for p, (low, high) in sorted(spans.items()))
+        topic, partition, offset = position(m)
+        low, high = spans.get((topic, partition), (offset, offset))
+        spans[(topic, partition)] = (min(low, offset), max(high, offset))
+    first = position(batch[0])[0] if batch else ""
+    return ",".join(
+        f"{'' if topic == first else topic + '/'}{p}:{low}-{high}"
+        for (topic, p), (low, high) in sorted(spans.items(), key=lambda i: (i[0][0] != first, i[0]))
+    )
 
 
 def position(message: Message) -> tuple[str, int, int]:

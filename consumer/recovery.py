@@ -34,11 +34,11 @@ from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import DecodeError, ValidationError
-from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.domain.events import CustomerErasureRequested, CustomerIdAssigned, epoch_ms
 from customer_ids.store.leases import Lease
-from customer_ids.store.ports import StoredAssignment
+from customer_ids.store.ports import StoredAssignment, Terms
 from customer_ids.store.redis_store import RedisNumberStore
-from customer_ids.store.terms import RedisTermsStore, split
+from customer_ids.store.terms import RedisTermsStore
 from customer_ids.wire.headers import ASSIGNMENT_HEADER
 
 log = get_logger(__name__)
@@ -56,6 +56,7 @@ class LogState:
     floors: dict[str, int] = field(default_factory=dict)
     restored: int = 0
     records_read: int = 0
+    erasures_applied: int = 0  # customers an older Redis still held search entries of
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> records
 
     def floor(self, counter: str, value: int) -> None:
@@ -96,9 +97,9 @@ def _assignment_of(
     return event.customer_key, stored.encode()
 
 
-# Assignments (customer -> stored form), and each customer's search digests as the search
-# topic last says them (none: erased).
-Chunk = tuple[dict[str, str], dict[str, list[str]]]
+# Assignments (customer -> stored form), and each customer's search topic value as the topic
+# last says it (None: erased).
+Chunk = tuple[dict[str, str], dict[str, str | None]]
 
 
 def read_watermarks(settings: Settings) -> dict[str, int]:
@@ -116,6 +117,16 @@ def read_watermarks(settings: Settings) -> dict[str, int]:
     return state.floors
 
 
+def _unless_erased(value: bytes | None, erased_at: int | None) -> str | None:
+    """A search topic value, or None when it is a tombstone or no newer than an erasure."""
+    if value is None:
+        return None
+    text = value.decode()
+    if erased_at is not None and Terms.decode(text).at_ms <= erased_at:
+        return None
+    return text
+
+
 def _report_progress(handled: int, partitions_left: int) -> None:
     log.info("recovery_progress", records_read=handled, partitions_left=partitions_left)
 
@@ -125,6 +136,7 @@ def read_log_state(
     on_chunk: Callable[[Chunk], None],
     start: dict[tuple[str, int], int] | None = None,
     ends: dict[tuple[str, int], int] | None = None,
+    erased: dict[str, int] | None = None,
 ) -> LogState:
     """Counter floors from the watermark and output topics, every committed assignment and
     every customer's search digests (the service's own search topic) from `start` on, handed
@@ -132,8 +144,9 @@ def read_log_state(
     that are not ours are counted and skipped, never fatal."""
     state = LogState()
     chunk: dict[str, str] = {}
-    search: dict[str, list[str]] = {}
+    search: dict[str, str | None] = {}
     floors = state.floors
+    erased = erased or {}
     decode = framed_codec(settings.registry(), settings.output_topic, "CustomerIdAssigned").decode
 
     # The hot path of every recovery: a few microseconds a record, no objects made.
@@ -157,9 +170,11 @@ def read_log_state(
             hand_over()
 
     def on_search(message: Message) -> None:
-        # The last record of a customer says all it is found under; a tombstone: nothing.
+        # The last record of a customer says all it is found under; a tombstone, or a record
+        # no newer than the customer's erasure: nothing.
         state.records_read += 1
-        search[(message.key() or b"").decode()] = split((message.value() or b"").decode())
+        customer, value = (message.key() or b"").decode(), message.value()
+        search[customer] = _unless_erased(value, erased.get(customer))
         if len(search) >= RESTORE_CHUNK:
             hand_over()
 
@@ -218,10 +233,38 @@ def rebuild_map(
                 pending.popleft().result()  # re-raises a failed write
             pending.append(writer.submit(write, chunk))
 
-        state = read_log_state(settings, hand_over, start, ends)
+        # Every erasure, read first: it filters what the search topic restores and is applied
+        # again at the end (a Redis put back to before it may hold what the topic no longer
+        # shows, once the tombstone is compacted away).
+        erased = read_erasures(settings)
+        state = read_log_state(settings, hand_over, start, ends, erased)
         while pending:
             pending.popleft().result()
+    if lease is not None:
+        lease.check()
+    state.erasures_applied = terms.apply_erasures(erased)
     return state
+
+
+def read_erasures(settings: Settings) -> dict[str, int]:
+    """customer -> the time (ms) of its latest erasure, from the compacted erasure topic (the
+    same time the service compared when it applied it). Unreadable requests are skipped: the
+    service dead-lettered them too."""
+    erased: dict[str, int] = {}
+    decode = framed_codec(
+        settings.registry(), settings.erasure_topic, "CustomerErasureRequested"
+    ).decode
+
+    def take(message: Message) -> None:
+        try:
+            request = CustomerErasureRequested.from_record(decode(message.value()))
+        except (DecodeError, ValidationError, KeyError, TypeError, ValueError):
+            return
+        at = epoch_ms(request.requested_at)
+        erased[request.customer_key] = max(erased.get(request.customer_key, 0), at)
+
+    read_topics_to_end(settings.bootstrap_servers, {settings.erasure_topic: take}, timeout=None)
+    return erased
 
 
 @dataclass(frozen=True)
@@ -324,6 +367,7 @@ class StateRecovery:
             seconds=round(seconds, 3),
             records_read=state.records_read,
             customers_restored=state.restored,
+            erasures_applied=state.erasures_applied,
             skipped=state.skipped,
             counters=state.floors,
         )

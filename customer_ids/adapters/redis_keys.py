@@ -74,6 +74,11 @@ class RedisKeys:
         (comma-separated): what an erasure removes, and what a new digest is added to."""
         return f"{self.prefix}terms:{int.from_bytes(field[:4], 'big') % ASSIGNMENT_BUCKETS}"
 
+    def erased(self, field: bytes) -> str:
+        """The hash bucket of customer field digest -> when its erasure was asked for (ms):
+        digests from events no newer are never indexed again."""
+        return f"{self.prefix}erased:{int.from_bytes(field[:4], 'big') % ASSIGNMENT_BUCKETS}"
+
     def counter(self, counter_name: str) -> str:
         return f"{self.prefix}seq:{counter_name}"
 

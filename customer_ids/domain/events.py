@@ -178,6 +178,11 @@ def _check_id(name: str, value: str) -> None:
         raise ValidationError(f"{name} contains a control character; send it without")
 
 
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, as timestamp-millis keeps a time on the wire."""
+    return int(moment.timestamp() * 1000)
+
+
 def now_utc() -> datetime:
     """Now, at the millisecond precision that timestamp-millis keeps on the wire."""
     now = datetime.now(UTC)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from customer_ids.domain.errors import CustomerIdsError
@@ -90,16 +90,47 @@ class NumberStore(Protocol):
         ...
 
 
-class TermsStore(Protocol):
-    """Each customer's search digests (never an email or a phone): the search index and, per
-    customer, every digest it is found under."""
+@dataclass(frozen=True)
+class Terms:
+    """What a customer is found under, and the time of the newest event that said so."""
 
-    def add(self, epoch: str, entries: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-        """Find each customer under these digests too, only if the state is still `epoch`;
-        returns, for the customers whose digests grew, all of their digests now."""
+    at_ms: int
+    digests: list[str]
+
+    def encode(self) -> str:
+        return f"{self.at_ms}|{','.join(self.digests)}"
+
+    @classmethod
+    def decode(cls, value: str) -> Terms:
+        at, bar, listed = value.partition("|")
+        if not bar:  # written before times were kept
+            at, listed = "0", value
+        return cls(int(at or 0), [d for d in listed.split(",") if d])
+
+
+@dataclass(frozen=True)
+class TermsUpdate:
+    at_ms: int  # the newest event that brings these digests
+    add: Sequence[str]
+    remove: Sequence[str] = field(default=())
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    removed: int  # search entries removed
+    tombstone: bool  # false: the customer came back after the erasure, its new data stays
+
+
+class TermsStore(Protocol):
+    """Each customer's search digests (never an email or a phone): the search index, per
+    customer every digest it is found under, and every erasure (customer_ids/store/terms.py)."""
+
+    def update(self, epoch: str | None, entries: Mapping[str, TermsUpdate]) -> dict[str, str]:
+        """Apply these changes, only if the state is still `epoch`; per customer not erased
+        since its event, all it is found under now (the search topic's value)."""
         ...
 
-    def forget(self, epoch: str, customer_key: str) -> list[str]:
-        """Remove the customer from the index, only if the state is still `epoch`; returns the
-        digests it was found under (none when it had none)."""
+    def forget(self, epoch: str, customer_key: str, requested_ms: int) -> Forgotten:
+        """Remove the customer from the index and remember the erasure, only if the state is
+        still `epoch`."""
         ...

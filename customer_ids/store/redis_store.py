@@ -470,7 +470,7 @@ class RedisNumberStore:
             raise script_error(exc) from exc
 
     def _scan(self, kind: str) -> list[str]:
-        """Every key of one kind under our prefix (`map`, `num`, `seq`, `search`, `terms`)."""
+        """Every key of one kind under our prefix (`map`, `num`, `seq`, `search`, ...)."""
         pattern = f"{self.keys.prefix}{kind}:*"
         return [_text(k) or "" for k in self._redis.scan_iter(match=pattern, count=5000)]
 
@@ -479,7 +479,7 @@ class RedisNumberStore:
         search index and the ledger go, so no reservation of a batch that never committed
         survives it (the log's floors raise the counters again), nor an erased customer's
         search entries that an older Redis brought back (the search topic has them right)."""
-        kinds = ("map", "num", "seq", "search", "terms")
+        kinds = ("map", "num", "seq", "search", "terms", "erased")
         keys = [*(k for kind in kinds for k in self._scan(kind)), self.keys.ledger]
         for i in range(0, len(keys), 1000):
             self._redis.unlink(*keys[i : i + 1000])

@@ -124,8 +124,13 @@ def replay(settings: Settings, letters: list[DeadLetter]) -> int:
             ("replay.by", socket.gethostname().encode()),
             ("replay.reason", letter.headers.get("error.message", b"")[:500]),
         ]
+        # An erasure request goes back where it came from; everything else to the input.
+        source = letter.headers.get("source.topic", b"").decode(errors="replace")
+        target = (
+            settings.erasure_topic if source == settings.erasure_topic else settings.input_topic
+        )
         producer.produce(
-            settings.input_topic,
+            target,
             key=letter.key,
             value=letter.value,
             headers=audit,

@@ -3,11 +3,12 @@ rotation (README, "The lookup API").
 
 Digests cannot be converted from one key to another: only the raw email and phone can make
 new ones, and those live on the input topic alone. So this reads the input topic from the
-beginning, and for each customer that has a number makes it found under exactly the digests
-of its events under CUSTOMER_IDS_SEARCH_KEY (those under the previous key go), in Redis and in
-the service's search topic, so a rebuild restores them. Erased customers (`forget`) are left
-out. Running it twice does no harm. A customer whose events have left the input topic (past
-its retention) keeps only the old entries, found while the previous key is still set.
+beginning, and for each customer that has a number adds the digests of its events under
+CUSTOMER_IDS_SEARCH_KEY and removes those under CUSTOMER_IDS_SEARCH_KEY_PREVIOUS, in Redis and
+in the service's search topic, so a rebuild restores them. Events no newer than a customer's
+erasure (`forget`) are left out. Running it twice does no harm. A customer whose events have
+left the input topic (past its retention) keeps only the old entries, found while the previous
+key is still set.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from customer_ids.domain.errors import (
     DecodeError,
     ValidationError,
 )
-from customer_ids.domain.events import CustomerCreated
+from customer_ids.domain.events import CustomerCreated, epoch_ms
 from customer_ids.domain.search_terms import terms_for
 from customer_ids.store.factory import number_store, redis_client
+from customer_ids.store.ports import Terms, TermsUpdate
 from customer_ids.store.terms import RedisTermsStore
-from customer_ids.tools.forget import erased_customers
 
 log = get_logger(__name__)
 BATCH = 5000
@@ -47,21 +48,27 @@ class ReindexReport:
 
 
 class _Reindex:
-    """One pass: terms collected per customer, written a batch at a time."""
+    """One pass: digests collected per customer, written a batch at a time. Additive across
+    batches (a customer whose events span two adds to what the first wrote); digests under the
+    previous key go. An erasure is respected in Redis itself (terms.py), also one applied
+    while this runs."""
 
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
         if settings.search_key is None:
             raise ConfigError("CUSTOMER_IDS_SEARCH_KEY is not set: there is no key to index under")
         self.current = settings.search_key.get_secret_value().encode()
+        previous = settings.search_key_previous
+        self.previous = previous.get_secret_value().encode() if previous else None
         self.codec = framed_codec(settings.registry(), settings.input_topic, "CustomerCreated")
         self.store = number_store(client, settings.redis_prefix, owner="search-reindex")
         self.terms = RedisTermsStore(client, RedisKeys(settings.redis_prefix))
-        self.erased = erased_customers(settings)
         self.topic = settings.search_topic
         self.producer = Producer(
             producer_config(settings.bootstrap_servers, {"enable.idempotence": True})
         )
         self.new: dict[str, set[str]] = {}
+        self.old: dict[str, set[str]] = {}
+        self.at: dict[str, int] = {}
         self.report = ReindexReport()
 
     def take(self, message: Message) -> None:
@@ -73,28 +80,35 @@ class _Reindex:
             return
         region = event.country_code
         key = event.customer_key
-        if key in self.erased:
-            return
         # Every email and phone a customer was created with: duplicates upstream may differ.
         self.new.setdefault(key, set()).update(
             terms_for(event.email, event.phone, region, self.current)
         )
+        if self.previous is not None:
+            self.old.setdefault(key, set()).update(
+                terms_for(event.email, event.phone, region, self.previous)
+            )
+        self.at[key] = max(self.at.get(key, 0), epoch_ms(event.occurred_at))
         if len(self.new) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
         numbered = self.store.lookup(list(self.new))
-        entries = {k: sorted(d) for k, d in self.new.items() if k in numbered and d}
-        self.terms.restore(entries)
-        for customer, digests in entries.items():
-            self.producer.produce(
-                self.topic, key=customer.encode(), value=",".join(digests).encode()
-            )
+        changes = {
+            key: TermsUpdate(self.at[key], sorted(new), sorted(self.old.get(key, set()) - new))
+            for key, new in self.new.items()
+            if key in numbered and (new or self.old.get(key))
+        }
+        values = self.terms.update(None, changes)
+        for customer, value in values.items():
+            self.producer.produce(self.topic, key=customer.encode(), value=value.encode())
             self.producer.poll(0)
         if self.producer.flush(60):
             raise CustomerIdsError(f"{self.topic} did not take the new digests: run it again")
-        self.report.customers_indexed += len(entries)
+        self.report.customers_indexed += sum(1 for v in values.values() if Terms.decode(v).digests)
         self.new.clear()
+        self.old.clear()
+        self.at.clear()
 
 
 def reindex_search(settings: Settings, client: redis.Redis | None = None) -> ReindexReport:

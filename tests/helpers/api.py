@@ -20,8 +20,9 @@ from customer_ids.adapters.redis_keys import RedisKeys
 from customer_ids.config.api_settings import ApiSettings
 from customer_ids.config.settings import Settings
 from customer_ids.domain.api_tokens import new_token, token_line
-from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned, now_utc
+from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned, epoch_ms, now_utc
 from customer_ids.domain.search_terms import terms_for
+from customer_ids.store.ports import Terms
 from customer_ids.store.terms import RedisTermsStore
 from customer_ids.tools.api.app import create_app
 from customer_ids.tools.api.context import build_context
@@ -98,7 +99,8 @@ class Numbered:
         terms = RedisTermsStore(client, RedisKeys(self.scenario.redis_prefix))
         for event in self.events:
             found = terms_for(event.email, event.phone, event.country_code, key.encode())
-            terms.restore({event.customer_key: found})
+            value = Terms(epoch_ms(event.occurred_at), sorted(found)).encode()
+            terms.restore({event.customer_key: value if found else None})
 
 
 def number_customers(scenario: Scenario, log_dir: Path) -> Numbered:

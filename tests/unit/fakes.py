@@ -11,7 +11,14 @@ from confluent_kafka import TopicPartition
 
 from consumer.claims import Committed, Ranges, refuse_taken
 from consumer.recovery import Valid
-from customer_ids.store.ports import AllocationConflictError, StateChangedError, StoredAssignment
+from customer_ids.store.ports import (
+    AllocationConflictError,
+    Forgotten,
+    StateChangedError,
+    StoredAssignment,
+    Terms,
+    TermsUpdate,
+)
 
 
 class FakeMessage:
@@ -181,27 +188,37 @@ class FakeStore:
 
 
 class FakeTerms:
-    """The TermsStore in memory: customer -> every digest it is found under."""
+    """The TermsStore in memory: customer -> (newest event time, digests), and erasures."""
 
     def __init__(self, store: FakeStore) -> None:
         self.store = store  # its epoch is the state the writes are checked against
-        self.held: dict[str, set[str]] = {}
+        self.held: dict[str, Terms] = {}
+        self.erased: dict[str, int] = {}
 
-    def add(self, epoch: str, entries: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-        if epoch != self.store.epoch:
+    def _check(self, epoch: str | None) -> None:
+        if epoch is not None and epoch != self.store.epoch:
             raise StateChangedError(f"Redis is not the state this batch started from ({epoch})")
-        grown = {}
-        for customer, digests in entries.items():
-            held = self.held.setdefault(customer, set())
-            if not set(digests) <= held:
-                held.update(digests)
-                grown[customer] = sorted(held)
-        return grown
 
-    def forget(self, epoch: str, customer_key: str) -> list[str]:
-        if epoch != self.store.epoch:
-            raise StateChangedError(f"Redis is not the state this batch started from ({epoch})")
-        return sorted(self.held.pop(customer_key, set()))
+    def update(self, epoch: str | None, entries: Mapping[str, TermsUpdate]) -> dict[str, str]:
+        self._check(epoch)
+        values = {}
+        for customer, change in entries.items():
+            if change.at_ms <= self.erased.get(customer, -1):
+                continue
+            held = self.held.get(customer, Terms(0, []))
+            digests = sorted((set(held.digests) - set(change.remove)) | set(change.add))
+            self.held[customer] = Terms(max(held.at_ms, change.at_ms), digests)
+            values[customer] = self.held[customer].encode()
+        return values
+
+    def forget(self, epoch: str, customer_key: str, requested_ms: int) -> Forgotten:
+        self._check(epoch)
+        self.erased[customer_key] = max(self.erased.get(customer_key, 0), requested_ms)
+        held = self.held.get(customer_key)
+        if held is not None and held.at_ms > requested_ms:
+            return Forgotten(0, False)
+        self.held.pop(customer_key, None)
+        return Forgotten(len(held.digests) if held else 0, True)
 
 
 class FakeRecovery:

@@ -57,7 +57,8 @@ def build_context(
     metrics = ApiMetrics()
     owners = None if settings.reverse_index else LogOwners.for_settings(settings, api.owner_cache)
     committed = CommittedNumbers(ClaimsLog(settings.bootstrap_servers, settings.watermark_topic))
-    lookups = Lookups(store, settings.router, owners, metrics, committed)
+    log_owners = owners or LogOwners.for_settings(settings, api.owner_cache)
+    lookups = Lookups(store, settings.router, owners, metrics, committed, log_owners)
     search = CustomerSearch(
         search_keys(settings),
         SearchIndex(client, RedisKeys(settings.redis_prefix)),

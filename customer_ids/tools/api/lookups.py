@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from customer_ids.domain.number_check import NumberReport, check_number
 from customer_ids.domain.sequences import Router
+from customer_ids.store.ports import StoredAssignment
 from customer_ids.store.redis_store import RedisNumberStore
 from customer_ids.tools.api.committed import CommittedNumbers
 from customer_ids.tools.api.errors import UnavailableError
@@ -27,11 +28,14 @@ class Lookups:
         owners: LogOwners | None,
         metrics: ApiMetrics,
         committed: CommittedNumbers,
+        log_owners: LogOwners | None = None,
     ) -> None:
         """`owners` None: number -> customer from the reverse index in Redis. `committed`
-        tells a committed number from a reservation Redis holds for a batch."""
+        tells a committed number from a reservation Redis holds for a batch; `log_owners`
+        settles what it cannot (the output topic: cached, one read at a time)."""
         self._store = store
         self._committed = committed
+        self._log_owners = log_owners or owners
         self._router = router
         self._owners = owners
         self._metrics = metrics
@@ -42,8 +46,18 @@ class Lookups:
         return [
             self._with_time(CustomerRecord.from_store(key, stored[key]))
             for key in dict.fromkeys(customer_keys)
-            if key in stored and self._committed.holds(stored[key])
+            if key in stored and self._is_committed(key, stored[key])
         ]
+
+    def _is_committed(self, customer_key: str, stored: StoredAssignment) -> bool:
+        """The claims log knows it; else the output topic says this customer holds it (a
+        number re-issued after a crash may carry no claim of its own)."""
+        if self._committed.holds(stored):
+            return True
+        if self._log_owners is None:
+            return False
+        owner, _ = self._log_owners.owner_of(stored.number)
+        return owner is not None and owner.customer_key == customer_key
 
     def customer(self, source_system: str, customer_id: str) -> CustomerRecord | None:
         found = self.records([f"{source_system}/{customer_id}"])
