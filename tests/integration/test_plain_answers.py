@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.own_redis import free_port
+from tests.helpers.services import Endpoints
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUND_S = 2.0
@@ -25,7 +26,8 @@ COMMANDS = [
     (["audit", "--until-caught-up", "--metrics-port", "0"], "Kafka"),
     (["lookup", "--number", "CU-00000001-8"], "Kafka"),
     (["lookup", "--customer", "C1", "--source", "crm", "--from-log"], "Kafka"),
-    (["lookup", "--customer", "C1", "--source", "crm"], "Redis"),
+    # From Redis, and Kafka says whether the number is committed: Kafka is asked first.
+    (["lookup", "--customer", "C1", "--source", "crm"], "Kafka"),
     (["dlq", "list"], "Kafka"),
     (["dlq", "replay", "--dry-run"], "Kafka"),
     (["search-reindex"], "Kafka"),
@@ -73,3 +75,25 @@ def test_an_unreachable_dependency_is_one_line_and_exit_69(
     assert address in lines[0]
     assert "secret" not in output  # the Redis password is never printed
     assert "customer-ids stack up" in lines[0]
+
+
+def test_an_unreachable_redis_is_one_line_without_its_password(
+    closed: dict[str, str], endpoints: Endpoints
+) -> None:
+    # Kafka answers, Redis does not: the lookup names Redis, never its password.
+    env = {**closed, "KAFKA_BOOTSTRAP_SERVERS": endpoints.bootstrap}
+    done = subprocess.run(
+        [sys.executable, "-m", "customer_ids.cli", "lookup", "--customer", "C1", "--source", "crm"],
+        env=env,
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S + SLACK_S + 30,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 69, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert lines[0].startswith("customer-ids: Redis did not answer at redis://:***@127.0.0.1:")
+    assert "secret" not in output

@@ -16,6 +16,7 @@ from customer_ids.adapters.redis_keys import RedisKeys
 from customer_ids.adapters.search_index import SearchIndex
 from customer_ids.domain.events import CustomerCreated
 from customer_ids.domain.search_terms import event_terms, normalise_email, search_digest
+from customer_ids.store.ports import Terms
 from customer_ids.wire.headers import ASSIGNMENT_HEADER
 from tests.helpers.events import make_events, send
 from tests.helpers.own_redis import OwnRedis
@@ -110,7 +111,9 @@ def search_topic_records(scenario: Scenario) -> dict[str, list[str]]:
 
     def on_record(message: Message) -> None:
         value = message.value()
-        latest[(message.key() or b"").decode()] = value.decode().split(",") if value else []
+        latest[(message.key() or b"").decode()] = (
+            Terms.decode(value.decode()).digests if value else []
+        )
 
     read_to_end(scenario.endpoints.bootstrap, scenario.search_topic, on_record)
     return latest
