@@ -1,7 +1,9 @@
 """A number on request (issue 22): latency of POST /v1/customers against the service's own
-produce-to-committed latency at the same rate, measured in the same run; returning customers
-(answered without an event) against GET /v1/customers; 16 concurrent clients sending each
-customer twice. Prints a table, writes bench/results/request_reply.json.
+produce-to-committed latency at the same rate, measured in the same run on the same service
+(events sent by the producer library from this process and their committed outputs read back,
+no HTTP and no API); returning customers (answered without an event) against
+GET /v1/customers; 16 concurrent clients sending each customer twice, alternately to two API
+processes. Prints a table, writes bench/results/request_reply.json.
 
     .venv/bin/python bench/request_reply.py            # 20 s per rate
     .venv/bin/python bench/request_reply.py --smoke    # a few seconds, for CI
@@ -28,10 +30,13 @@ from consumer.bootstrap import topic_specs
 from customer_ids.adapters.kafka_io import ensure_topics
 from customer_ids.config.settings import Settings
 from customer_ids.domain.api_tokens import new_token, token_line
+from customer_ids.domain.errors import CustomerIdsError
+from customer_ids.domain.events import CustomerCreated, now_utc
+from producer.emitter import CustomerEventProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.helpers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from latency import ROOT, measure_latency, percentile, service_env
+from latency import ROOT, percentile, service_env
 
 from tests.helpers.own_redis import free_port
 from tests.helpers.verify import read_committed
@@ -49,31 +54,31 @@ def _body(customer: str) -> dict[str, str]:
 
 
 class Stack:
-    """The service and one API process on topics of this run's own."""
+    """The service and `apis` API processes on topics of this run's own."""
 
-    def __init__(self, bootstrap: str, redis_url: str) -> None:
+    def __init__(self, bootstrap: str, redis_url: str, apis: int = 1) -> None:
         tag = uuid.uuid4().hex[:8]
         self.token = new_token()
+        scopes = ["customers:write", "numbers:read"]
         self.env = service_env(
             bootstrap,
             redis_url,
             tag,
-            CUSTOMER_IDS_API_TOKENS=token_line(
-                "bench", ["customers:write", "numbers:read"], self.token
-            ),
+            CUSTOMER_IDS_API_TOKENS=token_line("bench", scopes, self.token),
             CUSTOMER_IDS_API_ASSIGN_TIMEOUT_MS="10000",
         )
         self.settings = Settings.from_env(self.env)
         ensure_topics(bootstrap, topic_specs(self.settings))
         RESULTS.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.urls: list[str] = []
+        commands = [["serve"]]
+        for _ in range(apis):
+            port = free_port()
+            self.urls.append(f"http://127.0.0.1:{port}")
+            commands.append(["api", "--port", str(port)])
         self.procs: list[subprocess.Popen[bytes]] = []
-        for name, command in (
-            ("serve", ["serve"]),
-            ("api", ["api", "--port", str(self.port)]),
-        ):
-            with (RESULTS / f"request-reply-{tag}-{name}.log").open("wb") as log:
+        for n, command in enumerate(commands):
+            with (RESULTS / f"request-reply-{tag}-{n}.log").open("wb") as log:
                 self.procs.append(
                     subprocess.Popen(
                         [sys.executable, "-m", "customer_ids.cli", *command],
@@ -85,34 +90,48 @@ class Stack:
         self.client = httpx.Client(
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=60,
-            limits=httpx.Limits(max_connections=200),
+            limits=httpx.Limits(max_connections=300),
         )
-        deadline = time.monotonic() + 90
-        while True:  # the first answer proves both up (the service numbers it)
-            try:
-                if (
-                    self.client.post(f"{self.url}/v1/customers", json=_body("warm-0")).status_code
-                    == 201
-                ):
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"service or API did not come up; see {RESULTS}")
-            time.sleep(0.5)
+        deadline = time.monotonic() + 120
+        for n in range(apis):  # a first answer from each proves service and API up
+            while self.post(f"warm-{n}", n)[1] not in (200, 201):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"service or API did not come up; see {RESULTS}")
+                time.sleep(0.5)
+        self.library = CustomerEventProducer(
+            bootstrap,
+            self.settings.input_topic,
+            output_topic=self.settings.output_topic,
+            **{"linger.ms": 0},
+        )
 
-    def post(self, customer: str) -> tuple[float, int, str]:
+    def post(self, customer: str, api: int = 0) -> tuple[float, int, str]:
         started = time.perf_counter()
-        answer = self.client.post(f"{self.url}/v1/customers", json=_body(customer))
+        try:
+            answer = self.client.post(f"{self.urls[api]}/v1/customers", json=_body(customer))
+        except httpx.HTTPError:
+            return (time.perf_counter() - started) * 1000, 0, ""
         number = answer.json().get("customer_number", "") if answer.status_code < 300 else ""
         return (time.perf_counter() - started) * 1000, answer.status_code, number
 
     def get(self, customer: str) -> tuple[float, int, str]:
         started = time.perf_counter()
-        answer = self.client.get(f"{self.url}/v1/customers/bench/{customer}")
+        answer = self.client.get(f"{self.urls[0]}/v1/customers/bench/{customer}")
         return (time.perf_counter() - started) * 1000, answer.status_code, ""
 
+    def send_and_wait(self, customer: str) -> tuple[float, int, str]:
+        """The service's own latency: the library sends the event and reads the committed
+        output back, with no HTTP and no API in between."""
+        event = CustomerCreated(str(uuid.uuid4()), customer, "bench", "INDIVIDUAL", "DE", now_utc())
+        started = time.perf_counter()
+        try:
+            assigned = self.library.emit_event_and_wait(event, 10)
+        except CustomerIdsError:
+            return (time.perf_counter() - started) * 1000, 0, ""
+        return (time.perf_counter() - started) * 1000, 201, assigned.customer_number
+
     def stop(self) -> None:
+        self.library.close()
         for proc in self.procs:
             proc.terminate()
         for proc in self.procs:
@@ -134,36 +153,39 @@ def paced(call: Any, customers: list[str], rate: int) -> list[tuple[float, int, 
 
 
 def summary(results: list[tuple[float, int, str]]) -> dict[str, Any]:
-    latencies = [ms for ms, _, _ in results]
+    """Percentiles of the answers that carried a number (200/201); the rest counted apart."""
+    answered = [ms for ms, status, _ in results if status in (200, 201)]
     statuses: dict[str, int] = {}
     for _, status, _ in results:
         statuses[str(status)] = statuses.get(str(status), 0) + 1
     return {
         "requests": len(results),
         "statuses": statuses,
-        **{f"p{p}_ms": round(percentile(latencies, p), 2) for p in (50, 95, 99)},
+        "without_a_number": len(results) - len(answered),
+        **{f"p{p}_ms": round(percentile(answered, p), 2) for p in (50, 95, 99)},
     }
 
 
 def measure(bootstrap: str, redis_url: str, rates: list[int], seconds: float) -> dict[str, Any]:
     out: dict[str, Any] = {"rates": {}}
     for rate in rates:
-        # The baseline: the service's own produce -> committed at this rate (its own run).
-        service = measure_latency(bootstrap, redis_url, rate, seconds, warm_up_s=2.0)
         stack = Stack(bootstrap, redis_url)
         try:
             tag = uuid.uuid4().hex[:6]
             paced(stack.post, [f"w{tag}-{i}" for i in range(rate * 2)], rate)  # warm-up
-            new = [f"n{tag}-{i}" for i in range(int(rate * seconds))]
+            count = int(rate * seconds)
+            # The baseline first, then the request path: the same service, the same rate.
+            service = summary(
+                paced(stack.send_and_wait, [f"s{tag}-{i}" for i in range(count)], rate)
+            )
+            new = [f"n{tag}-{i}" for i in range(count)]
             posted = summary(paced(stack.post, new, rate))
             returning = summary(paced(stack.post, new[: rate * 5], rate))
             gets = summary(paced(stack.get, new[: rate * 5], rate))
         finally:
             stack.stop()
         out["rates"][str(rate)] = {
-            "service_p50_ms": round(service["p50_ms"], 2),
-            "service_p95_ms": round(service["p95_ms"], 2),
-            "service_p99_ms": round(service["p99_ms"], 2),
+            "service": service,
             "post_new": posted,
             "post_returning": returning,
             "get": gets,
@@ -177,28 +199,29 @@ def measure(bootstrap: str, redis_url: str, rates: list[int], seconds: float) ->
 def concurrent_repeats(
     bootstrap: str, redis_url: str, clients: int = 16, each: int = 25
 ) -> dict[str, Any]:
-    """16 clients, every customer sent twice at once: one number each, the output topic's."""
-    stack = Stack(bootstrap, redis_url)
+    """16 clients, every customer sent twice at once, once to each of two API processes: one
+    number each, the output topic's."""
+    stack = Stack(bootstrap, redis_url, apis=2)
     try:
         customers = [f"r{uuid.uuid4().hex[:8]}" for _ in range(clients * each)]
+        asked = [(c, n) for c in customers for n in (0, 1)]
         with ThreadPoolExecutor(max_workers=clients) as pool:
-            answers = list(pool.map(stack.post, [c for c in customers for _ in range(2)]))
+            answers = list(pool.map(lambda ask: stack.post(*ask), asked))
     finally:
         stack.stop()
     committed = read_committed(bootstrap, stack.settings.output_topic).numbers_by_customer()
-    asked = [c for c in customers for _ in range(2)]
-    mismatched = sum(
-        1
-        for c, (_, _, number) in zip(asked, answers, strict=True)
-        if committed.get(f"bench/{c}") != {number}
-    )
     return {
         "customers": len(customers),
         "requests": len(answers),
+        "statuses": summary(answers)["statuses"],
         "customers_with_one_number": sum(
             1 for c in customers if len(committed.get(f"bench/{c}", ())) == 1
         ),
-        "answers_differing_from_output_topic": mismatched,
+        "answers_differing_from_output_topic": sum(
+            1
+            for (c, _), (_, _, number) in zip(asked, answers, strict=True)
+            if committed.get(f"bench/{c}") != {number}
+        ),
     }
 
 
@@ -216,9 +239,10 @@ def print_table(result: dict[str, Any]) -> None:
         table.add_column(column, justify="right")
     for rate, r in result["rates"].items():
         post = r["post_new"]
+        service = r["service"]
         table.add_row(
             rate,
-            f"{r['service_p50_ms']:.1f} / {r['service_p95_ms']:.1f} / {r['service_p99_ms']:.1f}",
+            f"{service['p50_ms']:.1f} / {service['p95_ms']:.1f} / {service['p99_ms']:.1f}",
             f"{post['p50_ms']:.1f} / {post['p95_ms']:.1f} / {post['p99_ms']:.1f}",
             f"{r['added_p99_ms']:.1f}",
             f"{r['post_returning']['p99_ms']:.1f}",

@@ -19,11 +19,12 @@ import structlog
 from confluent_kafka import Consumer, Message
 
 from consumer.accounting import StageClock, account_batch
-from consumer.assign import BatchNumbers, assign_numbers
+from consumer.assign import Assigned, BatchNumbers, assign_numbers
 from consumer.claims import ClaimsBehindError, ClaimsLog, Ranges
 from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
 from consumer.metrics import ServiceMetrics
 from consumer.outputs import (
+    Decoded,
     Topics,
     batch_claims,
     batch_records,
@@ -32,6 +33,7 @@ from consumer.outputs import (
     decode_batch,
     next_offsets,
     search_records,
+    sent_ms,
 )
 from consumer.partitions import InputPartitions
 from consumer.recovery import StateRecovery, Valid, checkpoint_field
@@ -40,7 +42,7 @@ from customer_ids.adapters import failpoints
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import TemporaryError
-from customer_ids.domain.events import CustomerErasureRequested, epoch_ms, now_utc
+from customer_ids.domain.events import CustomerErasureRequested, now_utc
 from customer_ids.domain.search_terms import event_terms
 from customer_ids.store.leases import LeaseLostError, LockTimeoutError
 from customer_ids.store.ports import (
@@ -202,15 +204,14 @@ class AssignmentService:
                 [(e, s) for _, e, s in decoded.good], self.allocator, self.epoch, self.floors
             )
             self.metrics.lock_wait.observe(stages.lap("allocate"))
-            search.update(self._index(numbers))
+            search.update(self._index(decoded, numbers))
         # After the batch's assignments: of a creation and an erasure in one batch, the
         # erasure wins unless the creation is newer (their order across topics is not known).
         removed: dict[str, int] = {}
-        for _, erasure in decoded.erasures:
-            forgotten = self._forget(erasure)
+        for message, erasure in decoded.erasures:
+            forgotten = self._forget(message, erasure)
             removed[erasure.customer_key] = forgotten.removed
-            if forgotten.tombstone:
-                search[erasure.customer_key] = None
+            search[erasure.customer_key] = forgotten.value
         dead = dead_letters(decoded, numbers)
         claims = batch_claims(numbers, self.claims.known) if numbers is not None else {}
         for r in batch_records(
@@ -248,29 +249,31 @@ class AssignmentService:
                 search_entries_removed=removed[erasure.customer_key],
             )
 
-    def _index(self, numbers: BatchNumbers) -> dict[str, str]:
-        """Find each assigned customer under the digests of all its events in the batch (not
-        those of a customer erased after its newest event); per customer all it is found under
-        now, for the search topic. Written on every attempt: a retry after an abort must
-        write its own record, whatever the first attempt left in Redis."""
+    def _index(self, good: Decoded, numbers: BatchNumbers) -> dict[str, str | None]:
+        """Find each assigned customer under the digests of all its events in the batch, each
+        digest with the time its newest event was sent (an erasure sent later covers it); per
+        customer all it is found under now, for the search topic. Written on every attempt:
+        a retry after an abort must write its own record, whatever the first left in Redis."""
         if self.terms_of is None:
             return {}
-        found: dict[str, tuple[int, list[str]]] = {}
-        for item in numbers.assigned:
-            if digests := self.terms_of(item.event):
-                at, known = found.get(item.event.customer_key, (0, []))
-                found[item.event.customer_key] = (
-                    max(at, epoch_ms(item.event.occurred_at)),
-                    known + digests,
-                )
-        entries = {key: TermsUpdate(at, sorted(set(d))) for key, (at, d) in found.items()}
+        found: dict[str, dict[str, int]] = {}
+        for (message, _, _), outcome in zip(good.good, numbers.outcomes, strict=True):
+            if not isinstance(outcome, Assigned):
+                continue
+            sent = sent_ms(message)
+            digests = found.setdefault(outcome.event.customer_key, {})
+            for digest in self.terms_of(outcome.event):
+                digests[digest] = max(digests.get(digest, 0), sent)
+        entries = {key: TermsUpdate(d) for key, d in found.items() if d}
         assert self.epoch is not None
-        return self.terms.update(self.epoch, entries) if entries else {}
+        values = self.terms.update(self.epoch, entries) if entries else {}
+        return {key: value or None for key, value in values.items()}
 
-    def _forget(self, erasure: CustomerErasureRequested) -> Forgotten:
-        """The customer's search entries go (its number stays: README, "Personal data")."""
+    def _forget(self, message: Message, erasure: CustomerErasureRequested) -> Forgotten:
+        """What the customer was found under before the erasure was sent goes (its number
+        stays: README, "Personal data")."""
         assert self.epoch is not None
-        return self.terms.forget(self.epoch, erasure.customer_key, epoch_ms(erasure.requested_at))
+        return self.terms.forget(self.epoch, erasure.customer_key, sent_ms(message))
 
     def _learn_floors(self) -> None:
         """What every instance committed, as far as the claims reader has it without waiting:

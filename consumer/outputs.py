@@ -5,13 +5,14 @@ commit."""
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message, TopicPartition
 
 from consumer.assign import Assigned, BatchNumbers
 from consumer.claims import Ranges, claim_record_key, claim_value, ranges_of
@@ -236,6 +237,13 @@ def batch_span(batch: list[Message]) -> str:
         f"{'' if topic == first else topic + '/'}{p}:{low}-{high}"
         for (topic, p), (low, high) in sorted(spans.items(), key=lambda i: (i[0][0] != first, i[0]))
     )
+
+
+def sent_ms(message: Message) -> int:
+    """When a consumed record was sent (its Kafka timestamp, ms): what orders an erasure and
+    the events it covers across topics. A record without one counts as sent now."""
+    kind, at = message.timestamp()
+    return at if kind != TIMESTAMP_NOT_AVAILABLE and at >= 0 else int(time.time() * 1000)
 
 
 def position(message: Message) -> tuple[str, int, int]:

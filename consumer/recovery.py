@@ -28,13 +28,14 @@ from confluent_kafka import Message
 
 from consumer.claims import CLAIM_PREFIX, CONFIG_PREFIX, watermark_counter
 from consumer.metrics import ServiceMetrics
+from consumer.outputs import sent_ms
 from customer_ids.adapters import failpoints
 from customer_ids.adapters.log_reader import end_offsets, read_topics_to_end
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import DecodeError, ValidationError
-from customer_ids.domain.events import CustomerErasureRequested, CustomerIdAssigned, epoch_ms
+from customer_ids.domain.events import CustomerIdAssigned
 from customer_ids.store.leases import Lease
 from customer_ids.store.ports import StoredAssignment, Terms
 from customer_ids.store.redis_store import RedisNumberStore
@@ -118,13 +119,13 @@ def read_watermarks(settings: Settings) -> dict[str, int]:
 
 
 def _unless_erased(value: bytes | None, erased_at: int | None) -> str | None:
-    """A search topic value, or None when it is a tombstone or no newer than an erasure."""
+    """A search topic value, without the digests an erasure covers (None: nothing left)."""
     if value is None:
         return None
     text = value.decode()
-    if erased_at is not None and Terms.decode(text).at_ms <= erased_at:
-        return None
-    return text
+    if erased_at is not None:
+        text = Terms.decode(text).newer_than(erased_at).encode()
+    return text or None
 
 
 def _report_progress(handled: int, partitions_left: int) -> None:
@@ -247,23 +248,22 @@ def rebuild_map(
 
 
 def read_erasures(settings: Settings) -> dict[str, int]:
-    """customer -> the time (ms) of its latest erasure, from the compacted erasure topic (the
-    same time the service compared when it applied it). Unreadable requests are skipped: the
-    service dead-lettered them too."""
+    """customer -> when its latest erasure was sent (the record's Kafka timestamp, ms: the
+    time the service compared when it applied it), from the compacted erasure topic."""
     erased: dict[str, int] = {}
-    decode = framed_codec(
-        settings.registry(), settings.erasure_topic, "CustomerErasureRequested"
-    ).decode
 
     def take(message: Message) -> None:
-        try:
-            request = CustomerErasureRequested.from_record(decode(message.value()))
-        except (DecodeError, ValidationError, KeyError, TypeError, ValueError):
-            return
-        at = epoch_ms(request.requested_at)
-        erased[request.customer_key] = max(erased.get(request.customer_key, 0), at)
+        key = message.key()
+        if key and message.value() is not None:
+            customer = key.decode(errors="replace")
+            erased[customer] = max(erased.get(customer, 0), sent_ms(message))
 
-    read_topics_to_end(settings.bootstrap_servers, {settings.erasure_topic: take}, timeout=None)
+    read_topics_to_end(
+        settings.bootstrap_servers,
+        {settings.erasure_topic: take},
+        timeout=None,
+        must_exist=True,  # "no erasures" must never be a topic that did not answer
+    )
     return erased
 
 

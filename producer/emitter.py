@@ -143,15 +143,20 @@ class CustomerEventProducer:
             delivered.set()
 
         value = self._codec.encode(event.to_record())
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 self._producer.produce(
                     self.topic, key=event.customer_id.encode(), value=value, on_delivery=on_delivery
                 )
                 break
-            except BufferError:
+            except BufferError:  # the local queue is full: wait for room, not forever
+                if time.monotonic() >= deadline:
+                    raise DeliveryError(
+                        f"{event.customer_key}: the producer's queue stayed full for "
+                        f"{timeout_s:g}s; nothing was sent"
+                    ) from None
                 self._producer.poll(0.05)
-        deadline = time.monotonic() + timeout_s
         while not delivered.is_set() and time.monotonic() < deadline:
             self._producer.poll(0.005)
         if failure or not delivered.is_set():
@@ -192,6 +197,13 @@ class CustomerEventProducer:
         if self._failures:
             failures, self._failures = self._failures, []
             raise DeliveryError(f"{len(failures)} events refused, first: {failures[0]}")
+
+    def close(self) -> None:
+        """Send what is queued, stop reading answers (for a producer not used as `with`)."""
+        self._codec.close()
+        if self._replies is not None:
+            self._replies.close()
+        self.flush()
 
     def __enter__(self) -> CustomerEventProducer:
         return self

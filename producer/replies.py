@@ -70,7 +70,11 @@ class AssignmentFollower:
                 },
             )
         )
-        self._consumer.assign(self._ends(start_timeout_s))
+        try:
+            self._consumer.assign(self._ends(start_timeout_s))
+        except Exception:
+            self._consumer.close()
+            raise
         self._thread = threading.Thread(target=self._run, name="replies", daemon=True)
         self._thread.start()
 
@@ -78,7 +82,6 @@ class AssignmentFollower:
         """Every partition at its end now: what commits from here on is read."""
         topic = self._consumer.list_topics(self.topic, timeout=timeout_s).topics.get(self.topic)
         if topic is None or topic.error is not None or not topic.partitions:
-            self._consumer.close()
             raise UnavailableError(
                 f"the output topic {self.topic} does not exist yet: start the service "
                 "(`customer-ids serve`), which creates it"
@@ -117,14 +120,15 @@ class AssignmentFollower:
 
     def _take(self, message: Message) -> None:
         key = (message.key() or b"").decode(errors="replace")
+        if message.value() is None:
+            return  # a tombstone is no answer
         with self._lock:
-            waiting = self._waiters.pop(key, None)
-        if not waiting or message.value() is None:
-            if waiting:  # a tombstone is no answer: keep waiting
-                with self._lock:
-                    self._waiters.setdefault(key, []).extend(waiting)
-            return
+            if key not in self._waiters:
+                return  # nobody here waits for this customer: not even decoded
+        # Decoded before the waiters are taken: a record that cannot be read loses nobody.
         assignment = CustomerIdAssigned.from_record(self._decode(message.value()))
+        with self._lock:
+            waiting = self._waiters.pop(key, [])
         for waiter in waiting:
             waiter.answer(assignment)
 

@@ -92,33 +92,38 @@ class NumberStore(Protocol):
 
 @dataclass(frozen=True)
 class Terms:
-    """What a customer is found under, and the time of the newest event that said so."""
+    """What a customer is found under: each digest with the time (ms, when its newest event
+    was sent) that decides whether an erasure covers it. Text form `d1@ms1,d2@ms2`."""
 
-    at_ms: int
-    digests: list[str]
+    digests: dict[str, int]
 
     def encode(self) -> str:
-        return f"{self.at_ms}|{','.join(self.digests)}"
+        return ",".join(f"{d}@{at}" for d, at in sorted(self.digests.items()))
 
     @classmethod
     def decode(cls, value: str) -> Terms:
-        at, bar, listed = value.partition("|")
-        if not bar:  # written before times were kept
-            at, listed = "0", value
-        return cls(int(at or 0), [d for d in listed.split(",") if d])
+        found: dict[str, int] = {}
+        for item in value.split(","):
+            digest, _, at = item.partition("@")
+            if digest:
+                found[digest] = int(at or 0)  # no time: written before times were kept
+        return cls(found)
+
+    def newer_than(self, erased_ms: int) -> Terms:
+        """What an erasure at `erased_ms` leaves: the digests of events sent after it."""
+        return Terms({d: at for d, at in self.digests.items() if at > erased_ms})
 
 
 @dataclass(frozen=True)
 class TermsUpdate:
-    at_ms: int  # the newest event that brings these digests
-    add: Sequence[str]
+    add: Mapping[str, int]  # digest -> when the newest event that carries it was sent (ms)
     remove: Sequence[str] = field(default=())
 
 
 @dataclass(frozen=True)
 class Forgotten:
     removed: int  # search entries removed
-    tombstone: bool  # false: the customer came back after the erasure, its new data stays
+    value: str | None  # what the customer is still found under (newer data), None: nothing
 
 
 class TermsStore(Protocol):
@@ -126,11 +131,12 @@ class TermsStore(Protocol):
     customer every digest it is found under, and every erasure (customer_ids/store/terms.py)."""
 
     def update(self, epoch: str | None, entries: Mapping[str, TermsUpdate]) -> dict[str, str]:
-        """Apply these changes, only if the state is still `epoch`; per customer not erased
-        since its event, all it is found under now (the search topic's value)."""
+        """Apply these changes, only if the state is still `epoch` (digests sent no later than
+        the customer's erasure are left out); per customer found under anything, all it is
+        found under now (the search topic's value; '' when nothing is left)."""
         ...
 
     def forget(self, epoch: str, customer_key: str, requested_ms: int) -> Forgotten:
-        """Remove the customer from the index and remember the erasure, only if the state is
-        still `epoch`."""
+        """Remove the customer's digests sent no later than `requested_ms` from the index and
+        remember the erasure, only if the state is still `epoch`."""
         ...

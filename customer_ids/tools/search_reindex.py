@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import redis
 from confluent_kafka import Message, Producer
 
+from consumer.outputs import sent_ms
 from customer_ids.adapters.kafka_io import producer_config
 from customer_ids.adapters.log_reader import read_topics_to_end
 from customer_ids.adapters.logs import get_logger
@@ -30,7 +31,7 @@ from customer_ids.domain.errors import (
     DecodeError,
     ValidationError,
 )
-from customer_ids.domain.events import CustomerCreated, epoch_ms
+from customer_ids.domain.events import CustomerCreated
 from customer_ids.domain.search_terms import terms_for
 from customer_ids.store.factory import number_store, redis_client
 from customer_ids.store.ports import Terms, TermsUpdate
@@ -66,9 +67,8 @@ class _Reindex:
         self.producer = Producer(
             producer_config(settings.bootstrap_servers, {"enable.idempotence": True})
         )
-        self.new: dict[str, set[str]] = {}
+        self.new: dict[str, dict[str, int]] = {}
         self.old: dict[str, set[str]] = {}
-        self.at: dict[str, int] = {}
         self.report = ReindexReport()
 
     def take(self, message: Message) -> None:
@@ -80,35 +80,36 @@ class _Reindex:
             return
         region = event.country_code
         key = event.customer_key
-        # Every email and phone a customer was created with: duplicates upstream may differ.
-        self.new.setdefault(key, set()).update(
-            terms_for(event.email, event.phone, region, self.current)
-        )
+        # Every email and phone a customer was created with (duplicates upstream may differ),
+        # each with when its newest event was sent: an erasure sent later covers it.
+        sent = sent_ms(message)
+        digests = self.new.setdefault(key, {})
+        for digest in terms_for(event.email, event.phone, region, self.current):
+            digests[digest] = max(digests.get(digest, 0), sent)
         if self.previous is not None:
             self.old.setdefault(key, set()).update(
                 terms_for(event.email, event.phone, region, self.previous)
             )
-        self.at[key] = max(self.at.get(key, 0), epoch_ms(event.occurred_at))
         if len(self.new) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
         numbered = self.store.lookup(list(self.new))
         changes = {
-            key: TermsUpdate(self.at[key], sorted(new), sorted(self.old.get(key, set()) - new))
+            key: TermsUpdate(new, sorted(self.old.get(key, set()) - new.keys()))
             for key, new in self.new.items()
             if key in numbered and (new or self.old.get(key))
         }
         values = self.terms.update(None, changes)
         for customer, value in values.items():
-            self.producer.produce(self.topic, key=customer.encode(), value=value.encode())
+            encoded = value.encode() if value else None  # nothing left: a tombstone
+            self.producer.produce(self.topic, key=customer.encode(), value=encoded)
             self.producer.poll(0)
         if self.producer.flush(60):
             raise CustomerIdsError(f"{self.topic} did not take the new digests: run it again")
         self.report.customers_indexed += sum(1 for v in values.values() if Terms.decode(v).digests)
         self.new.clear()
         self.old.clear()
-        self.at.clear()
 
 
 def reindex_search(settings: Settings, client: redis.Redis | None = None) -> ReindexReport:

@@ -99,7 +99,7 @@ class Numbered:
         terms = RedisTermsStore(client, RedisKeys(self.scenario.redis_prefix))
         for event in self.events:
             found = terms_for(event.email, event.phone, event.country_code, key.encode())
-            value = Terms(epoch_ms(event.occurred_at), sorted(found)).encode()
+            value = Terms(dict.fromkeys(found, epoch_ms(event.occurred_at))).encode()
             terms.restore({event.customer_key: value if found else None})
 
 

@@ -62,6 +62,14 @@ def test_a_new_customer_gets_its_committed_number_and_a_known_one_no_event(
     assert again.json()["customer_number"] == first.json()["customer_number"]
     assert records_on(settings.bootstrap_servers, settings.input_topic) == sent  # no event
 
+    # Any id: the Location names it escaped, and answers it.
+    odd = client.post("/v1/customers", json=body("€ 1?x#y/z"), headers=writer)
+    assert odd.status_code == 201, odd.text
+    assert odd.headers["location"] == "/v1/customers/signup/%E2%82%AC%201%3Fx%23y%2Fz"
+    asked = client.get(odd.headers["location"], headers=writer)
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["customer_number"] == odd.json()["customer_number"]
+
 
 def test_who_may_ask_and_what_is_refused(scenario: Scenario) -> None:
     client = api_client(Settings.from_env(scenario.create_topics().env()))
@@ -79,6 +87,13 @@ def test_who_may_ask_and_what_is_refused(scenario: Scenario) -> None:
     assert country.status_code == 422 and "country_code" in country.json()["detail"]
     event_id = client.post("/v1/customers", json=body("u2", event_id="nope"), headers=writer)
     assert event_id.status_code == 422 and "event_id" in event_id.json()["detail"]
+    # A time that encodes but does not decode: the service would dead-letter it.
+    late = body("u2", occurred_at="9999-12-31T23:00:00-05:00")
+    overflow = client.post("/v1/customers", json=late, headers=writer)
+    assert overflow.status_code == 422 and "occurred_at" in overflow.json()["detail"]
+    huge = body("u2", attributes={f"k{i}": "v" * 1000 for i in range(1000)})
+    too_large = client.post("/v1/customers", json=huge, headers=writer)
+    assert too_large.status_code == 413 and "bytes" in too_large.json()["detail"]
     # Nothing refused reached the input topic (nor, so, the dead-letter topic).
     assert records_on(scenario.endpoints.bootstrap, scenario.input_topic) == 0
 

@@ -111,9 +111,8 @@ def search_topic_records(scenario: Scenario) -> dict[str, list[str]]:
 
     def on_record(message: Message) -> None:
         value = message.value()
-        latest[(message.key() or b"").decode()] = (
-            Terms.decode(value.decode()).digests if value else []
-        )
+        digests = sorted(Terms.decode(value.decode()).digests) if value else []
+        latest[(message.key() or b"").decode()] = digests
 
     read_to_end(scenario.endpoints.bootstrap, scenario.search_topic, on_record)
     return latest

@@ -45,6 +45,9 @@ class FakeMessage:
     def error(self) -> None:
         return None
 
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_000_000 + self._offset)  # CreateTime, in send order
+
     def headers(self) -> list[tuple[str, bytes]]:
         return []
 
@@ -188,11 +191,11 @@ class FakeStore:
 
 
 class FakeTerms:
-    """The TermsStore in memory: customer -> (newest event time, digests), and erasures."""
+    """The TermsStore in memory: customer -> digest -> time, and erasures."""
 
     def __init__(self, store: FakeStore) -> None:
         self.store = store  # its epoch is the state the writes are checked against
-        self.held: dict[str, Terms] = {}
+        self.held: dict[str, dict[str, int]] = {}
         self.erased: dict[str, int] = {}
 
     def _check(self, epoch: str | None) -> None:
@@ -203,22 +206,24 @@ class FakeTerms:
         self._check(epoch)
         values = {}
         for customer, change in entries.items():
-            if change.at_ms <= self.erased.get(customer, -1):
-                continue
-            held = self.held.get(customer, Terms(0, []))
-            digests = sorted((set(held.digests) - set(change.remove)) | set(change.add))
-            self.held[customer] = Terms(max(held.at_ms, change.at_ms), digests)
-            values[customer] = self.held[customer].encode()
+            before = dict(self.held.get(customer, {}))
+            held = {d: at for d, at in before.items() if d not in change.remove}
+            for digest, at in change.add.items():
+                if at > self.erased.get(customer, -1):
+                    held[digest] = max(at, held.get(digest, 0))
+            self.held[customer] = held
+            if held or before:
+                values[customer] = Terms(held).encode()
         return values
 
     def forget(self, epoch: str, customer_key: str, requested_ms: int) -> Forgotten:
         self._check(epoch)
         self.erased[customer_key] = max(self.erased.get(customer_key, 0), requested_ms)
-        held = self.held.get(customer_key)
-        if held is not None and held.at_ms > requested_ms:
-            return Forgotten(0, False)
-        self.held.pop(customer_key, None)
-        return Forgotten(len(held.digests) if held else 0, True)
+        held = Terms(self.held.pop(customer_key, {}))
+        left = held.newer_than(requested_ms)
+        if left.digests:
+            self.held[customer_key] = dict(left.digests)
+        return Forgotten(len(held.digests) - len(left.digests), left.encode() or None)
 
 
 class FakeRecovery:

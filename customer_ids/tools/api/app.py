@@ -31,8 +31,9 @@ FIXED_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.j
 
 DESCRIPTION = """Customer numbers for people and services: customer -> number, number ->
 customer (with a check-digit explanation of typos), and search by email or phone through a
-keyed index that never holds either. Authenticate with `Authorization: Bearer <token>`;
-scopes `numbers:read` and `search:personal`. The support page is at `/`."""
+keyed index that never holds either, and a number on request (POST /v1/customers: the
+committed number of a customer sent now). Authenticate with `Authorization: Bearer <token>`;
+scopes `numbers:read`, `search:personal` and `customers:write`. The support page is at `/`."""
 
 
 def create_app(context: ApiContext) -> FastAPI:

@@ -19,12 +19,11 @@ from customer_ids.store.factory import number_store, redis_client
 from customer_ids.tools.api.committed import CommittedNumbers
 from customer_ids.tools.api.lookups import Lookups
 from customer_ids.tools.api.metrics import ApiMetrics
-from customer_ids.tools.api.numbering import NumberOnRequest
+from customer_ids.tools.api.numbering import NumberOnRequest, ProducerSettings
 from customer_ids.tools.api.owners import LogOwners
 from customer_ids.tools.api.rate_limit import TokenBuckets
 from customer_ids.tools.api.search import CustomerSearch
 from customer_ids.tools.api.sessions import Sessions
-from producer.emitter import CustomerEventProducer
 
 
 @dataclass(frozen=True)
@@ -66,15 +65,10 @@ def build_context(
         TokenBuckets(api.search_rate, api.search_burst),
         metrics,
     )
-    producer = CustomerEventProducer(
-        settings.bootstrap_servers,
-        settings.input_topic,
-        schema_registry=settings.registry(),
-        output_topic=settings.output_topic,
-        # One request's event is sent at once, not held for company.
-        **{"linger.ms": 0},
+    producing = ProducerSettings(
+        settings.bootstrap_servers, settings.input_topic, settings.output_topic, settings.registry()
     )
-    numbering = NumberOnRequest(lookups, settings.router, producer, api.assign_timeout_ms / 1000)
+    numbering = NumberOnRequest(lookups, settings.router, producing, api.assign_timeout_ms / 1000)
     return ApiContext(
         api,
         settings.router,

@@ -40,21 +40,25 @@ class Lookups:
         self._owners = owners
         self._metrics = metrics
 
-    def records(self, customer_keys: Sequence[str]) -> list[CustomerRecord]:
+    def records(
+        self, customer_keys: Sequence[str], settle_by_log: bool = True
+    ) -> list[CustomerRecord]:
         """The customers among these that have a committed number, in the order given."""
         stored = self._store.lookup(list(dict.fromkeys(customer_keys)))
         return [
             self._with_time(CustomerRecord.from_store(key, stored[key]))
             for key in dict.fromkeys(customer_keys)
-            if key in stored and self._is_committed(key, stored[key])
+            if key in stored and self._is_committed(key, stored[key], settle_by_log)
         ]
 
-    def _is_committed(self, customer_key: str, stored: StoredAssignment) -> bool:
-        """The claims log knows it; else the output topic says this customer holds it (a
-        number re-issued after a crash may carry no claim of its own)."""
+    def _is_committed(
+        self, customer_key: str, stored: StoredAssignment, settle_by_log: bool
+    ) -> bool:
+        """The claims log knows it; else (`settle_by_log`) the output topic says this
+        customer holds it (a number re-issued after a crash may carry no claim of its own)."""
         if self._committed.holds(stored):
             return True
-        if self._log_owners is None:
+        if self._log_owners is None or not settle_by_log:
             return False
         owner, _ = self._log_owners.owner_of(stored.number)
         return owner is not None and owner.customer_key == customer_key

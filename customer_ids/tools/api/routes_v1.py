@@ -4,6 +4,7 @@ a number on request."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -21,11 +22,16 @@ from customer_ids.tools.api.models import (
     SearchIn,
     SearchOut,
 )
+from customer_ids.tools.api.numbering import EventTooLargeError
 
 router = APIRouter(prefix="/v1", tags=["lookups"])
 Reader = Annotated[ApiToken, Depends(require("numbers:read"))]
 Searcher = Annotated[ApiToken, Depends(require("search:personal"))]
 Writer = Annotated[ApiToken, Depends(require("customers:write"))]
+LOCATION = {
+    "description": "/v1/customers/{source_system}/{customer_id}",
+    "schema": {"type": "string"},
+}
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "no token, or not one of ours"},
     403: {"model": Problem, "description": "the token lacks the scope"},
@@ -81,31 +87,46 @@ def search(body: SearchIn, request: Request, token: Searcher) -> SearchOut:
     status_code=201,
     response_model=CustomerOut,
     responses={
-        200: {"model": CustomerOut, "description": "the customer had a number already"},
-        201: {"model": CustomerOut, "description": "the customer's number, committed now"},
+        200: {
+            "model": CustomerOut,
+            "description": "the customer had a number already (no event was sent)",
+            "headers": {"Location": LOCATION},
+        },
+        201: {
+            "model": CustomerOut,
+            "description": "the customer's number, committed now",
+            "headers": {"Location": LOCATION},
+        },
         202: {
             "model": Pending,
             "description": "sent, not committed in time: ask the Location (asking again is safe)",
+            "headers": {"Location": LOCATION},
         },
         401: AUTH_ERRORS[401],
         403: AUTH_ERRORS[403],
+        413: {"model": Problem, "description": "the event would be larger than Kafka takes"},
         422: {"model": Problem, "description": "not a valid CustomerCreated: the field and why"},
-        503: {"model": Problem, "description": "Kafka did not take the event"},
+        503: {"model": Problem, "description": "Kafka did not confirm the event: ask again"},
     },
 )
-def create_customer(
+async def create_customer(
     body: CustomerIn, request: Request, response: Response, _: Writer
 ) -> CustomerOut | JSONResponse:
     """Send a new customer (a CustomerCreated, exactly as producer/ sends it) and wait for its
     committed number. The API never allocates: the service numbers the event once, so asking
-    again, or at another API process, gives the same number."""
+    again, or at another API process, gives the same number. The Location (GET, scope
+    numbers:read) answers the number from then on."""
     numbering = context_of(request).numbering
     try:
         event = numbering.event_of(body)
+    except EventTooLargeError as exc:
+        raise HTTPException(413, str(exc)) from None
     except ValidationError as exc:
         raise HTTPException(422, str(exc)) from None
-    answer = numbering.request(event)
-    location = f"/v1/customers/{event.source_system}/{event.customer_id}"
+    answer = await numbering.request(event)
+    location = "/v1/customers/{}/{}".format(
+        quote(event.source_system, safe=""), quote(event.customer_id, safe="")
+    )
     if answer.record is None:
         pending = Pending(
             detail="the event was sent; its number was not committed in time. Ask the "
