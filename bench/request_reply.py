@@ -249,7 +249,7 @@ def print_table(result: dict[str, Any]) -> None:
             f"{r['get']['p99_ms']:.1f}",
             f"{r['returning_over_get_p99']:.2f}",
         )
-    Console().print(table)
+    Console(width=150).print(table)
     c = result["concurrent"]
     print(
         f"16 clients, each customer twice: {c['customers']} customers, "
@@ -263,9 +263,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rates", default="50,200", help="requests per second, comma-separated")
     parser.add_argument("--smoke", action="store_true", help="3 s per rate, 50/s only")
     args = parser.parse_args()
-    rates, seconds = ([50], 3.0) if args.smoke else ([50, 200], args.seconds)
+    rates = [int(r) for r in args.rates.split(",")]
+    rates, seconds = ([50], 3.0) if args.smoke else (rates, args.seconds)
     result = measure(
         os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"),
         os.environ.get("REDIS_URL", "redis://127.0.0.1:16379/0"),

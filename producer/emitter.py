@@ -15,7 +15,7 @@ from customer_ids.adapters.kafka_io import producer_config
 from customer_ids.adapters.schema_registry import RegistryConfig, framed_codec
 from customer_ids.domain.errors import CustomerIdsError
 from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned, now_utc
-from producer.replies import AssignmentFollower
+from producer.replies import AssignmentFollower, Waiter
 
 
 class DeliveryError(CustomerIdsError):
@@ -50,6 +50,7 @@ class CustomerEventProducer:
         self._failures: list[str] = []
         self._replies: AssignmentFollower | None = None
         self._replies_lock = threading.Lock()
+        self._stopping = threading.Event()
         self._producer = Producer(
             producer_config(
                 bootstrap_servers,
@@ -115,15 +116,19 @@ class CustomerEventProducer:
         return self.emit_event_and_wait(event, timeout_s)
 
     def emit_event_and_wait(self, event: CustomerCreated, timeout_s: float) -> CustomerIdAssigned:
-        """As emit_and_wait, for a built event. Thread-safe: callers wait side by side."""
+        """As emit_and_wait, for a built event. Thread-safe: callers wait side by side, each
+        on its own answer; one thread of the producer serves every delivery report."""
         replies = self._follower()
         waiter = replies.expect(event.customer_key)  # before sending: no answer is missed
         try:
-            deadline = time.monotonic() + timeout_s
-            self._send_now(event, timeout_s)
-            answer = waiter.wait(max(0.0, deadline - time.monotonic()))
+            self._send(event, waiter, time.monotonic() + timeout_s)
+            answer = waiter.wait(timeout_s)
         finally:
             replies.forget(waiter)
+        if waiter.failure is not None:
+            raise DeliveryError(
+                f"{event.customer_key}: the broker did not take it ({waiter.failure})"
+            )
         if answer is None:
             raise AssignmentTimeoutError(
                 f"event {event.event_id} for {event.customer_key} was sent to {self.topic}, "
@@ -132,42 +137,40 @@ class CustomerEventProducer:
             )
         return answer
 
-    def _send_now(self, event: CustomerCreated, timeout_s: float) -> None:
-        """Send one event and wait for the broker to take it (DeliveryError if it does not)."""
-        delivered = threading.Event()
-        failure: list[str] = []
+    def _send(self, event: CustomerCreated, waiter: Waiter, deadline: float) -> None:
+        """Queue one event; a delivery that fails wakes its waiter with the reason."""
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             if error is not None:
-                failure.append(error.str())
-            delivered.set()
+                waiter.fail(error.str())
 
         value = self._codec.encode(event.to_record())
-        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 self._producer.produce(
                     self.topic, key=event.customer_id.encode(), value=value, on_delivery=on_delivery
                 )
-                break
+                return
             except BufferError:  # the local queue is full: wait for room, not forever
                 if time.monotonic() >= deadline:
                     raise DeliveryError(
-                        f"{event.customer_key}: the producer's queue stayed full for "
-                        f"{timeout_s:g}s; nothing was sent"
+                        f"{event.customer_key}: the producer's queue stayed full; nothing was sent"
                     ) from None
-                self._producer.poll(0.05)
-        while not delivered.is_set() and time.monotonic() < deadline:
-            self._producer.poll(0.005)
-        if failure or not delivered.is_set():
-            why = failure[0] if failure else f"not delivered within {timeout_s:g}s"
-            raise DeliveryError(f"{event.customer_key}: the broker did not take it ({why})")
+                time.sleep(0.01)
+
+    def _serve_deliveries(self) -> None:
+        """Delivery reports of emit_and_wait's events, for every waiting caller at once."""
+        while not self._stopping.is_set():
+            self._producer.poll(0.1)
 
     def _follower(self) -> AssignmentFollower:
         with self._replies_lock:
             if self._replies is None:
                 codec = framed_codec(self._registry, self.output_topic, "CustomerIdAssigned")
                 self._replies = AssignmentFollower(self._bootstrap, self.output_topic, codec.decode)
+                threading.Thread(
+                    target=self._serve_deliveries, name="deliveries", daemon=True
+                ).start()
             return self._replies
 
     def emit_event(self, event: CustomerCreated) -> None:
@@ -201,6 +204,7 @@ class CustomerEventProducer:
     def close(self) -> None:
         """Send what is queued, stop reading answers (for a producer not used as `with`)."""
         self._codec.close()
+        self._stopping.set()
         if self._replies is not None:
             self._replies.close()
         self.flush()
@@ -215,6 +219,7 @@ class CustomerEventProducer:
         tb: TracebackType | None,
     ) -> None:
         self._codec.close()
+        self._stopping.set()
         if self._replies is not None:
             self._replies.close()
         if exc_type is None:

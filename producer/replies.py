@@ -33,9 +33,14 @@ class Waiter:
         self.customer_key = customer_key
         self._done = threading.Event()
         self.assignment: CustomerIdAssigned | None = None
+        self.failure: str | None = None  # the event was not delivered: why
 
     def answer(self, assignment: CustomerIdAssigned) -> None:
         self.assignment = assignment
+        self._done.set()
+
+    def fail(self, reason: str) -> None:
+        self.failure = reason
         self._done.set()
 
     def wait(self, timeout_s: float) -> CustomerIdAssigned | None:
