@@ -227,3 +227,28 @@ def test_dead_letters_listed_and_replayed_after_a_fix_without_second_numbers(
     assert twice.numbers_by_customer() == first.numbers_by_customer()
     assert all(len(n) == 1 for n in twice.numbers_by_customer().values())
     assert len(twice.customers_by_number()) == len(events)
+
+
+def test_request_reply_bench_smoke_runs_and_answers_from_the_output_topic(
+    scenario: Scenario,
+) -> None:
+    env = dict(
+        os.environ,
+        KAFKA_BOOTSTRAP_SERVERS=scenario.endpoints.bootstrap,
+        REDIS_URL=scenario.endpoints.redis_url,
+    )
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "request_reply.py"), "--smoke"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((ROOT / "bench" / "results" / "request_reply-smoke.json").read_text())
+    assert data["rates"]["50"]["post_new"]["p50_ms"] > 0
+    assert data["rates"]["50"]["service"]["p50_ms"] > 0
+    concurrent = data["concurrent"]
+    assert concurrent["customers_with_one_number"] == concurrent["customers"]
+    assert concurrent["answers_differing_from_output_topic"] == 0
