@@ -82,6 +82,21 @@ class ApiSettings(EnvSettings):
         le=10_080,
     )
 
+    scan_rate: int = setting(
+        30,
+        "CUSTOMER_IDS_API_SCAN_RATE",
+        "number lookups a token may make per minute that must read the output topic (reverse "
+        "index off, not cached; 429 past it)",
+        ge=1,
+        le=100_000,
+    )
+    scan_burst: int = setting(
+        10,
+        "CUSTOMER_IDS_API_SCAN_BURST",
+        "such lookups a token may make at once before the per-minute rate applies",
+        ge=1,
+        le=10_000,
+    )
     assign_timeout_ms: int = setting(
         5000,
         "CUSTOMER_IDS_API_ASSIGN_TIMEOUT_MS",

@@ -248,3 +248,21 @@ def test_key_rotation(numbered: Numbered, rotated_back: None) -> None:
     )
     assert found(CUSTOMER_IDS_SEARCH_KEY=KEY_A) == 2
     assert found(CUSTOMER_IDS_SEARCH_KEY=KEY_B) == 0
+
+
+def test_lookups_that_read_the_output_topic_are_limited_per_token(numbered: Numbered) -> None:
+    # Without the reverse index, each unissued number costs a read of the output topic.
+    settings = numbered.settings(CUSTOMER_IDS_REVERSE_INDEX="off")
+    client = api_client(settings, CUSTOMER_IDS_API_SCAN_BURST="3", CUSTOMER_IDS_API_SCAN_RATE="1")
+    reader, other = bearer(TOKENS.reader), bearer(TOKENS.searcher)
+    for value in range(3):
+        answer = client.get(f"/v1/numbers/{render(8_000_000 + value)}", headers=reader)
+        assert answer.status_code == 200, answer.text
+    limited = client.get(f"/v1/numbers/{render(8_000_010)}", headers=reader)
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) > 0
+    # What needs no read is not counted: a miss remembered, a number held (cached).
+    again = client.get(f"/v1/numbers/{render(8_000_000)}", headers=reader)
+    assert again.status_code == 200 and again.json()["owner"] is None
+    # The budget is the token's own.
+    assert client.get(f"/v1/numbers/{render(8_000_011)}", headers=other).status_code == 200

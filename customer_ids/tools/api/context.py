@@ -57,7 +57,10 @@ def build_context(
     owners = None if settings.reverse_index else LogOwners.for_settings(settings, api.owner_cache)
     committed = CommittedNumbers(ClaimsLog(settings.bootstrap_servers, settings.watermark_topic))
     log_owners = owners or LogOwners.for_settings(settings, api.owner_cache)
-    lookups = Lookups(store, settings.router, owners, metrics, committed, log_owners)
+    scans = TokenBuckets(api.scan_rate, api.scan_burst)
+    lookups = Lookups(
+        store, settings.router, owners, metrics, committed, log_owners=log_owners, scans=scans
+    )
     search = CustomerSearch(
         search_keys(settings),
         SearchIndex(client, RedisKeys(settings.redis_prefix)),

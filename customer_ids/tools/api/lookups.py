@@ -12,9 +12,10 @@ from customer_ids.domain.sequences import Router
 from customer_ids.store.ports import StoredAssignment
 from customer_ids.store.redis_store import RedisNumberStore
 from customer_ids.tools.api.committed import CommittedNumbers
-from customer_ids.tools.api.errors import UnavailableError
+from customer_ids.tools.api.errors import RateLimitedError, UnavailableError
 from customer_ids.tools.api.metrics import ApiMetrics
 from customer_ids.tools.api.owners import LogOwners
+from customer_ids.tools.api.rate_limit import TokenBuckets
 from customer_ids.tools.api.records import CustomerRecord
 
 REBUILDING = "rebuilding:"
@@ -28,7 +29,9 @@ class Lookups:
         owners: LogOwners | None,
         metrics: ApiMetrics,
         committed: CommittedNumbers,
+        *,
         log_owners: LogOwners | None = None,
+        scans: TokenBuckets | None = None,
     ) -> None:
         """`owners` None: number -> customer from the reverse index in Redis. `committed`
         tells a committed number from a reservation Redis holds for a batch; `log_owners`
@@ -36,6 +39,7 @@ class Lookups:
         self._store = store
         self._committed = committed
         self._log_owners = log_owners or owners
+        self._scans = scans
         self._router = router
         self._owners = owners
         self._metrics = metrics
@@ -70,12 +74,18 @@ class Lookups:
         self.require_valid_state()
         return None
 
-    def number(self, raw: str) -> tuple[NumberReport, CustomerRecord | None]:
-        """The check of `raw`, and its owner when it is a valid number someone holds."""
+    def number(self, raw: str, who: str) -> tuple[NumberReport, CustomerRecord | None]:
+        """The check of `raw`, and its owner when it is a valid number someone holds. A
+        lookup that must read the output topic takes one from `who`'s scan budget
+        (RateLimitedError when it is spent)."""
         report = check_number(raw, self._router)
         if not report.valid:
             return report, None
         if self._owners is not None:
+            if self._scans is not None and self._owners.would_read(report.number):
+                wait_s = self._scans.take(who)
+                if wait_s > 0:
+                    raise RateLimitedError(wait_s)
             owner, read_log = self._owners.owner_of(report.number)
             counter = self._metrics.owner_log_reads if read_log else self._metrics.owner_cache_hits
             counter.inc()

@@ -91,6 +91,11 @@ class LogOwners:
             self._remember_miss(number)
         return record, True
 
+    def would_read(self, number: str) -> bool:
+        """Whether owner_of(number) would read the output topic (neither cached nor missed
+        lately): what the per-token scan limit counts."""
+        return self.cached(number) is None and not self._missed_lately(number)
+
     def _missed_lately(self, number: str) -> bool:
         with self._guard:
             missed = self._misses.get(number)

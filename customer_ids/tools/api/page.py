@@ -141,11 +141,7 @@ def _find(
     """Template values and status for one search box entry."""
     kind = query_kind(text, context.router)
     if kind == "number":
-        report, owner = context.lookups.number(text)
-        if owner is None:
-            message = report.explanation if not report.valid else "No customer holds this number."
-            return {"query": text, "message": message, "problem": not report.valid}, 200
-        return {"query": text, "customers": [owner]}, 200
+        return _find_number(context, token, text)
     if kind == "customer":
         source, _, customer_id = text.partition("/")
         record = context.lookups.customer(source.strip(), customer_id.strip())
@@ -155,6 +151,17 @@ def _find(
     if kind == "unknown":
         return {"query": text, "message": HINT, "problem": True}, 200
     return _search_personal(context, token, kind, text, region)
+
+
+def _find_number(context: ApiContext, token: ApiToken, text: str) -> tuple[dict[str, Any], int]:
+    try:
+        report, owner = context.lookups.number(text, token.name)
+    except RateLimitedError as exc:
+        return {"message": f"Too many number lookups: {exc}.", "problem": True}, 429
+    if owner is None:
+        message = report.explanation if not report.valid else "No customer holds this number."
+        return {"query": text, "message": message, "problem": not report.valid}, 200
+    return {"query": text, "customers": [owner]}, 200
 
 
 def _search_personal(

@@ -53,11 +53,18 @@ def customer_number(
     return CustomerOut.of(record)
 
 
-@router.get("/numbers/{number:path}", responses=AUTH_ERRORS)
-def number_owner(number: str, request: Request, _: Reader) -> NumberOut:
+@router.get(
+    "/numbers/{number:path}",
+    responses={
+        **AUTH_ERRORS,
+        429: {"model": Problem, "description": "too many lookups that read the output topic"},
+    },
+)
+def number_owner(number: str, request: Request, token: Reader) -> NumberOut:
     """Is `number` well formed, is its check digit right (and if not, what should it be), and
-    which customer holds it. Always 200: `valid` and `owner` carry the answer."""
-    report, owner = context_of(request).lookups.number(number)
+    which customer holds it: `valid` and `owner` carry the answer. Without the reverse index
+    a lookup that must read the output topic is rate limited per token (429)."""
+    report, owner = context_of(request).lookups.number(number, token.name)
     return NumberOut.of(report, owner)
 
 
