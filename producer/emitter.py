@@ -26,6 +26,30 @@ class AssignmentTimeoutError(CustomerIdsError):
     """The event was sent, its number not committed in time; it is numbered once, later."""
 
 
+def valid_event(  # noqa: PLR0917 - the fields of the event, as the callers name them
+    customer_id: str,
+    source_system: str,
+    customer_type: str,
+    country_code: str,
+    occurred_at: datetime | None,
+    event_id: str | None,
+    optional: dict[str, Any],
+) -> CustomerCreated:
+    """A CustomerCreated with its event_id and time filled in when absent; ValidationError
+    naming the field that is wrong."""
+    event = CustomerCreated(
+        event_id=event_id or str(uuid.uuid4()),
+        customer_id=customer_id,
+        source_system=source_system,
+        customer_type=customer_type,
+        country_code=country_code,
+        occurred_at=occurred_at or now_utc(),
+        **optional,
+    )
+    event.validate()
+    return event
+
+
 class CustomerEventProducer:
     """Publishes CustomerCreated events keyed by customer_id, so a customer's events stay in
     order on one partition. Idempotent: librdkafka's retries never write an event twice."""
@@ -75,16 +99,9 @@ class CustomerEventProducer:
         **optional: Any,
     ) -> CustomerCreated:
         """Validate and queue one event; returns it (with its event_id). Raises on bad input."""
-        event = CustomerCreated(
-            event_id=event_id or str(uuid.uuid4()),
-            customer_id=customer_id,
-            source_system=source_system,
-            customer_type=customer_type,
-            country_code=country_code,
-            occurred_at=occurred_at or now_utc(),
-            **optional,
+        event = valid_event(
+            customer_id, source_system, customer_type, country_code, occurred_at, event_id, optional
         )
-        event.validate()
         self.emit_event(event)
         return event
 
@@ -103,16 +120,9 @@ class CustomerEventProducer:
         """Emit one event and return the customer's committed assignment (a new number, or
         the one it had). AssignmentTimeoutError when it is not committed within `timeout_s`:
         the event was sent and will be numbered once; asking again is safe."""
-        event = CustomerCreated(
-            event_id=event_id or str(uuid.uuid4()),
-            customer_id=customer_id,
-            source_system=source_system,
-            customer_type=customer_type,
-            country_code=country_code,
-            occurred_at=occurred_at or now_utc(),
-            **optional,
+        event = valid_event(
+            customer_id, source_system, customer_type, country_code, occurred_at, event_id, optional
         )
-        event.validate()
         return self.emit_event_and_wait(event, timeout_s)
 
     def emit_event_and_wait(self, event: CustomerCreated, timeout_s: float) -> CustomerIdAssigned:

@@ -31,6 +31,14 @@ def body(customer_id: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def post_customer(api: ApiProcess, customer: str) -> tuple[str, int, str]:
+    """(customer, status, number) of one POST /v1/customers to a running API process."""
+    answer = httpx.post(
+        f"{api.url}/v1/customers", json=body(customer), headers=bearer(TOKENS.writer), timeout=120
+    )
+    return customer, answer.status_code, answer.json().get("customer_number", "")
+
+
 def records_on(bootstrap: str, topic: str) -> int:
     count = 0
 
@@ -107,17 +115,10 @@ def test_repeats_through_one_and_two_api_processes_get_one_number_each(
     customers = [f"c{i}-{uuid.uuid4().hex[:6]}" for i in range(40)]
 
     def ask(turn: int) -> tuple[str, int, str]:
-        customer = customers[turn // 2]
         # The first half: both requests of a customer at one process; the rest: one at each
         # process, at the same moment.
         api = apis[0] if turn < len(customers) else apis[turn % 2]
-        answer = httpx.post(
-            f"{api.url}/v1/customers",
-            json=body(customer),
-            headers=bearer(TOKENS.writer),
-            timeout=120,
-        )
-        return customer, answer.status_code, answer.json().get("customer_number", "")
+        return post_customer(api, customers[turn // 2])
 
     try:
         with ThreadPoolExecutor(max_workers=16) as pool:
@@ -143,13 +144,7 @@ def test_requests_waiting_while_the_service_is_killed_end_with_one_number(
     customers = [f"k{i}-{uuid.uuid4().hex[:6]}" for i in range(30)]
 
     def ask(customer: str) -> tuple[str, int, str]:
-        answer = httpx.post(
-            f"{api.url}/v1/customers",
-            json=body(customer),
-            headers=bearer(TOKENS.writer),
-            timeout=120,
-        )
-        return customer, answer.status_code, answer.json().get("customer_number", "")
+        return post_customer(api, customer)
 
     try:
         with ThreadPoolExecutor(max_workers=10) as pool:

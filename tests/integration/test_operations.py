@@ -130,21 +130,26 @@ def test_validate_command_exit_codes() -> None:
     ]
 
 
-def test_bench_smoke_runs_and_writes_json(scenario: Scenario) -> None:
+def run_bench_smoke(scenario: Scenario, script: str, timeout: float) -> None:
+    """`bench/<script> --smoke` on the test's Kafka and Redis; it must exit 0."""
     env = dict(
         os.environ,
         KAFKA_BOOTSTRAP_SERVERS=scenario.endpoints.bootstrap,
         REDIS_URL=scenario.endpoints.redis_url,
     )
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke"],
+        [sys.executable, str(ROOT / "bench" / script), "--smoke"],
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bench_smoke_runs_and_writes_json(scenario: Scenario) -> None:
+    run_bench_smoke(scenario, "run.py", timeout=240)
     data = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
     assert data["events"] == 2000
     assert data["ceiling_a_passthrough_per_s"] > 0
@@ -155,20 +160,7 @@ def test_bench_smoke_runs_and_writes_json(scenario: Scenario) -> None:
 
 
 def test_recovery_bench_smoke_runs_and_writes_json(scenario: Scenario) -> None:
-    env = dict(
-        os.environ,
-        KAFKA_BOOTSTRAP_SERVERS=scenario.endpoints.bootstrap,
-        REDIS_URL=scenario.endpoints.redis_url,
-    )
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "recovery.py"), "--smoke"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_bench_smoke(scenario, "recovery.py", timeout=300)
     data = json.loads((ROOT / "bench" / "results" / "recovery.json").read_text())
     assert data["customers"] == 20_000
     assert data["full_rebuild_seconds"] > 0
@@ -232,20 +224,7 @@ def test_dead_letters_listed_and_replayed_after_a_fix_without_second_numbers(
 def test_request_reply_bench_smoke_runs_and_answers_from_the_output_topic(
     scenario: Scenario,
 ) -> None:
-    env = dict(
-        os.environ,
-        KAFKA_BOOTSTRAP_SERVERS=scenario.endpoints.bootstrap,
-        REDIS_URL=scenario.endpoints.redis_url,
-    )
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "request_reply.py"), "--smoke"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_bench_smoke(scenario, "request_reply.py", timeout=400)
     data = json.loads((ROOT / "bench" / "results" / "request_reply-smoke.json").read_text())
     assert data["rates"]["50"]["post_new"]["p50_ms"] > 0
     assert data["rates"]["50"]["service"]["p50_ms"] > 0

@@ -47,6 +47,18 @@ def closed() -> dict[str, str]:
     }
 
 
+def run_cli(env: dict[str, str], command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "customer_ids.cli", *command],
+        env=env,
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S + SLACK_S + 30,
+    )
+
+
 @pytest.mark.parametrize(
     ("command", "dependency"), COMMANDS, ids=[" ".join(c) for c, _ in COMMANDS]
 )
@@ -54,15 +66,7 @@ def test_an_unreachable_dependency_is_one_line_and_exit_69(
     closed: dict[str, str], command: list[str], dependency: str
 ) -> None:
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "customer_ids.cli", *command],
-        env=closed,
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=BOUND_S + SLACK_S + 30,
-    )
+    done = run_cli(closed, command)
     took = time.monotonic() - started
     output = done.stdout + done.stderr
     assert done.returncode == 69, output
@@ -82,15 +86,7 @@ def test_an_unreachable_redis_is_one_line_without_its_password(
 ) -> None:
     # Kafka answers, Redis does not: the lookup names Redis, never its password.
     env = {**closed, "KAFKA_BOOTSTRAP_SERVERS": endpoints.bootstrap}
-    done = subprocess.run(
-        [sys.executable, "-m", "customer_ids.cli", "lookup", "--customer", "C1", "--source", "crm"],
-        env=env,
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=BOUND_S + SLACK_S + 30,
-    )
+    done = run_cli(env, ["lookup", "--customer", "C1", "--source", "crm"])
     output = done.stdout + done.stderr
     assert done.returncode == 69, output
     lines = [line for line in output.splitlines() if line.strip()]
