@@ -229,6 +229,17 @@ class ClaimsLog:
         except (ValueError, TypeError, AttributeError):
             log.warning("claim_unreadable", key=key.decode(errors="replace"))
 
+    def own_committed(self, claims: Mapping[str, Ranges]) -> None:
+        """Our batch's claims, committed just now: known from this moment, before this reader
+        gets to the record. A customer's next event comes in the next batch of this same
+        instance (its input key decides the partition), and its number, re-issued, must not
+        be claimed again as if an attempt had left it unclaimed: the check would find our
+        own committed claim and take it for Redis gone back (a full rebuild for nothing)."""
+        for counter, ranges in claims.items():
+            for low, high in ranges:
+                self._of(counter).add(low, high)
+                self._floor(counter, high)
+
     # ------------------------------------------------------------------ the check
     def known(self, counter: str, value: int) -> bool:
         """Whether `value` of `counter` is known to be committed (by anyone)."""

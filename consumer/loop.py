@@ -237,6 +237,7 @@ class AssignmentService:
         self.transaction.commit(next_offsets(batch), self.consumer.consumer_group_metadata())
         stages.lap("commit")
         self.metrics.kafka_up.set(1)
+        self.claims.own_committed(claims)
         for counter, ranges in claims.items():
             self.floors[counter] = max(self.floors.get(counter, 0), ranges[-1][1])
         account_batch(self.metrics, batch, dead, numbers, stages)

@@ -3,6 +3,7 @@ recovery, each recording what the loop asked of it and failing when told to."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -88,6 +89,9 @@ class FakeTransaction:
         self.delivered: dict[tuple[str, int], int] = {}
         self.claimed: int | None = None
         self.fail: dict[str, BaseException] = {}
+        # The claim records of committed transactions, as the watermark partition holds them.
+        self.committed_claims: list[dict[str, Ranges]] = []
+        self._claim: dict[str, Ranges] | None = None
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
@@ -100,6 +104,7 @@ class FakeTransaction:
     def begin(self) -> None:
         self._call("begin")
         self.claimed = None
+        self._claim = None
 
     def produce(
         self, topic: str, *, key: bytes | None, value: bytes | None, claim: bool = False, **_: Any
@@ -107,6 +112,8 @@ class FakeTransaction:
         self._call("produce")
         if claim and self.claimed is None:
             self.claimed = len(self.produced)
+            raw = json.loads(value or b"{}")
+            self._claim = {c: [(low, high) for low, high in r] for c, r in raw.items()}
         self.produced.append((topic, value))
         if topic in ("out", "search"):
             self.delivered[(topic, 0)] = self.delivered.get((topic, 0), 0) + 1
@@ -117,6 +124,8 @@ class FakeTransaction:
     def commit(self, offsets: list[TopicPartition], group_metadata: object) -> None:
         self._call("commit")
         self.committed.append(offsets)
+        if self._claim is not None:
+            self.committed_claims.append(self._claim)
 
     def commit_records(self) -> None:
         self._call("commit")
@@ -251,6 +260,9 @@ class FakeClaims:
         # the check, which reads up to our own claim.
         self.meanwhile: dict[str, Ranges] = {}
         self.checks: list[dict[str, Ranges]] = []
+        # The claims committed to the watermark partition (the loop's own, through its
+        # transaction): read by a check, not by catch_up (the reader lags behind a commit).
+        self.broker: list[dict[str, Ranges]] = []
 
     def catch_up(self) -> None:
         pass
@@ -265,11 +277,17 @@ class FakeClaims:
                 self.floors[counter] = max(self.floors.get(counter, 0), high)
 
     def check_claims(self, claims: Mapping[str, Ranges], own_offset: int, timeout_s: float) -> None:
+        """Reads the partition up to our claim, as the real reader does: every claim committed
+        before ours (`broker`, and another instance's `meanwhile`), then refuses."""
         self.checks.append(dict(claims))
+        for committed in self.broker:
+            self.commit(committed)
         self.commit(self.meanwhile)
         self.meanwhile = {}
         refuse_taken(claims, self.committed)
-        self.commit(claims)  # ours, as the reader will find it once committed
+
+    def own_committed(self, claims: Mapping[str, Ranges]) -> None:
+        self.commit(claims)  # ours, known once the transaction committed
 
     def close(self) -> None:
         pass

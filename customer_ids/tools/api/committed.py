@@ -33,9 +33,12 @@ class CommittedNumbers:
             log.warning("claims_history_incomplete", error=str(exc)[:200])
             claims.end_history()
 
-    def holds(self, assignment: StoredAssignment) -> bool:
-        """True once the number is committed; waits up to `wait_s` for one committing now."""
-        deadline = time.monotonic() + self._wait_s
+    def holds(self, assignment: StoredAssignment, wait: bool = True) -> bool:
+        """True once the number is committed; waits up to `wait_s` for one committing now
+        (`wait`). The value is what is checked, not its holder: after a wait, the caller
+        reads Redis again (a reservation may have been wiped meanwhile and its value given to
+        someone else)."""
+        deadline = time.monotonic() + (self._wait_s if wait else 0.0)
         while True:
             with self._lock:
                 self._claims.catch_up()

@@ -60,8 +60,12 @@ class Lookups:
     ) -> bool:
         """The claims log knows it; else (`settle_by_log`) the output topic says this
         customer holds it (a number re-issued after a crash may carry no claim of its own)."""
-        if self._committed.holds(stored):
+        if self._committed.holds(stored, wait=False):
             return True
+        if self._committed.holds(stored):
+            # Committed while we waited: still this customer's? (A full rebuild may have wiped
+            # the reservation we read, and its value gone to someone else since.)
+            return self._store.lookup([customer_key]).get(customer_key) == stored
         if self._log_owners is None or not settle_by_log:
             return False
         owner, _ = self._log_owners.owner_of(stored.number)
