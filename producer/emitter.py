@@ -147,6 +147,10 @@ class CustomerEventProducer:
             )
         return answer
 
+    def recently_committed(self, customer_key: str) -> CustomerIdAssigned | None:
+        """The committed assignment emit_and_wait last returned for this customer, if any."""
+        return self._replies.recent(customer_key) if self._replies is not None else None
+
     def _send(self, event: CustomerCreated, waiter: Waiter, deadline: float) -> None:
         """Queue one event; a delivery that fails wakes its waiter with the reason."""
 

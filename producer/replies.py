@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -24,6 +25,7 @@ from customer_ids.domain.errors import UnavailableError
 from customer_ids.domain.events import CustomerIdAssigned
 
 log = get_logger(__name__)
+RECENT = 50_000  # answers remembered (about 300 bytes each)
 
 
 class Waiter:
@@ -60,6 +62,8 @@ class AssignmentFollower:
         self._decode = decode
         self._lock = threading.Lock()
         self._waiters: dict[str, list[Waiter]] = {}
+        # The last answers handed out, by customer: what this process saw committed.
+        self._recent: OrderedDict[str, CustomerIdAssigned] = OrderedDict()
         self._stop = threading.Event()
         self._consumer = Consumer(
             client_config(
@@ -134,8 +138,17 @@ class AssignmentFollower:
         assignment = CustomerIdAssigned.from_record(self._decode(message.value()))
         with self._lock:
             waiting = self._waiters.pop(key, [])
+            self._recent[key] = assignment
+            self._recent.move_to_end(key)
+            if len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
         for waiter in waiting:
             waiter.answer(assignment)
+
+    def recent(self, customer_key: str) -> CustomerIdAssigned | None:
+        """The committed assignment this reader last handed to a waiter of this customer."""
+        with self._lock:
+            return self._recent.get(customer_key)
 
     def close(self) -> None:
         self._stop.set()

@@ -130,8 +130,12 @@ class NumberOnRequest:
         return Answer(201, CustomerRecord.from_event(assigned), event.event_id)
 
     def _committed(self, customer_key: str) -> CustomerRecord | None:
-        """The customer's number when the claims log shows it committed; no read of the
-        output topic here (that wait belongs to lookups, not to a request with a deadline)."""
+        """The customer's number when it is committed: this process handed it out (its reply
+        reader saw the output), or Redis holds it and the claims log shows it committed; no
+        read of the output topic here (a request has a deadline)."""
+        seen = self._producer.recently_committed(customer_key) if self._producer else None
+        if seen is not None:
+            return CustomerRecord.from_event(seen)
         try:
             found = self._lookups.records([customer_key], settle_by_log=False)
         except (redis.RedisError, CustomerIdsError):
