@@ -168,8 +168,10 @@ def test_a_flood_of_unissued_number_lookups_does_not_stall_the_page(
             time.sleep(0.2)
             during = [page_search() for _ in range(5)]
             answers = [f.result() for f in flood]
-        # Each miss says "valid, nobody holds it" or, while the one scan runs, "ask again".
-        assert all(a.status_code in (200, 503) for a in answers)
+        # Each miss says "valid, nobody holds it", or "ask again" while the one scan runs, or
+        # "too many" past the token's scan budget.
+        assert all(a.status_code in (200, 429, 503) for a in answers)
+        assert any(a.status_code == 429 for a in answers)  # 100 at once: past the budget
         assert all(a.json()["owner"] is None for a in answers if a.status_code == 200)
         # The page answers within its normal latency (a generous bound: machines differ).
         assert max(during) < max(2.0, 5 * normal), (normal, during)

@@ -102,6 +102,10 @@ def test_who_may_ask_and_what_is_refused(scenario: Scenario) -> None:
     huge = body("u2", attributes={f"k{i}": "v" * 1000 for i in range(1000)})
     too_large = client.post("/v1/customers", json=huge, headers=writer)
     assert too_large.status_code == 413 and "bytes" in too_large.json()["detail"]
+    # The OpenAPI document shows the endpoint with each of its answers.
+    spec = client.get("/openapi.json").json()["paths"]["/v1/customers"]["post"]
+    assert set(spec["responses"]) >= {"200", "201", "202", "401", "403", "413", "422", "503"}
+    assert "Location" in spec["responses"]["202"]["headers"]
     # Nothing refused reached the input topic (nor, so, the dead-letter topic).
     assert records_on(scenario.endpoints.bootstrap, scenario.input_topic) == 0
 
