@@ -52,7 +52,10 @@ def valid_event(  # noqa: PLR0917 - the fields of the event, as the callers name
 
 class CustomerEventProducer:
     """Publishes CustomerCreated events keyed by customer_id, so a customer's events stay in
-    order on one partition. Idempotent: librdkafka's retries never write an event twice."""
+    order on one partition. Idempotent, with one exception librdkafka keeps: when a partition
+    leader dies with records in flight, an epoch bump re-sends them, and a record the dead
+    leader had already replicated is written twice (librdkafka#4953). Both copies carry one
+    event_id; the service answers each with the same number and the same output event_id."""
 
     def __init__(
         self,

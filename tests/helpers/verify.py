@@ -11,7 +11,11 @@ from confluent_kafka import Message
 
 from customer_ids.adapters.log_reader import read_to_end
 from customer_ids.domain.events import CustomerCreated, CustomerIdAssigned
-from customer_ids.wire.codec import RecordCodec, customer_id_assigned_codec
+from customer_ids.wire.codec import (
+    RecordCodec,
+    customer_created_codec,
+    customer_id_assigned_codec,
+)
 
 
 @dataclass
@@ -89,10 +93,31 @@ def wait_for_outputs(
     )
 
 
+def input_records(bootstrap: str, input_topic: str) -> Counter[str]:
+    """How many records of each event_id the input topic holds. Under a broker fault the
+    producer itself can write an event twice (an epoch bump re-sends what was in flight:
+    librdkafka#4953), and each record is an input the service must answer."""
+    codec = customer_created_codec()
+    counts: Counter[str] = Counter()
+
+    def on_input(message: Message) -> None:
+        try:
+            counts[CustomerCreated.from_record(codec.decode(message.value())).event_id] += 1
+        except Exception:  # a hostile record: a dead letter, not an input event
+            return
+
+    read_to_end(bootstrap, input_topic, on_input)
+    return counts
+
+
 def assert_invariants(
-    sent: list[CustomerCreated], committed: Committed, allow_gaps: bool = False
+    sent: list[CustomerCreated],
+    committed: Committed,
+    allow_gaps: bool = False,
+    recorded: Counter[str] | None = None,
 ) -> None:
-    """The four promises, checked against the list of what was sent."""
+    """The four promises, checked against the list of what was sent, and, with `recorded`
+    (input_records), against the records the input topic really holds."""
     by_customer = committed.numbers_by_customer()
     two_numbers = {c: n for c, n in by_customer.items() if len(n) > 1}
     assert not two_numbers, f"customers with two numbers: {list(two_numbers.items())[:5]}"
@@ -104,8 +129,19 @@ def assert_invariants(
     causes = Counter(o.causation_id for o in committed.outputs)
     sent_counts = Counter(e.event_id for e in sent)
     sent_ids = set(sent_counts)
+    if recorded is not None:
+        lost = {k: v for k, v in sent_counts.items() if recorded.get(k, 0) < v}
+        assert not lost, f"events sent but not in the input topic: {list(lost.items())[:5]}"
+        sent_counts = Counter({k: recorded[k] for k in sent_counts})
     doubled = {k: v for k, v in causes.items() if v > sent_counts.get(k, 0)}
     assert not doubled, f"input records with more than one output: {list(doubled.items())[:5]}"
+    fewer = {k: v for k, v in sent_counts.items() if recorded is not None and causes[k] < v}
+    assert not fewer, f"input records without an output: {list(fewer.items())[:5]}"
+    output_ids: dict[str, set[str]] = defaultdict(set)
+    for o in committed.outputs:
+        output_ids[o.causation_id].add(o.event_id)
+    renamed = {k: v for k, v in output_ids.items() if len(v) > 1}
+    assert not renamed, f"one input event, outputs with different ids: {list(renamed)[:5]}"
     missing = sent_ids - set(causes)
     assert not missing, f"{len(missing)} input events have no output, e.g. {sorted(missing)[:3]}"
     unknown = set(causes) - sent_ids
@@ -113,9 +149,21 @@ def assert_invariants(
     assert set(by_customer) == {e.customer_key for e in sent}
     # One line per check, for the fault suite's report (pytest -s shows it).
     print(
-        f"\nverified: {len(sent)} records sent, {len(committed.outputs)} outputs, "
+        f"\nverified: {len(sent)} records sent, "
+        f"{sum(sent_counts.values()) - len(sent)} written twice by the producer, "
+        f"{len(committed.outputs)} outputs, "
         f"{len(by_customer)} customers, 0 customers with two numbers, 0 shared numbers, "
         f"gaps {committed.gaps()}"
     )
     if not allow_gaps:
         assert all(g == 0 for g in committed.gaps().values()), f"gaps: {committed.gaps()}"
+
+
+def wait_for_every_input(
+    bootstrap: str, input_topic: str, output_topic: str, *, timeout: float
+) -> tuple[Committed, Counter[str]]:
+    """After the sender is done: the records the input topic holds (input_records), and the
+    committed outputs once there is one per record."""
+    recorded = input_records(bootstrap, input_topic)
+    committed = wait_for_outputs(bootstrap, output_topic, sum(recorded.values()), timeout=timeout)
+    return committed, recorded
