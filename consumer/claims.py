@@ -43,6 +43,12 @@ from customer_ids.store.ports import StateBehindLogError
 log = get_logger(__name__)
 CONFIG_PREFIX = b"config/"
 CLAIM_PREFIX = b"claim/"
+# The shapes of imported legacy numbers (customer_ids/domain/imports.py): no template that
+# could produce one may be used. Value: the shape.
+LEGACY_PREFIX = b"config/legacy/"
+# One record per import (customer_ids/tools/importing.py): per counter the value it had when
+# the import began (below it the service may have handed numbers out) and the highest imported.
+IMPORT_PREFIX = b"import/"
 
 Ranges = list[tuple[int, int]]  # inclusive, sorted, disjoint
 
@@ -115,6 +121,8 @@ class ClaimsLog:
         self.floors: dict[str, int] = {}
         self.committed: dict[str, Committed] = {}
         self.renderings: list[Rendering] = []
+        self.legacy_shapes: set[str] = set()
+        self.imports: dict[str, dict[str, dict[str, int]]] = {}
         # Until the first read_until() returns, everything read is history: compaction may
         # have removed claims, so all up to each counter's highest value counts as committed.
         self._history = True
@@ -203,7 +211,11 @@ class ClaimsLog:
         assert offset is not None
         self.reached = max(self.reached, offset + 1)
         key, value = message.key() or b"", message.value()
-        if key.startswith(CONFIG_PREFIX):
+        if key.startswith(LEGACY_PREFIX):
+            self.legacy_shapes.add((value or b"").decode(errors="replace"))
+        elif key.startswith(IMPORT_PREFIX):
+            self._take_import(key, value)
+        elif key.startswith(CONFIG_PREFIX):
             self._take_rendering(key, value)
         elif key.startswith(CLAIM_PREFIX):
             self._take_claim(key, value)
@@ -219,6 +231,16 @@ class ClaimsLog:
                 self.renderings.append(Rendering.from_json(value.decode()))
             except (ValueError, TypeError):
                 log.warning("rendering_record_unreadable", key=key.decode(errors="replace"))
+
+    def _take_import(self, key: bytes, value: bytes | None) -> None:
+        try:
+            record = json.loads(value or b"{}")
+            self.imports[key[len(IMPORT_PREFIX) :].decode()] = {
+                part: {str(c): int(v) for c, v in record[part].items()}
+                for part in ("below", "highest")
+            }
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log.warning("import_record_unreadable", key=key.decode(errors="replace"))
 
     def _take_claim(self, key: bytes, value: bytes | None) -> None:
         try:

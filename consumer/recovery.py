@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Message
 
-from consumer.claims import CLAIM_PREFIX, CONFIG_PREFIX, watermark_counter
+from consumer.claims import CLAIM_PREFIX, CONFIG_PREFIX, IMPORT_PREFIX, watermark_counter
 from consumer.metrics import ServiceMetrics
 from consumer.outputs import sent_ms
 from customer_ids.adapters import failpoints
@@ -71,7 +71,7 @@ class LogState:
 def _on_watermark(state: LogState) -> Callable[[Message], None]:
     def handle(message: Message) -> None:
         state.records_read += 1
-        if (message.key() or b"").startswith((CONFIG_PREFIX, CLAIM_PREFIX)):
+        if (message.key() or b"").startswith((CONFIG_PREFIX, CLAIM_PREFIX, IMPORT_PREFIX)):
             return  # a rendering or a claim (consumer/claims.py), not a floor
         try:
             state.floor(watermark_counter(message.key()), int(message.value() or 0))

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from confluent_kafka import Message
 
-from consumer.claims import CONFIG_PREFIX, ClaimsLog
+from consumer.claims import CONFIG_PREFIX, LEGACY_PREFIX, ClaimsLog
 from consumer.kafka_txn import KafkaTransaction, RetryBatchError
 from customer_ids.adapters.log_reader import read_topics_to_end
 from customer_ids.adapters.logs import get_logger
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import ConfigError
-from customer_ids.domain.number_spaces import Rendering, history_problems
+from customer_ids.domain.number_spaces import Rendering, history_problems, legacy_problems
 
 log = get_logger(__name__)
 PREFIX = CONFIG_PREFIX
@@ -24,7 +24,7 @@ def read_renderings(settings: Settings) -> list[Rendering]:
 
     def on_record(message: Message) -> None:
         key, value = message.key() or b"", message.value()
-        if key.startswith(PREFIX) and value:
+        if key.startswith(PREFIX) and not key.startswith(LEGACY_PREFIX) and value:
             try:
                 found.append(Rendering.from_json(value.decode()))
             except (ValueError, TypeError):
@@ -64,6 +64,7 @@ def guard_renderings(settings: Settings, transaction: KafkaTransaction, claims: 
         wait_s = min(settings.kafka_call_timeout_s, settings.transaction_timeout_ms / 2000)
         claims.read_until(transaction.claimed, wait_s)
         problems = history_problems(sequences, claims.renderings)
+        problems += legacy_problems(sequences, claims.legacy_shapes)
     except BaseException:
         transaction.abort()
         raise

@@ -122,6 +122,18 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    from customer_ids.tools.import_report import run_import  # noqa: PLC0415
+
+    return run_import(
+        settings,
+        args.file,
+        dry_run=args.dry_run,
+        report=args.report,
+        chunk_rows=args.chunk_rows,
+    )
+
+
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from customer_ids.adapters.schema_registry import framed_codec  # noqa: PLC0415
     from customer_ids.tools.tail import tail  # noqa: PLC0415
@@ -374,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_producing(sub)
     _add_tools(sub)
     _add_erasure(sub)
+    _add_import(sub)
     return parser
 
 
@@ -430,6 +443,29 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="one JSON object a line instead of a table"
     )
+
+
+def _add_import(sub: Any) -> None:
+    """`import`: a legacy CRM's numbers."""
+    p = sub.add_parser(
+        "import",
+        help="adopt a legacy CRM's customer numbers as committed assignments",
+        description="FILE is CSV with the header source_system,customer_id,customer_number "
+        "(or JSON lines with those fields). Every pair is checked first: one number for two "
+        "customers, two numbers for one customer (in the file or against what is committed), "
+        "a number issued to another customer, a wrong check digit or a malformed line refuse "
+        "the whole file with each line named (exit 65), and nothing is written. Then each "
+        "counter is raised above its highest imported value and the pairs are committed in "
+        "chunks, safe beside a running service. Re-running the same file is a no-op; one "
+        "interrupted half way completes.",
+    )
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--dry-run", action="store_true", help="every check, nothing written")
+    p.add_argument("--report", type=Path, metavar="PATH", help="write the report (JSON lines)")
+    p.add_argument(
+        "--chunk-rows", type=int, default=5000, help="pairs per transaction (default 5000)"
+    )
+    p.set_defaults(handler=_import, needs=_always("kafka", "redis", "registry"))
 
 
 def _add_tools(sub: Any) -> None:

@@ -18,6 +18,7 @@ from typing import Literal
 
 from customer_ids.domain.errors import ConfigError
 from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.domain.imports import LEGACY_COUNTER
 from customer_ids.domain.number_spaces import Rendering
 from customer_ids.domain.numbers import NumberTemplate
 from customer_ids.domain.sequences import Router
@@ -65,8 +66,10 @@ class AuditBook:
     def customers(self) -> int:
         return len(self._number_of)
 
-    def observe(self, out: CustomerIdAssigned, now: float) -> list[Finding]:
-        """What this record breaks; empty for a new assignment or a repeat of a known one."""
+    def observe(self, out: CustomerIdAssigned, now: float, imported: bool = False) -> list[Finding]:
+        """What this record breaks; empty for a new assignment or a repeat of a known one.
+        `imported`: a legacy CRM's number (`customer-ids import`): a legacy one is checked
+        against no template, and no imported value leaves the values below it missing."""
         customer, number = hash(out.customer_key), hash(out.customer_number)
         first_number = self._number_of.get(customer)
         owner = self._customer_of.get(number)
@@ -85,10 +88,19 @@ class AuditBook:
             findings += self._once(
                 "number_shared", out, customer, number, "this number belongs to another customer"
             )
-        problem = self._invalid(out)
+        legacy = imported and out.sequence_name == LEGACY_COUNTER
+        problem = None if legacy else self._invalid(out)
         if problem:
             findings += self._once("invalid_number", out, customer, number, problem)
+        if imported:
+            self._note_imported(out)
+            return findings
         return findings + self._note_value(out, now)
+
+    def _note_imported(self, out: CustomerIdAssigned) -> None:
+        counter = self._counters.setdefault(out.sequence_name, _Counter(out.sequence))
+        counter.missing.pop(out.sequence, None)
+        counter.highest = max(counter.highest, out.sequence)
 
     def overdue_gaps(self, cutoff: float) -> list[Finding]:
         """Values still missing that were first missed at or before `cutoff` (call it only

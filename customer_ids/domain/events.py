@@ -71,7 +71,7 @@ class CustomerCreated:
         if not _UUID.match(self.event_id):
             raise ValidationError(f"event_id {self.event_id!r} is not a UUID")
         for name in ("customer_id", "source_system", "customer_type"):
-            _check_id(name, getattr(self, name))
+            check_id(name, getattr(self, name))
         if "/" in self.source_system:
             raise ValidationError("source_system must not contain '/'")
         if len(self.country_code) != 2 or not self.country_code.isalpha():
@@ -160,13 +160,13 @@ class CustomerErasureRequested:
         if not _UUID.match(event.event_id):
             raise ValidationError(f"event_id {event.event_id!r} is not a UUID")
         for name in ("customer_id", "source_system", "requested_by"):
-            _check_id(name, getattr(event, name))
+            check_id(name, getattr(event, name))
         if "/" in event.source_system:
             raise ValidationError("source_system must not contain '/'")
         return event
 
 
-def _check_id(name: str, value: str) -> None:
+def check_id(name: str, value: str) -> None:
     """An id field: present, at most 200 characters, no control character."""
     if not value or not value.strip():
         raise ValidationError(f"{name} is empty; every event needs one")

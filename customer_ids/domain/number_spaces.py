@@ -213,3 +213,34 @@ def history_problems(sequences: Iterable[Sequence], history: Iterable[Rendering]
                 )
                 break
     return problems
+
+
+def shape_of(number: str) -> str:
+    """A legacy number (no template of ours produced it) with every digit as '9': what no
+    template may ever be able to produce (customer_ids/domain/imports.py)."""
+    return "".join("9" if c.isdigit() else c for c in number)
+
+
+def may_produce(template: NumberTemplate, shape: str) -> bool:
+    """Whether the template could produce a number of this shape, decided as may_meet
+    decides it for two templates."""
+    cells = [DIGIT if c == "9" else c for c in shape]
+    left = _walk(template, False)
+    if _apart(left, cells) or _apart(_walk(template, True), cells[::-1]):
+        return False
+    return STOP in left or len(left) == len(cells)
+
+
+def legacy_problems(sequences: Iterable[Sequence], shapes: Iterable[str]) -> list[str]:
+    """What in this configuration could produce an imported legacy number (by its shape)."""
+    shapes = list(shapes)
+    problems = []
+    for sequence in sequences:
+        met = next((s for s in shapes if may_produce(sequence.template, s)), None)
+        if met is not None:
+            problems.append(
+                f"sequence {sequence.name}'s template {sequence.template.text!r} could produce "
+                f"imported legacy numbers of the shape {met!r} (9 = any digit), which belong to "
+                "customers already; give the template a literal prefix those numbers never have"
+            )
+    return problems

@@ -27,6 +27,7 @@ from customer_ids.domain.audit import AuditBook, Finding
 from customer_ids.domain.errors import CustomerIdsError, DecodeError, ValidationError
 from customer_ids.domain.events import CustomerIdAssigned
 from customer_ids.domain.number_spaces import Rendering
+from customer_ids.wire.headers import IMPORTED_HEADER
 
 log = get_logger(__name__)
 LAG_REPORT_S = 5.0
@@ -170,7 +171,9 @@ class Auditor:
                 message,
             )
             return
-        for finding in self.book.observe(out, time.monotonic()):
+        headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
+        imported = any(name == IMPORTED_HEADER for name, _ in headers)
+        for finding in self.book.observe(out, time.monotonic(), imported):
             self._report(finding, message)
 
     def _after_poll(self) -> None:

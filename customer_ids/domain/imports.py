@@ -1,0 +1,205 @@
+"""A legacy CRM's numbers as assignments, with no I/O: each line of an import file read, its
+number placed (a value of a configured sequence, or a legacy number kept as it is), and the
+file checked against itself. What is already committed is checked by the import tool.
+
+A legacy number (no template produces it) gets a value of its own counter, LEGACY_COUNTER,
+so it is claimed, rebuilt and audited like any other number; its shape is recorded so that no
+template that could produce it is ever accepted (number_spaces.history_problems)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TextIO
+
+from customer_ids.domain.errors import ValidationError
+from customer_ids.domain.events import check_id
+from customer_ids.domain.number_check import check_number
+from customer_ids.domain.number_spaces import may_produce, shape_of
+from customer_ids.domain.numbers import is_number_text
+from customer_ids.domain.sequences import Router
+
+# No sequence name can hold '~' (sequences.py), so this counter is nobody else's.
+LEGACY_COUNTER = "~legacy"
+FIELDS = ("source_system", "customer_id", "customer_number")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    line: int
+    source_system: str
+    customer_id: str
+    number: str
+
+    @property
+    def customer_key(self) -> str:
+        return f"{self.source_system}/{self.customer_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """Where a number lives: `counter` and `value` for a template's number; for a legacy one
+    LEGACY_COUNTER, value 0 until the import gives it one, and its shape."""
+
+    counter: str
+    value: int
+    shape: str = ""
+
+    @property
+    def legacy(self) -> bool:
+        return self.counter == LEGACY_COUNTER
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    line: int
+    pair: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.pair}: {self.reason}"
+
+
+def read_rows(stream: TextIO, name: str) -> Iterator[ImportRow | Refusal]:
+    """Each line of a CSV (header source_system,customer_id,customer_number) or JSON lines
+    file (chosen by `name` ending in .jsonl/.ndjson/.json, or by a first line opening '{')."""
+    first = stream.readline()
+    if name.endswith((".jsonl", ".ndjson", ".json")) or first.lstrip().startswith("{"):
+        yield from _json_lines(first, stream)
+    else:
+        yield from _csv_rows(first, stream)
+
+
+def _csv_rows(first: str, stream: TextIO) -> Iterator[ImportRow | Refusal]:
+    header = [h.strip() for h in next(csv.reader([first]), [])]
+    if tuple(header) != FIELDS:
+        yield Refusal(1, first.strip()[:80], f"the header must be {','.join(FIELDS)}")
+        return
+    for line, values in enumerate(csv.reader(stream), start=2):
+        if not values:
+            continue
+        if len(values) != 3:
+            yield Refusal(line, ",".join(values)[:80], f"{len(values)} fields, not 3")
+            continue
+        yield _row(line, *values)
+
+
+def _json_lines(first: str, stream: TextIO) -> Iterator[ImportRow | Refusal]:
+    for line, text in enumerate(_chain(first, stream), start=1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+            values = [record[f] for f in FIELDS]
+        except (ValueError, TypeError, KeyError):
+            yield Refusal(line, text.strip()[:80], f"not a JSON object with {', '.join(FIELDS)}")
+            continue
+        if not all(isinstance(v, str) for v in values):
+            yield Refusal(line, text.strip()[:80], "every field must be a string")
+            continue
+        yield _row(line, *values)
+
+
+def _chain(first: str, rest: TextIO) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+def _row(line: int, source: str, customer: str, number: str) -> ImportRow | Refusal:
+    pair = f"{source}/{customer} {number}"
+    try:
+        check_id("source_system", source)
+        check_id("customer_id", customer)
+        if "/" in source:
+            raise ValidationError("source_system must not contain '/'")
+        if not number.strip() or not is_number_text(number) or len(number) > 200:
+            raise ValidationError("customer_number is empty, too long or not printable")
+    except ValidationError as exc:
+        return Refusal(line, pair[:120], str(exc))
+    return ImportRow(line, source, customer, number)
+
+
+def place(row: ImportRow, router: Router) -> Placed | Refusal:
+    """The counter and value of a number a configured template produces; a legacy number's
+    shape; or why it is neither (the shape of a template's numbers with a wrong check digit
+    or width, or a sequence whose counter restarts each period)."""
+    pair = f"{row.customer_key} {row.number}"
+    for sequence in router.sequences:
+        value = sequence.template.sequence_of(row.number)
+        if value is None:
+            continue
+        if sequence.period != "none":
+            return Refusal(
+                row.line,
+                pair,
+                f"a number of sequence {sequence.name}, whose counter restarts each "
+                f"{sequence.period} period: import only into sequences with period none",
+            )
+        if not sequence.start <= value <= sequence.capacity:
+            return Refusal(
+                row.line,
+                pair,
+                f"value {value} is outside sequence {sequence.name}'s {sequence.start}.."
+                f"{sequence.capacity}",
+            )
+        return Placed(sequence.name, value)
+    shape = shape_of(row.number)
+    for sequence in router.sequences:
+        if may_produce(sequence.template, shape):
+            report = check_number(row.number, router)
+            return Refusal(
+                row.line,
+                pair,
+                f"has the shape of sequence {sequence.name}'s numbers "
+                f"({sequence.template.text!r}) but is not one of them ({report.explanation}); "
+                "fix the line, or give the template a prefix legacy numbers never have",
+            )
+    return Placed(LEGACY_COUNTER, 0, shape)
+
+
+@dataclass
+class FileCheck:
+    """The file against itself: one number per customer, one customer per number. Keeps per
+    row only the customer key and the number (the conflict check's needs)."""
+
+    number_of: dict[str, tuple[str, int]]  # customer key -> (number, first line)
+    owner_of: dict[str, tuple[str, int]]  # number -> (customer key, first line)
+    refusals: list[Refusal]
+    repeats: int = 0  # lines that repeat an earlier line's pair
+
+    @classmethod
+    def of(cls, rows: Iterable[ImportRow]) -> FileCheck:
+        check = cls({}, {}, [])
+        for row in rows:
+            check.add(row)
+        return check
+
+    def add(self, row: ImportRow) -> bool:
+        """False when the row repeats an earlier pair or conflicts with one (refused)."""
+        key, pair = row.customer_key, f"{row.customer_key} {row.number}"
+        had = self.number_of.get(key)
+        owner = self.owner_of.get(row.number)
+        if had is not None and had[0] == row.number:
+            self.repeats += 1
+            return False
+        if had is not None:
+            self.refusals.append(
+                Refusal(
+                    row.line, pair, f"two numbers for one customer: line {had[1]} gives it {had[0]}"
+                )
+            )
+            return False
+        if owner is not None:
+            self.refusals.append(
+                Refusal(
+                    row.line,
+                    pair,
+                    f"one number for two customers: line {owner[1]} gives it to {owner[0]}",
+                )
+            )
+            return False
+        self.number_of[key] = (row.number, row.line)
+        self.owner_of[row.number] = (key, row.line)
+        return True

@@ -1,0 +1,121 @@
+"""The `import` command as a person sees it: progress while it reads and writes, one line per
+refused pair, the report file, and the exit status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from consumer.claims import ClaimsLog
+from customer_ids.config.settings import Settings
+from customer_ids.tools.importing import (
+    Importer,
+    ImportPlan,
+    ImportRefusedError,
+    check_file,
+    summary,
+)
+
+EX_DATAERR = 65  # sysexits: the input data was incorrect
+SHOWN = 20  # refused lines printed; the report file has them all
+
+
+def run_import(
+    settings: Settings, path: Path, *, dry_run: bool, report: Path | None, chunk_rows: int
+) -> int:
+    console = Console(stderr=True)
+    if not path.is_file():
+        console.print(f"{path}: no such file; name a CSV or JSON-lines file of pairs")
+        return 66  # EX_NOINPUT
+    claims = ClaimsLog(settings.bootstrap_servers, settings.watermark_topic)
+    with console.status("checking the file against what is committed") as status:
+
+        def progress(stage: str, count: int) -> None:
+            status.update(f"{stage}: {count:,}")
+
+        plan = check_file(settings, path, claims, progress)
+    _write_report(report, plan)
+    stop = _checked(console, plan, report, dry_run)
+    if stop is not None:
+        claims.close()
+        return stop
+    return _write(console, settings, claims, plan, report, chunk_rows)
+
+
+def _write(
+    console: Console,
+    settings: Settings,
+    claims: ClaimsLog,
+    plan: ImportPlan,
+    report: Path | None,
+    chunk_rows: int,
+) -> int:
+    importer = Importer(settings, claims)
+    try:
+        with console.status("importing") as status:
+
+            def wrote(stage: str, count: int) -> None:
+                status.update(f"{stage}: {count:,} of {len(plan.rows):,} pairs committed")
+
+            result = importer.run(plan, wrote, chunk_rows)
+    except ImportRefusedError as exc:
+        console.print(f"import stopped: {exc}")
+        console.print("what was committed before stays (each chunk is whole); run it again")
+        return EX_DATAERR
+    finally:
+        importer.close()
+    if result.refusals:
+        plan.refusals = result.refusals
+        _write_report(report, plan)
+        _show_refusals(console, plan, report)
+        console.print(
+            "the service's counter passed these numbers while the import started; nothing "
+            "was imported (the counters were raised, which only skips numbers)"
+        )
+        return EX_DATAERR
+    highest = ", ".join(f"{c} above {v:,}" for c, v in sorted(plan.highest.items()))
+    console.print(
+        f"imported {result.written:,} pairs in {result.chunks} transaction(s) "
+        f"(import {plan.import_id}); counters now {highest or 'unchanged'}"
+    )
+    return 0
+
+
+def _checked(console: Console, plan: ImportPlan, report: Path | None, dry_run: bool) -> int | None:
+    """What the check says; the exit status when the command ends here."""
+    console.print(
+        f"{plan.lines:,} lines; {len(plan.rows):,} pairs to import, {plan.already:,} already "
+        f"committed, {plan.repeats:,} repeated lines, {len(plan.refusals):,} refused"
+    )
+    if plan.refusals:
+        _show_refusals(console, plan, report)
+        console.print("nothing was written: fix or remove these lines and run it again")
+        return EX_DATAERR
+    if dry_run:
+        kinds = json.dumps(summary(plan)["by_counter"])
+        console.print(f"dry run: every check passed, nothing written ({kinds})")
+        return 0
+    if not plan.rows:
+        console.print("nothing to import: every pair of this file is already committed")
+        return 0
+    return None
+
+
+def _show_refusals(console: Console, plan: ImportPlan, report: Path | None) -> None:
+    for refusal in plan.refusals[:SHOWN]:
+        console.print(f"  {refusal}", markup=False, highlight=False)
+    if len(plan.refusals) > SHOWN:
+        where = f"all in {report}" if report else "write them all with --report PATH"
+        console.print(f"  ... and {len(plan.refusals) - SHOWN:,} more ({where})")
+
+
+def _write_report(report: Path | None, plan: ImportPlan) -> None:
+    if report is None:
+        return
+    lines = [json.dumps(summary(plan))]
+    lines += [
+        json.dumps({"line": r.line, "pair": r.pair, "reason": r.reason}) for r in plan.refusals
+    ]
+    report.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,538 @@
+"""`customer-ids import FILE`: a legacy CRM's numbers adopted as committed assignments.
+
+Three phases. The *check* reads the file, the claims log and the output topic (the record of
+truth) and refuses, with every bad line named, anything that would give one customer two
+numbers or one number two customers; nothing is written unless the whole file passes. The
+*reserve* raises each counter above the highest imported value of its sequence in one
+transaction (the floor records make the raise outlive Redis) and records, per counter, the
+value it had then: below it the service may have handed numbers out, so no imported number
+below it is accepted. The *chunks* then go through the service's own path: under the sequence
+locks, one allocation step in Redis, the outputs with the claims, fence and claim check in one
+Kafka transaction of the import's own transactional id (a second import fences the first).
+
+An import is resumable, not all-or-nothing: every chunk is committed whole or not at all, and
+the import id is the file's digest, so a re-run of the same file skips what is committed and
+writes the rest. A legacy number (no template produces it) takes the next value of its own
+counter (domain/imports.py), and its shape is recorded so no template may ever produce it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from confluent_kafka import Message, Producer
+
+from consumer.claims import (
+    IMPORT_PREFIX,
+    LEGACY_PREFIX,
+    ClaimsBehindError,
+    ClaimsLog,
+    Ranges,
+    claim_record_key,
+    claim_value,
+    ranges_of,
+    refuse_taken,
+)
+from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
+from consumer.metrics import ServiceMetrics
+from consumer.outputs import OUTPUT_EVENT_NAMESPACE, output_event_id, watermark_key
+from consumer.recovery import StateRecovery, checkpoint_field
+from customer_ids.adapters import failpoints
+from customer_ids.adapters.kafka_io import producer_config
+from customer_ids.adapters.log_reader import read_topics_to_end
+from customer_ids.adapters.logs import get_logger
+from customer_ids.adapters.schema_registry import framed_codec
+from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import ConfigError, CustomerIdsError
+from customer_ids.domain.events import now_utc
+from customer_ids.domain.imports import (
+    LEGACY_COUNTER,
+    FileCheck,
+    ImportRow,
+    Placed,
+    Refusal,
+    place,
+    read_rows,
+)
+from customer_ids.domain.number_spaces import may_produce
+from customer_ids.domain.numbers import NumberTemplate
+from customer_ids.store.factory import build_allocator
+from customer_ids.store.leases import LeaseLostError, LockTimeoutError
+from customer_ids.store.ports import (
+    GENERATION,
+    AllocationConflictError,
+    StateBehindLogError,
+    StateChangedError,
+    StoredAssignment,
+)
+from customer_ids.wire.headers import ASSIGNMENT_HEADER, IMPORTED_HEADER
+
+log = get_logger(__name__)
+CHUNK_ROWS = 5000
+ATTEMPTS = 5
+
+
+class ImportRefusedError(CustomerIdsError):
+    """The file (or part of it) cannot be imported; the report names each line."""
+
+
+@dataclass
+class ImportPlan:
+    """What the check found: the rows still to write, and everything it refused."""
+
+    import_id: str
+    lines: int = 0
+    rows: list[tuple[ImportRow, Placed]] = field(default_factory=list)
+    already: int = 0  # pairs already committed (an earlier run of this import, or the same)
+    repeats: int = 0  # lines repeating an earlier line's pair
+    refusals: list[Refusal] = field(default_factory=list)
+    highest: dict[str, int] = field(default_factory=dict)  # counter -> highest imported
+    shapes: set[str] = field(default_factory=set)  # legacy shapes to record
+    below: dict[str, int] = field(default_factory=dict)  # counter -> its value at the start
+
+
+@dataclass
+class ImportResult:
+    written: int = 0
+    chunks: int = 0
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+def import_id_of(path: Path) -> str:
+    """The same file is the same import: its id is a UUIDv5 of the file's SHA-256."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return str(uuid.uuid5(OUTPUT_EVENT_NAMESPACE, "import:" + digest.hexdigest()))
+
+
+def import_transactional_id(settings: Settings) -> str:
+    """One per consumer group: two imports at once fence each other, never interleave."""
+    return f"{settings.group_id}-import"
+
+
+# ------------------------------------------------------------------------------------ check
+def check_file(
+    settings: Settings, path: Path, claims: ClaimsLog, progress: Callable[[str, int], None]
+) -> ImportPlan:
+    """Every line checked against the file, the configured and recorded templates and what
+    is committed; the plan holds the rows left to write."""
+    plan = ImportPlan(import_id_of(path))
+    file_check = FileCheck({}, {}, plan.refusals)
+    accepted = _read_file(path, settings, plan, file_check, progress)
+    _read_claims(claims, settings)
+    history = _history_templates(claims)
+    committed = _committed_against(settings, file_check, progress)
+    for row, placed in accepted:
+        refusal = _refusal(row, placed, committed, history)
+        if refusal == "already":
+            plan.already += 1
+        elif refusal is not None:
+            plan.refusals.append(refusal)
+        else:
+            plan.rows.append((row, placed))
+            if placed.legacy:
+                plan.shapes.add(placed.shape)
+            else:
+                plan.highest[placed.counter] = max(
+                    plan.highest.get(placed.counter, 0), placed.value
+                )
+    previous = claims.imports.get(plan.import_id)
+    if previous is not None:
+        plan.below = dict(previous["below"])
+    plan.refusals += below_live_counters(plan, _live(settings, claims, plan.highest))
+    plan.refusals.sort(key=lambda r: r.line)
+    return plan
+
+
+def _read_file(
+    path: Path,
+    settings: Settings,
+    plan: ImportPlan,
+    file_check: FileCheck,
+    progress: Callable[[str, int], None],
+) -> list[tuple[ImportRow, Placed]]:
+    """The lines that are well formed, placed, and agree with the rest of the file."""
+    accepted: list[tuple[ImportRow, Placed]] = []
+    with path.open(encoding="utf-8", newline="") as stream:
+        for item in read_rows(stream, path.name):
+            plan.lines += 1
+            if plan.lines % 50_000 == 0:
+                progress("reading the file", plan.lines)
+            placed = item if isinstance(item, Refusal) else place(item, settings.router)
+            if isinstance(placed, Refusal):
+                plan.refusals.append(placed)
+            elif isinstance(item, ImportRow) and file_check.add(item):
+                accepted.append((item, placed))
+    plan.repeats = file_check.repeats
+    return accepted
+
+
+def _refusal(
+    row: ImportRow, placed: Placed, committed: _Committed, history: list[NumberTemplate]
+) -> Refusal | Literal["already"] | None:
+    """Why a row cannot be imported over what is committed; "already" when it is."""
+    pair = f"{row.customer_key} {row.number}"
+    has, owner = committed.numbers.get(row.customer_key), committed.owners.get(row.number)
+    if has == row.number:
+        return "already"
+    if has is not None:
+        return Refusal(row.line, pair, f"two numbers for one customer: it already has {has}")
+    if owner is not None:
+        return Refusal(row.line, pair, f"the number is already issued to {owner}")
+    if placed.legacy and (met := _met_by(placed.shape, history)):
+        return Refusal(
+            row.line,
+            pair,
+            f"a template used before ({met!r}) could produce this number; it cannot be kept "
+            "as a legacy number",
+        )
+    return None
+
+
+def below_live_counters(plan: ImportPlan, live: dict[str, int]) -> list[Refusal]:
+    """Rows whose value the counter had already passed when the import began (`plan.below`,
+    else `live` now): the service may have given that number to someone whose commit is still
+    on its way. Those rows leave the plan."""
+    refused, kept = [], []
+    for row, placed in plan.rows:
+        start = plan.below.get(placed.counter, live.get(placed.counter, 0))
+        if not placed.legacy and placed.value <= start:
+            refused.append(
+                Refusal(
+                    row.line,
+                    f"{row.customer_key} {row.number}",
+                    f"value {placed.value} is not above counter {placed.counter}'s {start} "
+                    "(where it stood when the import began): the service may have given this "
+                    "number to a customer already; import numbers above the live counter, or "
+                    "before the service numbers anyone",
+                )
+            )
+        else:
+            kept.append((row, placed))
+    plan.rows = kept
+    return refused
+
+
+@dataclass
+class _Committed:
+    numbers: dict[str, str] = field(default_factory=dict)  # customer in the file -> number
+    owners: dict[str, str] = field(default_factory=dict)  # number in the file -> customer
+
+
+def _committed_against(
+    settings: Settings, file_check: FileCheck, progress: Callable[[str, int], None]
+) -> _Committed:
+    """What the output topic says about the file's customers and numbers (the latest record
+    of each customer counts, as compaction keeps it)."""
+    found = _Committed()
+    read = 0
+
+    def on_output(message: Message) -> None:
+        nonlocal read
+        read += 1
+        if read % 200_000 == 0:
+            progress("reading the output topic", read)
+        headers: list[tuple[str, bytes]] = message.headers() or []  # type: ignore[assignment]
+        stored = next((v for k, v in headers if k == ASSIGNMENT_HEADER), None)
+        if stored is None or message.value() is None:
+            return
+        customer = (message.key() or b"").decode()
+        number = StoredAssignment.decode(stored.decode()).number
+        if customer in file_check.number_of:
+            found.numbers[customer] = number
+        if number in file_check.owner_of:
+            found.owners[number] = customer
+
+    read_topics_to_end(settings.bootstrap_servers, {settings.output_topic: on_output}, timeout=None)
+    return found
+
+
+def _read_claims(claims: ClaimsLog, settings: Settings) -> None:
+    wait_s = float(settings.kafka_call_timeout_s) * 4
+    claims.read_until(claims.end_offset(wait_s), wait_s)
+
+
+def _history_templates(claims: ClaimsLog) -> list[NumberTemplate]:
+    found = []
+    for rendering in claims.renderings:
+        try:
+            found.append(NumberTemplate.parse(rendering.template, "UTC", b"any scramble key"))
+        except ConfigError:
+            continue
+    return found
+
+
+def _met_by(shape: str, templates: list[NumberTemplate]) -> str | None:
+    return next((t.text for t in templates if may_produce(t, shape)), None)
+
+
+def _live(settings: Settings, claims: ClaimsLog, counters: dict[str, int]) -> dict[str, int]:
+    """Each counter as far as anyone got: Redis now, or the log when Redis is behind it."""
+    store = build_allocator(settings)
+    now = store.counters(sorted(counters)) if counters else {}
+    return {c: max(v, claims.floors.get(c, 0)) for c, v in now.items()}
+
+
+# ------------------------------------------------------------------------------------ write
+class Importer:
+    """Writes a checked plan: the reserve, then chunk by chunk, each its own transaction."""
+
+    def __init__(self, settings: Settings, claims: ClaimsLog) -> None:
+        self.settings = settings
+        self.claims = claims
+        self.txid = import_transactional_id(settings)
+        self.store = build_allocator(settings)
+        self.recovery = StateRecovery(self.store, settings, ServiceMetrics())
+        self.codec = framed_codec(
+            settings.registry(), settings.output_topic, "CustomerIdAssigned", register=True
+        )
+        producer = Producer(
+            producer_config(
+                settings.bootstrap_servers,
+                {
+                    "transactional.id": self.txid,
+                    "enable.idempotence": True,
+                    "transaction.timeout.ms": settings.transaction_timeout_ms,
+                    "linger.ms": 20,
+                    "compression.type": "lz4",
+                },
+            )
+        )
+        self.transaction = KafkaTransaction(producer, float(settings.kafka_call_timeout_s))
+        self.epoch = ""
+
+    def run(
+        self, plan: ImportPlan, progress: Callable[[str, int], None], chunk_rows: int = CHUNK_ROWS
+    ) -> ImportResult:
+        result = ImportResult()
+        with kafka_errors():
+            self.transaction.init()  # aborts what a killed run of this import left open
+        self.epoch = self.recovery.ensure(None).epoch
+        self._attempts(lambda: self._reserve(plan))
+        result.refusals = below_live_counters(plan, {})
+        if result.refusals:
+            return result  # nothing written but the counters' raise: the report says why
+        for chunk in _chunks(plan.rows, chunk_rows):
+            self._attempts(lambda chunk=chunk: self._write(plan, chunk))  # type: ignore[misc]
+            result.written += len(chunk)
+            result.chunks += 1
+            progress("importing", result.written)
+        return result
+
+    def _attempts(self, step: Callable[[], None]) -> None:
+        """A step in its transaction; aborted and tried again on a passing failure, after a
+        recovery when Redis is not the state it started from."""
+        for attempt in range(ATTEMPTS):
+            try:
+                with kafka_errors():
+                    step()
+                return
+            except ImportRefusedError:
+                self.transaction.abort()
+                raise
+            except (
+                StateChangedError,
+                RetryBatchError,
+                ClaimsBehindError,
+                AllocationConflictError,
+                LockTimeoutError,
+                LeaseLostError,
+            ) as exc:
+                log.warning("import_step_aborted", reason=type(exc).__name__, error=str(exc)[:300])
+                self.transaction.abort()
+                if attempt == ATTEMPTS - 1:
+                    raise
+                if isinstance(exc, StateChangedError):
+                    force = str(exc) if isinstance(exc, StateBehindLogError) else None
+                    self.epoch = self.recovery.ensure(self.epoch, force).epoch
+                time.sleep(0.2 * 2**attempt)
+
+    def _reserve(self, plan: ImportPlan) -> None:
+        """Counters raised above the highest imported values, the value each had before
+        recorded (once per import), and the legacy shapes recorded, in one transaction."""
+        self.transaction.begin()
+        counters = sorted(plan.highest)
+        generation = None
+        current: dict[str, int] = {}
+        with self.store.locked(counters):
+            if counters:
+                current = self.store.counters(counters)
+                expected = {c: (current[c], max(current[c], plan.highest[c]), 0) for c in counters}
+                generation = self.store.allocate(self.epoch, expected, {})
+        below = plan.below or current
+        record = {"below": below, "highest": plan.highest}
+        self._produce_watermark(
+            IMPORT_PREFIX + plan.import_id.encode(), json.dumps(record), claim=True
+        )
+        for shape in sorted(plan.shapes):
+            key = LEGACY_PREFIX + hashlib.sha256(shape.encode()).hexdigest()[:24].encode()
+            self._produce_watermark(key, shape)
+        claims: dict[str, Ranges] = {}
+        if generation is not None:
+            claims[GENERATION] = [(generation, generation)]
+        self._claim(claims, plan.highest)
+        self.transaction.flush()
+        self.store.fence(self.epoch, {})
+        self._check(claims)
+        problems = [
+            f"{shape!r}: {met}"
+            for shape in sorted(plan.shapes)
+            if (met := _met_by(shape, _history_templates(self.claims)))
+        ]
+        if problems:
+            raise ImportRefusedError(
+                "templates recorded meanwhile could produce these legacy shapes: "
+                + "; ".join(problems[:5])
+            )
+        self.transaction.commit_records()
+        self.claims.own_committed(claims)
+        plan.below = {c: int(v) for c, v in below.items()}
+
+    def _write(self, plan: ImportPlan, chunk: list[tuple[ImportRow, Placed]]) -> None:
+        self.transaction.begin()
+        keys = [row.customer_key for row, _ in chunk]
+        legacy = [(row, placed) for row, placed in chunk if placed.legacy]
+        counters = sorted({p.counter for _, p in chunk})
+        new: dict[str, StoredAssignment] = {}
+        issued: dict[str, StoredAssignment] = {}
+        generation = None
+        with self.store.locked(counters):
+            existing = self.store.lookup(keys)
+            current = self.store.counters(counters)
+            fresh_legacy = [(r, p) for r, p in legacy if r.customer_key not in existing]
+            next_legacy = current.get(LEGACY_COUNTER, 0)
+            for row, placed in chunk:
+                held = existing.get(row.customer_key)
+                if held is not None:
+                    if held.number != row.number:
+                        raise ImportRefusedError(
+                            f"line {row.line}: {row.customer_key} was given {held.number} by "
+                            "the service while the import ran; re-run the import to see the "
+                            "whole report"
+                        )
+                    issued[row.customer_key] = held  # an earlier attempt's, not committed
+                elif placed.legacy:
+                    next_legacy += 1
+                    new[row.customer_key] = StoredAssignment(
+                        LEGACY_COUNTER, next_legacy, row.number
+                    )
+                else:
+                    new[row.customer_key] = StoredAssignment(
+                        placed.counter, placed.value, row.number
+                    )
+            if new:
+                expected = {c: (current[c], current[c], 0) for c in counters}
+                if fresh_legacy:
+                    expected[LEGACY_COUNTER] = (current[LEGACY_COUNTER], 0, len(fresh_legacy))
+                generation = self.store.allocate(self.epoch, expected, new)
+        assigned_at = now_utc()
+        values: dict[str, set[int]] = {}
+        for key, stored in {**issued, **new}.items():
+            self._produce_output(plan.import_id, key, stored, assigned_at)
+            if key in new or not self.claims.known(stored.counter, stored.value):
+                values.setdefault(stored.counter, set()).add(stored.value)
+        claims = {c: ranges_of(v) for c, v in values.items()}
+        if generation is not None:
+            claims[GENERATION] = [(generation, generation)]
+        self._claim(claims, {})
+        self.transaction.flush()
+        delivered = self.transaction.delivered
+        self.store.fence(self.epoch, {checkpoint_field(t, p): o for (t, p), o in delivered.items()})
+        self._check(claims)
+        failpoints.reached("import_before_commit")
+        self.transaction.commit_records()
+        self.claims.own_committed(claims)
+
+    # ---------------------------------------------------------------- records
+    def _produce_watermark(self, key: bytes, value: str, claim: bool = False) -> None:
+        self.transaction.produce(
+            self.settings.watermark_topic, key=key, value=value.encode(), claim=claim
+        )
+
+    def _claim(self, claims: dict[str, Ranges], floors: dict[str, int]) -> None:
+        """The claim record (first in the partition if nothing came before it) and one floor
+        per counter claimed or raised."""
+        if claims:
+            self.transaction.produce(
+                self.settings.watermark_topic,
+                key=claim_record_key(self.txid),
+                value=claim_value(claims),
+                claim=True,
+            )
+        highest = dict(floors)
+        for counter, ranges in claims.items():
+            highest[counter] = max(highest.get(counter, 0), ranges[-1][1])
+        for counter, value in sorted(highest.items()):
+            known = max(value, self.claims.floors.get(counter, 0))
+            self._produce_watermark(watermark_key(counter, self.txid), str(known))
+
+    def _check(self, claims: dict[str, Ranges]) -> None:
+        if self.transaction.claimed is None:
+            raise RetryBatchError("the import's claim record was not delivered")
+        wait_s = min(
+            self.settings.kafka_call_timeout_s, self.settings.transaction_timeout_ms / 2000
+        )
+        self.claims.read_until(self.transaction.claimed, wait_s)
+        refuse_taken(claims, self.claims.committed)
+
+    def _produce_output(
+        self, import_id: str, customer: str, stored: StoredAssignment, assigned_at: object
+    ) -> None:
+        source, _, customer_id = customer.partition("/")
+        record = {
+            # The same pair of the same import: the same id, whatever the run.
+            "event_id": output_event_id(f"import:{import_id}:{customer}"),
+            "causation_id": import_id,
+            "customer_id": customer_id,
+            "source_system": source,
+            "customer_number": stored.number,
+            "sequence_name": stored.counter,
+            "sequence": stored.value,
+            "assigned_at": assigned_at,
+        }
+        self.transaction.produce(
+            self.settings.output_topic,
+            key=customer.encode(),
+            value=self.codec.encode(record),
+            headers=[
+                ("causation_id", import_id.encode()),
+                (IMPORTED_HEADER, import_id.encode()),
+                (ASSIGNMENT_HEADER, stored.encode().encode()),
+            ],
+            track=True,
+        )
+
+    def close(self) -> None:
+        self.transaction.producer.flush(5)
+        self.claims.close()
+
+
+def _chunks(
+    rows: list[tuple[ImportRow, Placed]], size: int
+) -> Iterator[list[tuple[ImportRow, Placed]]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+def summary(plan: ImportPlan) -> dict[str, object]:
+    kinds = Counter("legacy" if p.legacy else p.counter for _, p in plan.rows)
+    return {
+        "import_id": plan.import_id,
+        "lines": plan.lines,
+        "to_write": len(plan.rows),
+        "already_committed": plan.already,
+        "repeated_lines": plan.repeats,
+        "refused": len(plan.refusals),
+        "by_counter": dict(kinds),
+        "highest": plan.highest,
+    }
