@@ -110,6 +110,12 @@ class Committed:
     def holds(self, value: int) -> bool:
         return self.holds_any(value, value)
 
+    def holds_exactly(self, low: int, high: int) -> bool:
+        """As holds_any, by the claims read only: not all up to the floor. For an import's
+        values, below floors that service commits above them raised (tools/importing.py)."""
+        i = bisect.bisect_left(self._ends, low)
+        return i < len(self._starts) and self._starts[i] <= high
+
 
 class ClaimsLog:
     """A read_committed follower of the watermark partition: what is committed per counter,
@@ -239,6 +245,10 @@ class ClaimsLog:
                 part: {str(c): int(v) for c, v in record[part].items()}
                 for part in ("below", "highest")
             }
+            # The import raised these counters: one below them went back (the claims of the
+            # values imported there are checked exactly, not against this floor).
+            for counter, highest in record["highest"].items():
+                self._floor(str(counter), int(highest))
         except (ValueError, TypeError, KeyError, AttributeError):
             log.warning("import_record_unreadable", key=key.decode(errors="replace"))
 
@@ -276,13 +286,21 @@ class ClaimsLog:
         refuse_taken(claims, self.committed)
 
 
-def refuse_taken(claims: Mapping[str, Ranges], committed: Mapping[str, Committed]) -> None:
-    """StateBehindLogError naming each counter where a claimed value is already committed."""
+def refuse_taken(
+    claims: Mapping[str, Ranges], committed: Mapping[str, Committed], exact: bool = False
+) -> None:
+    """StateBehindLogError naming each counter where a claimed value is already committed
+    (`exact`: by the claims read, not counting all up to the floor)."""
     taken = [
         f"{counter} {low}-{high}"
         for counter, ranges in sorted(claims.items())
         for low, high in ranges
-        if counter in committed and committed[counter].holds_any(low, high)
+        if counter in committed
+        and (
+            committed[counter].holds_exactly(low, high)
+            if exact
+            else committed[counter].holds_any(low, high)
+        )
     ]
     if taken:
         raise StateBehindLogError(

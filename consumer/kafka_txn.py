@@ -68,6 +68,8 @@ class KafkaTransaction:
     fatal_errors: list[KafkaError] = field(default_factory=list)
     # Offset of the first record produced with claim=True in this transaction (consumer/claims).
     claimed: int | None = None
+    # Why records of this transaction were not delivered (for the error that says so).
+    undelivered: list[KafkaError] = field(default_factory=list)
 
     def _classified(self, exc: KafkaException) -> Exception:
         """As classified(), and a bare _FATAL ("Local: Fatal error") is looked up: when the
@@ -97,6 +99,7 @@ class KafkaTransaction:
 
     def begin(self) -> None:
         self.delivered.clear()
+        self.undelivered.clear()
         self.claimed = None
         with self._errors():
             self.producer.begin_transaction()
@@ -137,6 +140,8 @@ class KafkaTransaction:
             self.delivered[tp] = max(self.delivered.get(tp, 0), offset + 1)
 
     def _on_claimed(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self.undelivered.append(error)
         offset = message.offset()
         if error is None and offset is not None:
             self.claimed = offset if self.claimed is None else min(self.claimed, offset)

@@ -17,6 +17,7 @@ full.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import deque
@@ -71,7 +72,15 @@ class LogState:
 def _on_watermark(state: LogState) -> Callable[[Message], None]:
     def handle(message: Message) -> None:
         state.records_read += 1
-        if (message.key() or b"").startswith((CONFIG_PREFIX, CLAIM_PREFIX, IMPORT_PREFIX)):
+        key = message.key() or b""
+        if key.startswith(IMPORT_PREFIX):  # an import raised these counters
+            try:
+                for counter, value in json.loads(message.value() or b"{}")["highest"].items():
+                    state.floor(str(counter), int(value))
+            except (ValueError, TypeError, KeyError, AttributeError):
+                state.skip("import record unreadable")
+            return
+        if key.startswith((CONFIG_PREFIX, CLAIM_PREFIX)):
             return  # a rendering or a claim (consumer/claims.py), not a floor
         try:
             state.floor(watermark_counter(message.key()), int(message.value() or 0))

@@ -380,7 +380,7 @@ class Importer:
         claims: dict[str, Ranges] = {}
         if generation is not None:
             claims[GENERATION] = [(generation, generation)]
-        self._claim(claims, plan.highest)
+        self._claim(claims)
         self.transaction.flush()
         self.store.fence(self.epoch, {})
         self._check(claims)
@@ -439,12 +439,13 @@ class Importer:
         values: dict[str, set[int]] = {}
         for key, stored in {**issued, **new}.items():
             self._produce_output(plan.import_id, key, stored, assigned_at)
-            if key in new or not self.claims.known(stored.counter, stored.value):
+            taken = self.claims.committed.get(stored.counter)
+            if key in new or taken is None or not taken.holds_exactly(stored.value, stored.value):
                 values.setdefault(stored.counter, set()).add(stored.value)
         claims = {c: ranges_of(v) for c, v in values.items()}
         if generation is not None:
             claims[GENERATION] = [(generation, generation)]
-        self._claim(claims, {})
+        self._claim(claims)
         self.transaction.flush()
         delivered = self.transaction.delivered
         self.store.fence(self.epoch, {checkpoint_field(t, p): o for (t, p), o in delivered.items()})
@@ -459,9 +460,8 @@ class Importer:
             self.settings.watermark_topic, key=key, value=value.encode(), claim=claim
         )
 
-    def _claim(self, claims: dict[str, Ranges], floors: dict[str, int]) -> None:
-        """The claim record (first in the partition if nothing came before it) and one floor
-        per counter claimed or raised."""
+    def _claim(self, claims: dict[str, Ranges]) -> None:
+        """The claim record and one floor per counter claimed."""
         if claims:
             self.transaction.produce(
                 self.settings.watermark_topic,
@@ -469,21 +469,24 @@ class Importer:
                 value=claim_value(claims),
                 claim=True,
             )
-        highest = dict(floors)
-        for counter, ranges in claims.items():
-            highest[counter] = max(highest.get(counter, 0), ranges[-1][1])
-        for counter, value in sorted(highest.items()):
-            known = max(value, self.claims.floors.get(counter, 0))
+        for counter, ranges in sorted(claims.items()):
+            known = max(ranges[-1][1], self.claims.floors.get(counter, 0))
             self._produce_watermark(watermark_key(counter, self.txid), str(known))
 
     def _check(self, claims: dict[str, Ranges]) -> None:
+        """Read the claims log up to our claim: none of our values committed before it. By
+        the claims themselves: every imported value is below floors the service's commits
+        above them set (and that a re-run reads as history)."""
+        if not claims:
+            return
         if self.transaction.claimed is None:
-            raise RetryBatchError("the import's claim record was not delivered")
+            why = "; ".join(str(e) for e in self.transaction.undelivered[:3])
+            raise RetryBatchError(f"the import's claim record was not delivered ({why})")
         wait_s = min(
             self.settings.kafka_call_timeout_s, self.settings.transaction_timeout_ms / 2000
         )
         self.claims.read_until(self.transaction.claimed, wait_s)
-        refuse_taken(claims, self.claims.committed)
+        refuse_taken(claims, self.claims.committed, exact=True)
 
     def _produce_output(
         self, import_id: str, customer: str, stored: StoredAssignment, assigned_at: object
