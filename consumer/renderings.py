@@ -5,9 +5,11 @@ a number already issued (DESIGN §6). The records live in the compacted watermar
 
 from __future__ import annotations
 
+import json
+
 from confluent_kafka import Message
 
-from consumer.claims import CONFIG_PREFIX, LEGACY_PREFIX, ClaimsLog
+from consumer.claims import CONFIG_PREFIX, IMPORT_PREFIX, LEGACY_PREFIX, ClaimsLog
 from consumer.kafka_txn import KafkaTransaction, RetryBatchError
 from customer_ids.adapters.log_reader import read_topics_to_end
 from customer_ids.adapters.logs import get_logger
@@ -35,6 +37,31 @@ def read_renderings(settings: Settings) -> list[Rendering]:
         {settings.watermark_topic: on_record},
         timeout=None,
         must_exist=True,  # an unreadable history must not read as an empty one
+    )
+    return found
+
+
+def read_import_ranges(settings: Settings) -> dict[str, list[tuple[int, int]]]:
+    """Per counter the ranges imports raised it over (`below`+1 .. `highest`): values the
+    service never issues there, which the auditor must not count as gaps."""
+    found: dict[str, list[tuple[int, int]]] = {}
+
+    def on_record(message: Message) -> None:
+        if not (message.key() or b"").startswith(IMPORT_PREFIX):
+            return
+        try:
+            record = json.loads(message.value() or b"{}")
+            for counter, highest in record["highest"].items():
+                below = int(record["below"].get(counter, 0))
+                found.setdefault(str(counter), []).append((below + 1, int(highest)))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log.warning("import_record_unreadable", key=(message.key() or b"").decode())
+
+    read_topics_to_end(
+        settings.bootstrap_servers,
+        {settings.watermark_topic: on_record},
+        timeout=None,
+        must_exist=True,
     )
     return found
 

@@ -12,7 +12,7 @@ changed later does not make earlier numbers look invalid.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -55,8 +55,16 @@ class _Counter:
 class AuditBook:
     """Feed it every committed CustomerIdAssigned, in any partition order."""
 
-    def __init__(self, router: Router, history: Iterable[Rendering] = ()) -> None:
+    def __init__(
+        self,
+        router: Router,
+        history: Iterable[Rendering] = (),
+        raised: Mapping[str, list[tuple[int, int]]] | None = None,
+    ) -> None:
+        """`raised`: per counter the ranges imports skipped it over (`customer-ids import`
+        raises a counter above the values it adopts): no value there is a gap."""
         self._templates, self._unverifiable = _templates(router, history)
+        self._raised = {c: sorted(r) for c, r in (raised or {}).items()}
         self._number_of: dict[int, int] = {}  # customer digest -> first number digest
         self._customer_of: dict[int, int] = {}  # number digest -> first customer digest
         self._reported: set[tuple[str, int, int]] = set()
@@ -148,15 +156,30 @@ class AuditBook:
         if value <= counter.highest:
             counter.missing.pop(value, None)  # a late commit from another partition
             return []
-        skipped = value - counter.highest - 1
         low = counter.highest + 1
         counter.highest = value
-        if skipped > GAP_TRACK_LIMIT:
+        runs = _outside(self._raised.get(out.sequence_name, []), low, value - 1)
+        if sum(high - start + 1 for start, high in runs) > GAP_TRACK_LIMIT:
             detail = f"value(s) {low}..{value - 1} skipped at once"
             return [Finding("sequence_gap", out.sequence_name, "", "", detail)]
-        for missed in range(low, value):
-            counter.missing[missed] = now
+        for start, high in runs:
+            for missed in range(start, high + 1):
+                counter.missing[missed] = now
         return []
+
+
+def _outside(ranges: list[tuple[int, int]], low: int, high: int) -> list[tuple[int, int]]:
+    """The parts of [low, high] outside the sorted, inclusive `ranges`."""
+    out = []
+    for start, end in ranges:
+        if end < low or start > high:
+            continue
+        if start > low:
+            out.append((low, start - 1))
+        low = max(low, end + 1)
+    if low <= high:
+        out.append((low, high))
+    return out
 
 
 def _templates(

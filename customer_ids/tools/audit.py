@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from consumer.renderings import read_renderings
+from consumer.renderings import read_import_ranges, read_renderings
 from customer_ids.adapters.kafka_io import client_config
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.schema_registry import framed_codec
@@ -93,7 +93,8 @@ class Auditor:
     findings: list[Finding] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.book = AuditBook(self.settings.router, _renderings(self.settings))
+        renderings, raised = _history(self.settings)
+        self.book = AuditBook(self.settings.router, renderings, raised)
         self.codec = framed_codec(
             self.settings.registry(), self.settings.output_topic, "CustomerIdAssigned"
         )
@@ -221,14 +222,16 @@ class Auditor:
         )
 
 
-def _renderings(settings: Settings) -> list[Rendering]:
-    """Every rendering the service recorded (earlier formats included); none when its watermark
-    topic does not exist yet."""
+def _history(
+    settings: Settings,
+) -> tuple[list[Rendering], dict[str, list[tuple[int, int]]]]:
+    """Every rendering the service recorded (earlier formats included) and the ranges imports
+    raised counters over; none when its watermark topic does not exist yet."""
     try:
-        return read_renderings(settings)
+        return read_renderings(settings), read_import_ranges(settings)
     except CustomerIdsError as exc:
         log.warning("audit_no_rendering_history", error=str(exc)[:200])
-        return []
+        return [], {}
 
 
 def run_audit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from hypothesis import given
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from customer_ids.domain.audit import AuditBook
 from customer_ids.domain.events import CustomerIdAssigned
+from customer_ids.domain.imports import LEGACY_COUNTER
 from customer_ids.domain.number_spaces import Rendering
 from customer_ids.domain.numbers import NumberTemplate, RenderContext
 from customer_ids.domain.sequences import Router, Sequence
@@ -92,4 +94,28 @@ def test_numbers_of_an_earlier_format_are_valid_against_the_recorded_renderings(
     assert kinds(AuditBook(ROUTER, [earlier]), [old]) == []
     assert kinds(AuditBook(ROUTER, [earlier]), [out("b", 6, number="C000007")]) == [
         "invalid_number"
+    ]
+
+
+def test_imported_numbers_and_the_range_an_import_skipped_are_no_findings() -> None:
+    book = AuditBook(ROUTER, raised={"CU": [(3, 50_000)]})
+    kinds(book, [out("a", 1), out("b", 2)])
+    assert book.observe(out("c", 50_001), 0.0) == []  # the service goes on above the import
+    imported = out("d", 40_000)
+    assert book.observe(imported, 0.0, imported=True) == []
+    legacy = replace(out("e", 1, number="LEG/900123"), sequence_name=LEGACY_COUNTER)
+    assert book.observe(legacy, 0.0, imported=True) == []
+    assert book.overdue_gaps(cutoff=10.0) == []
+    # Unmarked, the same legacy record is a number no template produces.
+    assert [f.kind for f in AuditBook(ROUTER).observe(legacy, 0.0)] == ["invalid_number"]
+    # An imported number is still one number for one customer.
+    assert kinds(book, [out("f", 40_000)]) == ["number_shared"]
+
+
+def test_a_gap_beside_an_import_range_is_still_a_gap() -> None:
+    book = AuditBook(ROUTER, raised={"CU": [(10, 20)]})
+    kinds(book, [out("a", 1), out("b", 25)])
+    assert [g.detail for g in book.overdue_gaps(cutoff=0.0)] == [
+        "value(s) 2..9 never committed",
+        "value(s) 21..24 never committed",
     ]
