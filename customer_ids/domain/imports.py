@@ -17,12 +17,11 @@ from typing import TextIO
 from customer_ids.domain.errors import ValidationError
 from customer_ids.domain.events import check_id
 from customer_ids.domain.number_check import check_number
-from customer_ids.domain.number_spaces import may_produce, shape_of
+from customer_ids.domain.number_spaces import LEGACY_COUNTER, may_produce, shape_of
 from customer_ids.domain.numbers import is_number_text
 from customer_ids.domain.sequences import Router
 
-# No sequence name can hold '~' (sequences.py), so this counter is nobody else's.
-LEGACY_COUNTER = "~legacy"
+__all__ = ["LEGACY_COUNTER"]
 FIELDS = ("source_system", "customer_id", "customer_number")
 
 

@@ -8,11 +8,13 @@ follows whatever scheme and layout the template uses.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from customer_ids.domain import checkdigits
 from customer_ids.domain.errors import CustomerIdsError
+from customer_ids.domain.number_spaces import LEGACY_COUNTER, shape_of
 from customer_ids.domain.numbers import NumberTemplate, RenderContext
 from customer_ids.domain.sequences import Router
 
@@ -108,13 +110,25 @@ def example_number(router: Router) -> str:
         return template.text
 
 
-def check_number(raw: str, router: Router) -> NumberReport:
-    """Valid, a likely typo (with the check digit it should have), or not one of ours."""
+def check_number(raw: str, router: Router, legacy_shapes: Collection[str] = ()) -> NumberReport:
+    """Valid, a likely typo (with the check digit it should have), a legacy number of a shape
+    an import kept (`legacy_shapes`, customer_ids/domain/imports.py), or not one of ours."""
     text = raw.strip()
     for candidate in dict.fromkeys((text, text.upper())):
         report = _valid(candidate, router) or _typo(candidate, router)
         if report is not None:
             return report
+    if legacy_shapes and shape_of(text) in legacy_shapes:
+        return NumberReport(
+            text,
+            valid=True,
+            well_formed=True,
+            sequence_name=LEGACY_COUNTER,
+            sequence_value=None,
+            check_ok=None,
+            expected_check=None,
+            explanation="a legacy number, kept as it was by an import",
+        )
     templates = ", ".join(s.template.text for s in router.sequences)
     return NumberReport(
         text,

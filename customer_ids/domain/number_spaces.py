@@ -215,6 +215,11 @@ def history_problems(sequences: Iterable[Sequence], history: Iterable[Rendering]
     return problems
 
 
+# The counter of legacy numbers an import kept (customer_ids/domain/imports.py); no sequence
+# name can hold '~' (sequences.py), so it is nobody else's.
+LEGACY_COUNTER = "~legacy"
+
+
 def shape_of(number: str) -> str:
     """A legacy number (no template of ours produced it) with every digit as '9': what no
     template may ever be able to produce (customer_ids/domain/imports.py)."""

@@ -5,6 +5,7 @@ unlikely); then the characters decide."""
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Literal
 
 from customer_ids.domain.number_check import check_number
@@ -15,10 +16,11 @@ _PHONE = re.compile(r"^\+?[0-9 ().\-/]+$")
 _MIN_PHONE_DIGITS = 5
 
 
-def query_kind(text: str, router: Router) -> QueryKind:
-    """How to search for `text`: see the module's docstring for the order."""
+def query_kind(text: str, router: Router, legacy_shapes: Collection[str] = ()) -> QueryKind:
+    """How to search for `text`: see the module's docstring for the order (a legacy number an
+    import kept counts as valid, though it may hold a '/')."""
     text = text.strip()
-    report = check_number(text, router)
+    report = check_number(text, router, legacy_shapes)
     digits = sum(c.isdigit() for c in text)
     phone_like = bool(_PHONE.fullmatch(text)) and digits >= _MIN_PHONE_DIGITS
     kind: QueryKind = "unknown"

@@ -17,15 +17,18 @@ from dataclasses import replace
 from pathlib import Path
 
 from customer_ids.adapters.log_reader import read_to_end
+from customer_ids.config.settings import Settings
 from customer_ids.domain.events import now_utc
 from customer_ids.domain.numbers import NumberTemplate, RenderContext
 from customer_ids.wire.headers import IMPORTED_HEADER
+from tests.helpers.api import TOKENS, api_client, bearer
 from tests.helpers.events import make_events, send
 from tests.helpers.load import send_slowly
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.verify import read_committed, wait_for_outputs
 
 TIMEOUT_S = 400  # a command on a machine four times slower
+AUDIT_ONCE = ["--metrics-port", "0", "--gap-grace", "0"]
 
 
 def render(value: int) -> str:
@@ -39,6 +42,17 @@ def run_import(
     return subprocess.run(
         [sys.executable, "-m", "customer_ids.cli", "import", str(path), *args],
         env=scenario.env(CUSTOMER_IDS_CONNECT_TIMEOUT_S="30", **env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def cli_lookup(scenario: Scenario, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "customer_ids.cli", "lookup", *args],
+        env=scenario.env(CUSTOMER_IDS_CONNECT_TIMEOUT_S="30"),
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
@@ -120,6 +134,20 @@ def test_a_file_with_conflicts_is_refused_whole_with_its_lines_named(
     assert "already committed" in again.stderr
     assert imported_outputs(scenario) == {"crm/L1": 1, "crm/L5": 1}  # a no-op
 
+    # Found like any other: by customer and by number, a legacy one with its '/' included.
+    with api_client(Settings.from_env(scenario.env())) as client:
+        reader = bearer(TOKENS.reader)
+        legacy = client.get("/v1/numbers/LEG/900123", headers=reader).json()
+        assert legacy["valid"] and legacy["owner"]["customer_id"] == "L5"
+        assert client.get("/v1/customers/crm/L5", headers=reader).json()["customer_number"] == (
+            "LEG/900123"
+        )
+        imported = client.get(f"/v1/numbers/{good}", headers=reader).json()
+        assert imported["owner"]["customer_id"] == "L1"
+    found = cli_lookup(scenario, "--number", "LEG/900123", "--json")
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["customer_id"] == "L5"
+
 
 def test_an_import_beside_a_busy_service_never_gives_an_imported_number_to_a_new_customer(
     scenario: Scenario, start_service: Callable[..., ServiceProcess], tmp_path: Path
@@ -157,6 +185,18 @@ def test_an_import_beside_a_busy_service_never_gives_an_imported_number_to_a_new
         assert not numbers[event.customer_key] & set(imported.values())
     assert all(numbers[e.customer_key] == {imported[e.customer_key]} for e in returning)
     assert imported_outputs(scenario) == Counter(dict.fromkeys(imported, 1))
+    audit = subprocess.run(
+        [sys.executable, "-m", "customer_ids.cli", "audit", "--until-caught-up", *AUDIT_ONCE],
+        env=scenario.env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert audit.returncode == 0, audit.stderr[-3000:]
+    kinds = ("number_shared", "two_numbers", "invalid_number", "sequence_gap")
+    findings = [k for k in kinds if f'"audit_{k}"' in audit.stderr]
+    assert not findings, audit.stderr[-3000:]
 
 
 def test_an_import_killed_half_way_completes_when_run_again(

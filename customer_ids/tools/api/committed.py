@@ -48,5 +48,11 @@ class CommittedNumbers:
                 return False
             time.sleep(0.02)
 
+    def legacy_shapes(self) -> frozenset[str]:
+        """The shapes of the legacy numbers imports kept (consumer/claims.py)."""
+        with self._lock:
+            self._claims.catch_up()
+            return frozenset(self._claims.legacy_shapes)
+
     def close(self) -> None:
         self._claims.close()

@@ -82,7 +82,7 @@ class Lookups:
         """The check of `raw`, and its owner when it is a valid number someone holds. A
         lookup that must read the output topic takes one from `who`'s scan budget
         (RateLimitedError when it is spent)."""
-        report = check_number(raw, self._router)
+        report = check_number(raw, self._router, self.legacy_shapes())
         if not report.valid:
             return report, None
         if self._owners is not None:
@@ -99,6 +99,9 @@ class Lookups:
         if not found:
             self.require_valid_state()
         return report, found[0] if found else None
+
+    def legacy_shapes(self) -> frozenset[str]:
+        return self._committed.legacy_shapes()
 
     def require_valid_state(self) -> None:
         """Raise UnavailableError unless Redis holds a state the service validated."""

@@ -108,7 +108,7 @@ def check(request: Request, number: FormText) -> Response:
     if token is None:
         return _home()
     context = context_of(request)
-    report = check_number(number, context.router)
+    report = check_number(number, context.router, context.lookups.legacy_shapes())
     values = {
         "report": report,
         "checked": report.number,
@@ -139,7 +139,7 @@ def _find(
     context: ApiContext, token: ApiToken, text: str, region: str
 ) -> tuple[dict[str, Any], int]:
     """Template values and status for one search box entry."""
-    kind = query_kind(text, context.router)
+    kind = query_kind(text, context.router, context.lookups.legacy_shapes())
     if kind == "number":
         return _find_number(context, token, text)
     if kind == "customer":
