@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import redis
+
 from customer_ids.adapters.log_reader import read_to_end
 from customer_ids.config.settings import Settings
 from customer_ids.domain.events import now_utc
@@ -24,6 +26,7 @@ from customer_ids.wire.headers import IMPORTED_HEADER
 from tests.helpers.api import TOKENS, api_client, bearer
 from tests.helpers.events import make_events, send
 from tests.helpers.load import send_slowly
+from tests.helpers.own_redis import OwnRedis
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.verify import read_committed, wait_for_outputs
 
@@ -241,3 +244,60 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, IndexError):
         return "?"
+
+
+def test_a_template_that_could_produce_an_imported_legacy_number_is_refused_at_start_up(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    scenario.create_topics()
+    path = write_csv(tmp_path / "legacy.csv", [("crm", "1", "LEG/900123")])
+    done = run_import(scenario, path)
+    assert done.returncode == 0, done.stderr
+    refused = start_service(CUSTOMER_IDS_NUMBER_FORMAT="LEG/{seq:6}")
+    assert refused.proc is not None and refused.proc.wait(120) == 2, refused.log()[-2000:]
+    assert "could produce imported legacy numbers of the shape 'LEG/999999'" in refused.log()
+    # And an import of a legacy number that a template used before could produce is refused.
+    start_service(CUSTOMER_IDS_NUMBER_FORMAT="OLD{seq:6}").wait_for_log("service_started", 120)
+    clash = run_import(scenario, write_csv(tmp_path / "clash.csv", [("crm", "2", "OLD123456")]))
+    assert clash.returncode == 65, clash.stderr
+    assert "has the shape of sequence" in clash.stderr or "used before" in clash.stderr
+
+
+def test_redis_wiped_after_an_import_the_rebuild_keeps_imported_numbers_and_the_raise(
+    scenario: Scenario,
+    start_service: Callable[..., ServiceProcess],
+    tmp_path: Path,
+    own_redis: OwnRedis,
+) -> None:
+    first = make_events(50, seed=2304)
+    send(scenario.create_topics(), first)
+    service = start_service(REDIS_URL=own_redis.url)
+    wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 50)
+    pairs = [("old", f"C{i}", render(70_000 + i)) for i in range(300)]
+    pairs += [("old", f"L{i}", f"LEG-{i}") for i in range(50)]
+    done = run_import(scenario, write_csv(tmp_path / "pairs.csv", pairs), REDIS_URL=own_redis.url)
+    assert done.returncode == 0, done.stderr
+    redis.Redis.from_url(own_redis.url).flushall()
+    returning = [
+        replace(e, source_system="old", customer_id=c)
+        for e, (_, c, _) in zip(make_events(40, seed=2305), pairs[::9], strict=False)
+    ]
+    later = make_events(100, seed=2306)
+    send(scenario, [*returning, *later])
+    committed = wait_for_outputs(
+        scenario.endpoints.bootstrap,
+        scenario.output_topic,
+        50 + len(pairs) + len(returning) + len(later),
+        timeout=400,
+    )
+    assert service.running()
+    imported = {f"old/{c}": n for _, c, n in pairs}
+    numbers = committed.numbers_by_customer()
+    assert all(numbers[e.customer_key] == {imported[e.customer_key]} for e in returning)
+    assert not {n for e in later for n in numbers[e.customer_key]} & set(imported.values())
+    new_values = [
+        o.sequence for o in committed.outputs if o.customer_key in {e.customer_key for e in later}
+    ]
+    assert min(new_values) > 70_299  # above every imported value, after the rebuild too
+    shared = {n: c for n, c in committed.customers_by_number().items() if len(c) > 1}
+    assert not shared
