@@ -8,7 +8,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from consumer.bootstrap import topic_specs
 from consumer.claims import ClaimsLog
+from customer_ids.adapters.kafka_io import ensure_topics
 from customer_ids.config.settings import Settings
 from customer_ids.tools.importing import (
     Importer,
@@ -29,6 +31,9 @@ def run_import(
     if not path.is_file():
         console.print(f"{path}: no such file; name a CSV or JSON-lines file of pairs")
         return 66  # EX_NOINPUT
+    # As the service does at start: an import before its first start finds the topics made
+    # with their settings (compacted output), not auto-created by a produce.
+    ensure_topics(settings.bootstrap_servers, topic_specs(settings))
     claims = ClaimsLog(settings.bootstrap_servers, settings.watermark_topic)
     with console.status("checking the file against what is committed") as status:
 
