@@ -4,7 +4,7 @@ the import's peak memory at two file sizes (what it keeps per row is the differe
 rows). Prints a table, writes bench/results/import.json.
 
     .venv/bin/python bench/import.py                  # 1,000,000 pairs
-    .venv/bin/python bench/import.py --pairs 20000    # a smoke run, for CI
+    .venv/bin/python bench/import.py --smoke          # 4,000 pairs, for CI
 """
 
 from __future__ import annotations
@@ -79,7 +79,10 @@ def run_import(bootstrap: str, redis_url: str, path: Path) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=1_000_000)
+    parser.add_argument("--smoke", action="store_true", help="4,000 pairs, for CI")
     args = parser.parse_args()
+    if args.smoke:
+        args.pairs = 4000
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:16379/0")
     RESULTS.mkdir(parents=True, exist_ok=True)

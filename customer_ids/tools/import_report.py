@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from consumer.bootstrap import topic_specs
 from consumer.claims import ClaimsLog
@@ -59,10 +60,18 @@ def _write(
 ) -> int:
     importer = Importer(settings, claims)
     try:
-        with console.status("importing") as status:
+        with Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("pairs committed"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("import", total=len(plan.rows))
 
-            def wrote(stage: str, count: int) -> None:
-                status.update(f"{stage}: {count:,} of {len(plan.rows):,} pairs committed")
+            def wrote(_: str, count: int) -> None:
+                bar.update(task, completed=count)
 
             result = importer.run(plan, wrote, chunk_rows)
     except ImportRefusedError as exc:

@@ -167,6 +167,14 @@ def test_recovery_bench_smoke_runs_and_writes_json(scenario: Scenario) -> None:
     assert data["recovery_from_checkpoint_seconds"] > 0
 
 
+def test_import_bench_smoke_runs_and_writes_json(scenario: Scenario) -> None:
+    run_bench_smoke(scenario, "import.py", timeout=300)
+    data = json.loads((ROOT / "bench" / "results" / "import.json").read_text())
+    assert data["pairs"] == 4000
+    assert data["import_pairs_per_s"] > 0
+    assert data["service_numbers_per_s"] > 0
+
+
 def test_dead_letters_listed_and_replayed_after_a_fix_without_second_numbers(
     scenario: Scenario, start_service: Callable[..., ServiceProcess], tmp_path: Path
 ) -> None:
