@@ -37,7 +37,7 @@ from confluent_kafka import (
 from customer_ids.adapters.kafka_io import client_config
 from customer_ids.adapters.logs import get_logger
 from customer_ids.domain.errors import TemporaryError
-from customer_ids.domain.number_spaces import Rendering
+from customer_ids.domain.number_spaces import LEGACY_COUNTER, Rendering
 from customer_ids.store.ports import StateBehindLogError
 
 log = get_logger(__name__)
@@ -274,9 +274,20 @@ class ClaimsLog:
 
     # ------------------------------------------------------------------ the check
     def known(self, counter: str, value: int) -> bool:
-        """Whether `value` of `counter` is known to be committed (by anyone)."""
+        """Whether `value` of `counter` is known to be committed (by anyone). An imported
+        number always is once Redis holds it: an import writes Redis only after its commit,
+        and no instance numbers within the ranges imports raised counters over (a legacy
+        number's counter is the imports' alone)."""
+        if counter == LEGACY_COUNTER or self._imported(counter, value):
+            return True
         committed = self.committed.get(counter)
         return committed is not None and committed.holds(value)
+
+    def _imported(self, counter: str, value: int) -> bool:
+        return any(
+            record["below"].get(counter, 0) < value <= record["highest"].get(counter, 0)
+            for record in self.imports.values()
+        )
 
     def check_claims(self, claims: Mapping[str, Ranges], own_offset: int, timeout_s: float) -> None:
         """Our batch's claims, its claim record at `own_offset`: no value may be committed

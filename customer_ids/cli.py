@@ -445,6 +445,16 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
+    return value
+
+
 def _add_import(sub: Any) -> None:
     """`import`: a legacy CRM's numbers."""
     p = sub.add_parser(
@@ -463,7 +473,10 @@ def _add_import(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="every check, nothing written")
     p.add_argument("--report", type=Path, metavar="PATH", help="write the report (JSON lines)")
     p.add_argument(
-        "--chunk-rows", type=int, default=5000, help="pairs per transaction (default 5000)"
+        "--chunk-rows",
+        type=_positive,
+        default=5000,
+        help="pairs per transaction (default 5000)",
     )
     p.set_defaults(handler=_import, needs=_always("kafka", "redis", "registry"))
 

@@ -96,10 +96,14 @@ class AuditBook:
             findings += self._once(
                 "number_shared", out, customer, number, "this number belongs to another customer"
             )
-        legacy = imported and out.sequence_name == LEGACY_COUNTER
+        # A legacy number (only imports keep them; the service re-issues them) has no template
+        # to check, and its value is a digest, not a place in a sequence.
+        legacy = out.sequence_name == LEGACY_COUNTER
         problem = None if legacy else self._invalid(out)
         if problem:
             findings += self._once("invalid_number", out, customer, number, problem)
+        if legacy:
+            return findings
         if imported:
             self._note_imported(out)
             return findings

@@ -118,9 +118,10 @@ def check_number(raw: str, router: Router, legacy_shapes: Collection[str] = ()) 
         report = _valid(candidate, router) or _typo(candidate, router)
         if report is not None:
             return report
-    if legacy_shapes and shape_of(text) in legacy_shapes:
+    legacy = next((c for c in (text, text.upper()) if shape_of(c) in legacy_shapes), None)
+    if legacy is not None:
         return NumberReport(
-            text,
+            legacy,
             valid=True,
             well_formed=True,
             sequence_name=LEGACY_COUNTER,

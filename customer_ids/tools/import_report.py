@@ -13,6 +13,7 @@ from consumer.bootstrap import topic_specs
 from consumer.claims import ClaimsLog
 from customer_ids.adapters.kafka_io import ensure_topics
 from customer_ids.config.settings import Settings
+from customer_ids.domain.errors import FencedError
 from customer_ids.tools.importing import (
     Importer,
     ImportPlan,
@@ -22,6 +23,7 @@ from customer_ids.tools.importing import (
 )
 
 EX_DATAERR = 65  # sysexits: the input data was incorrect
+EX_TEMPFAIL = 75  # sysexits: try again later
 SHOWN = 20  # refused lines printed; the report file has them all
 
 
@@ -78,6 +80,12 @@ def _write(
         console.print(f"import stopped: {exc}")
         console.print("what was committed before stays (each chunk is whole); run it again")
         return EX_DATAERR
+    except FencedError:
+        console.print(
+            "import stopped: another import started and took over (one import runs at a "
+            "time); what was committed stays: run this one again once that one is done"
+        )
+        return EX_TEMPFAIL
     finally:
         importer.close()
     if result.refusals:
@@ -86,7 +94,7 @@ def _write(
         _show_refusals(console, plan, report)
         console.print(
             "the service's counter passed these numbers while the import started; nothing "
-            "was imported (the counters were raised, which only skips numbers)"
+            "was written"
         )
         return EX_DATAERR
     highest = ", ".join(f"{c} above {v:,}" for c, v in sorted(plan.highest.items()))
@@ -110,6 +118,9 @@ def _checked(console: Console, plan: ImportPlan, report: Path | None, dry_run: b
     if dry_run:
         kinds = json.dumps(summary(plan)["by_counter"])
         console.print(f"dry run: every check passed, nothing written ({kinds})")
+        return 0
+    if plan.lines == 0:
+        console.print("the file holds no pairs: nothing to import")
         return 0
     if not plan.rows:
         console.print("nothing to import: every pair of this file is already committed")

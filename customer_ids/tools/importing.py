@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import redis
 from confluent_kafka import Message, Producer
 
 from consumer.claims import (
@@ -59,6 +60,7 @@ from customer_ids.domain.imports import (
     ImportRow,
     Placed,
     Refusal,
+    legacy_value,
     place,
     read_rows,
 )
@@ -78,6 +80,17 @@ from customer_ids.wire.headers import ASSIGNMENT_HEADER, IMPORTED_HEADER
 log = get_logger(__name__)
 CHUNK_ROWS = 5000
 ATTEMPTS = 5
+
+
+PASSING = (
+    StateChangedError,
+    RetryBatchError,
+    ClaimsBehindError,
+    AllocationConflictError,
+    LockTimeoutError,
+    LeaseLostError,
+    redis.RedisError,
+)
 
 
 class ImportRefusedError(CustomerIdsError):
@@ -149,7 +162,7 @@ def check_file(
     previous = claims.imports.get(plan.import_id)
     if previous is not None:
         plan.below = dict(previous["below"])
-    plan.refusals += below_live_counters(plan, _live(settings, claims, plan.highest))
+    plan.refusals += below_live_counters(plan, _live(settings, claims, plan.highest), claims)
     plan.refusals.sort(key=lambda r: r.line)
     return plan
 
@@ -163,7 +176,8 @@ def _read_file(
 ) -> list[tuple[ImportRow, Placed]]:
     """The lines that are well formed, placed, and agree with the rest of the file."""
     accepted: list[tuple[ImportRow, Placed]] = []
-    with path.open(encoding="utf-8", newline="") as stream:
+    # utf-8-sig: a spreadsheet's export starts with a byte order mark.
+    with path.open(encoding="utf-8-sig", newline="") as stream:
         for item in read_rows(stream, path.name):
             plan.lines += 1
             if plan.lines % 50_000 == 0:
@@ -199,14 +213,24 @@ def _refusal(
     return None
 
 
-def below_live_counters(plan: ImportPlan, live: dict[str, int]) -> list[Refusal]:
+def below_live_counters(plan: ImportPlan, live: dict[str, int], claims: ClaimsLog) -> list[Refusal]:
     """Rows whose value the counter had already passed when the import began (`plan.below`,
     else `live` now): the service may have given that number to someone whose commit is still
-    on its way. Those rows leave the plan."""
+    on its way. A value in a range an earlier import raised a counter over is free unless
+    committed (the service never numbers there). Those rows leave the plan."""
+    earlier = [
+        (counter, record["below"].get(counter, 0), highest)
+        for import_id, record in claims.imports.items()
+        if import_id != plan.import_id
+        for counter, highest in record["highest"].items()
+    ]
     refused, kept = [], []
     for row, placed in plan.rows:
         start = plan.below.get(placed.counter, live.get(placed.counter, 0))
-        if not placed.legacy and placed.value <= start:
+        skipped = any(
+            c == placed.counter and low < placed.value <= high for c, low, high in earlier
+        )
+        if not placed.legacy and placed.value <= start and not skipped:
             refused.append(
                 Refusal(
                     row.line,
@@ -284,8 +308,23 @@ def _live(settings: Settings, claims: ClaimsLog, counters: dict[str, int]) -> di
 
 
 # ------------------------------------------------------------------------------------ write
+class _CommittedNotRestoredError(CustomerIdsError):
+    """A chunk committed in Kafka whose pairs did not reach Redis: a recovery restores them."""
+
+    def __init__(self, written: int, cause: BaseException) -> None:
+        super().__init__(f"chunk committed, Redis not updated: {cause}")
+        self.written = written
+
+
 class Importer:
-    """Writes a checked plan: the reserve, then chunk by chunk, each its own transaction."""
+    """Writes a checked plan: the reserve, then chunk by chunk, each its own transaction.
+
+    A chunk takes the state the way a recovery does (the recovery lock, then the state marked
+    `rebuilding`), so no instance allocates or commits while it is written; Redis learns its
+    pairs only after its Kafka transaction committed. Redis therefore never holds an imported
+    pair that is not committed: nothing a killed import leaves behind can be handed out, and a
+    re-issued imported number is always a committed one. A chunk killed after its commit
+    leaves the state marked, and the next recovery restores the chunk from the output topic."""
 
     def __init__(self, settings: Settings, claims: ClaimsLog) -> None:
         self.settings = settings
@@ -318,15 +357,13 @@ class Importer:
         with kafka_errors():
             self.transaction.init()  # aborts what a killed run of this import left open
         self.epoch = self.recovery.ensure(None).epoch
-        self._attempts(lambda: self._reserve(plan))
-        result.refusals = below_live_counters(plan, {})
+        self._attempts(lambda: self._reserve(plan, result))
         if result.refusals:
-            return result  # nothing written but the counters' raise: the report says why
+            return result  # nothing written: the report says why
         for chunk in _chunks(plan.rows, chunk_rows):
-            self._attempts(lambda chunk=chunk: self._write(plan, chunk))  # type: ignore[misc]
-            result.written += len(chunk)
+            result.written += self._chunk(plan, chunk)
             result.chunks += 1
-            progress("importing", result.written)
+            progress("importing", result.chunks * chunk_rows)
         return result
 
     def _attempts(self, step: Callable[[], None]) -> None:
@@ -340,14 +377,7 @@ class Importer:
             except ImportRefusedError:
                 self.transaction.abort()
                 raise
-            except (
-                StateChangedError,
-                RetryBatchError,
-                ClaimsBehindError,
-                AllocationConflictError,
-                LockTimeoutError,
-                LeaseLostError,
-            ) as exc:
+            except PASSING as exc:
                 log.warning("import_step_aborted", reason=type(exc).__name__, error=str(exc)[:300])
                 self.transaction.abort()
                 if attempt == ATTEMPTS - 1:
@@ -357,35 +387,41 @@ class Importer:
                     self.epoch = self.recovery.ensure(self.epoch, force).epoch
                 time.sleep(0.2 * 2**attempt)
 
-    def _reserve(self, plan: ImportPlan) -> None:
+    # ---------------------------------------------------------------- the reserve
+    def _reserve(self, plan: ImportPlan, result: ImportResult) -> None:
         """Counters raised above the highest imported values, the value each had before
         recorded (once per import), and the legacy shapes recorded, in one transaction."""
         self.transaction.begin()
         counters = sorted(plan.highest)
         generation = None
-        current: dict[str, int] = {}
         with self.store.locked(counters):
             if counters:
                 current = self.store.counters(counters)
+                plan.below = plan.below or self._remember_below(plan.import_id, current)
+                result.refusals = below_live_counters(plan, {}, self.claims)
+                if result.refusals:
+                    self.transaction.abort()
+                    return  # nothing raised, nothing recorded
                 expected = {c: (current[c], max(current[c], plan.highest[c]), 0) for c in counters}
                 generation = self.store.allocate(self.epoch, expected, {})
-        below = plan.below or current
-        record = {"below": below, "highest": plan.highest}
-        self._produce_watermark(
-            IMPORT_PREFIX + plan.import_id.encode(), json.dumps(record), claim=True
-        )
+        # The shapes first: a configuration recorded before them is read below; one recorded
+        # after them reads them (consumer/renderings.py).
         for shape in sorted(plan.shapes):
             key = LEGACY_PREFIX + hashlib.sha256(shape.encode()).hexdigest()[:24].encode()
-            self._produce_watermark(key, shape)
+            self._produce_watermark(key, shape, claim=True)
+        record = {"below": plan.below, "highest": plan.highest}
+        key = IMPORT_PREFIX + plan.import_id.encode()
+        self._produce_watermark(key, json.dumps(record), claim=True)
         claims: dict[str, Ranges] = {}
         if generation is not None:
             claims[GENERATION] = [(generation, generation)]
         self._claim(claims)
         self.transaction.flush()
         self.store.fence(self.epoch, {})
-        self._check(claims)
+        self._read_to_own_claim()
+        refuse_taken(claims, self.claims.committed)  # the generation: Redis gone back
         problems = [
-            f"{shape!r}: {met}"
+            f"{shape!r} ({met})"
             for shape in sorted(plan.shapes)
             if (met := _met_by(shape, _history_templates(self.claims)))
         ]
@@ -396,63 +432,128 @@ class Importer:
             )
         self.transaction.commit_records()
         self.claims.own_committed(claims)
-        plan.below = {c: int(v) for c, v in below.items()}
 
-    def _write(self, plan: ImportPlan, chunk: list[tuple[ImportRow, Placed]]) -> None:
+    def _remember_below(self, import_id: str, current: dict[str, int]) -> dict[str, int]:
+        """Where each counter stood before this import first raised it, kept in Redis before
+        the raise: a retry, or a run after one killed between the raise and its commit, must
+        not take its own raise for the service's numbering."""
+        key = f"{self.store.keys.prefix}import:{import_id}:below"
+        client = self.store.client
+        for counter, value in current.items():
+            client.hsetnx(key, counter, value)
+        stored = client.hgetall(key)
+        return {
+            (c.decode() if isinstance(c, bytes) else str(c)): int(v)
+            for c, v in stored.items()
+            if (c.decode() if isinstance(c, bytes) else str(c)) in current
+        }
+
+    # ---------------------------------------------------------------- the chunks
+    def _chunk(self, plan: ImportPlan, chunk: list[tuple[ImportRow, Placed]]) -> int:
+        """One chunk, tried again on a passing failure; the pairs it wrote."""
+        for attempt in range(ATTEMPTS):
+            try:
+                with kafka_errors():
+                    return self._write(plan, chunk)
+            except _CommittedNotRestoredError as exc:
+                log.warning("import_chunk_left_to_recovery", error=str(exc)[:300])
+                self._recover()
+                return exc.written
+            except ImportRefusedError:
+                raise
+            except PASSING as exc:
+                log.warning("import_step_aborted", reason=type(exc).__name__, error=str(exc)[:300])
+                if attempt == ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _recover(self) -> None:
+        """Until a recovery made the state valid again (Redis may be down for a while)."""
+        for attempt in range(60):
+            try:
+                self.epoch = self.recovery.ensure(None).epoch
+                return
+            except PASSING:
+                time.sleep(min(5.0, 0.2 * 2**attempt))
+        self.epoch = self.recovery.ensure(None).epoch
+
+    def _write(self, plan: ImportPlan, chunk: list[tuple[ImportRow, Placed]]) -> int:
+        # As long as a running recovery takes: the chunk needs the state it leaves.
+        with self.store.leases.hold([self.store.keys.recovery_lock], wait_s=None) as lease:
+            status = self.store.status()
+            if not status.valid or status.epoch is None:
+                raise StateChangedError("Redis is not a state the service validated")
+            self.epoch = status.epoch
+            token = uuid.uuid4().hex
+            self.store.begin_rebuild(token, self.epoch)  # nobody allocates until complete
+            try:
+                todo = self._commit_chunk(plan, chunk)
+            except BaseException:
+                self._give_back(token)
+                raise
+            try:
+                self.store.restore({key: stored.encode() for key, stored in todo.items()})
+                lease.check()
+                delivered = self.transaction.delivered
+                checkpoint = {checkpoint_field(t, p): o for (t, p), o in delivered.items()}
+                self.epoch = uuid.uuid4().hex
+                self.store.complete_rebuild(token, self.epoch, checkpoint)
+            except Exception as exc:
+                raise _CommittedNotRestoredError(len(todo), exc) from exc
+            return len(todo)
+
+    def _give_back(self, token: str) -> None:
+        """Nothing was committed: the state as it was, under a new epoch. If even that fails,
+        the state stays marked and a recovery validates it."""
+        try:
+            self.transaction.abort()
+        finally:
+            try:
+                self.epoch = uuid.uuid4().hex
+                self.store.complete_rebuild(token, self.epoch, {})
+            except (redis.RedisError, StateChangedError) as exc:
+                log.warning("import_state_left_to_recovery", error=str(exc)[:300])
+
+    def _commit_chunk(
+        self, plan: ImportPlan, chunk: list[tuple[ImportRow, Placed]]
+    ) -> dict[str, StoredAssignment]:
+        """The chunk's outputs and claim in one transaction, committed; what Redis must learn.
+        A customer Redis already holds with this number is committed already (Redis learns
+        imported pairs only after their commit), one it holds with another number was given
+        one by the service after the check."""
         self.transaction.begin()
-        keys = [row.customer_key for row, _ in chunk]
-        legacy = [(row, placed) for row, placed in chunk if placed.legacy]
-        counters = sorted({p.counter for _, p in chunk})
-        new: dict[str, StoredAssignment] = {}
-        issued: dict[str, StoredAssignment] = {}
-        generation = None
-        with self.store.locked(counters):
-            existing = self.store.lookup(keys)
-            current = self.store.counters(counters)
-            fresh_legacy = [(r, p) for r, p in legacy if r.customer_key not in existing]
-            next_legacy = current.get(LEGACY_COUNTER, 0)
-            for row, placed in chunk:
-                held = existing.get(row.customer_key)
-                if held is not None:
-                    if held.number != row.number:
-                        raise ImportRefusedError(
-                            f"line {row.line}: {row.customer_key} was given {held.number} by "
-                            "the service while the import ran; re-run the import to see the "
-                            "whole report"
-                        )
-                    issued[row.customer_key] = held  # an earlier attempt's, not committed
-                elif placed.legacy:
-                    next_legacy += 1
-                    new[row.customer_key] = StoredAssignment(
-                        LEGACY_COUNTER, next_legacy, row.number
-                    )
-                else:
-                    new[row.customer_key] = StoredAssignment(
-                        placed.counter, placed.value, row.number
-                    )
-            if new:
-                expected = {c: (current[c], current[c], 0) for c in counters}
-                if fresh_legacy:
-                    expected[LEGACY_COUNTER] = (current[LEGACY_COUNTER], 0, len(fresh_legacy))
-                generation = self.store.allocate(self.epoch, expected, new)
+        existing = self.store.lookup([row.customer_key for row, _ in chunk])
+        todo: dict[str, StoredAssignment] = {}
+        for row, placed in chunk:
+            held = existing.get(row.customer_key)
+            if held is not None and held.number != row.number:
+                raise ImportRefusedError(
+                    f"line {row.line}: {row.customer_key} was given {held.number} by the "
+                    "service after the check; remove the line and run the import again"
+                )
+            if held is None:
+                value = legacy_value(row.number) if placed.legacy else placed.value
+                todo[row.customer_key] = StoredAssignment(placed.counter, value, row.number)
+        if not todo:
+            self.transaction.abort()
+            return {}
         assigned_at = now_utc()
         values: dict[str, set[int]] = {}
-        for key, stored in {**issued, **new}.items():
+        for key, stored in todo.items():
             self._produce_output(plan.import_id, key, stored, assigned_at)
-            taken = self.claims.committed.get(stored.counter)
-            if key in new or taken is None or not taken.holds_exactly(stored.value, stored.value):
-                values.setdefault(stored.counter, set()).add(stored.value)
+            values.setdefault(stored.counter, set()).add(stored.value)
         claims = {c: ranges_of(v) for c, v in values.items()}
-        if generation is not None:
-            claims[GENERATION] = [(generation, generation)]
         self._claim(claims)
         self.transaction.flush()
-        delivered = self.transaction.delivered
-        self.store.fence(self.epoch, {checkpoint_field(t, p): o for (t, p), o in delivered.items()})
-        self._check(claims)
+        self._read_to_own_claim()
+        # By the claims themselves: the imported values lie below floors the service's later
+        # commits set (and a legacy number's value is its digest).
+        refuse_taken(claims, self.claims.committed, exact=True)
         failpoints.reached("import_before_commit")
         self.transaction.commit_records()
         self.claims.own_committed(claims)
+        return todo
 
     # ---------------------------------------------------------------- records
     def _produce_watermark(self, key: bytes, value: str, claim: bool = False) -> None:
@@ -461,24 +562,22 @@ class Importer:
         )
 
     def _claim(self, claims: dict[str, Ranges]) -> None:
-        """The claim record and one floor per counter claimed."""
-        if claims:
-            self.transaction.produce(
-                self.settings.watermark_topic,
-                key=claim_record_key(self.txid),
-                value=claim_value(claims),
-                claim=True,
-            )
-        for counter, ranges in sorted(claims.items()):
-            known = max(ranges[-1][1], self.claims.floors.get(counter, 0))
-            self._produce_watermark(watermark_key(counter, self.txid), str(known))
-
-    def _check(self, claims: dict[str, Ranges]) -> None:
-        """Read the claims log up to our claim: none of our values committed before it. By
-        the claims themselves: every imported value is below floors the service's commits
-        above them set (and that a re-run reads as history)."""
+        """The claim record and one floor per counter claimed (none for legacy digests)."""
         if not claims:
             return
+        self.transaction.produce(
+            self.settings.watermark_topic,
+            key=claim_record_key(self.txid),
+            value=claim_value(claims),
+            claim=True,
+        )
+        for counter, ranges in sorted(claims.items()):
+            if counter != LEGACY_COUNTER:
+                known = max(ranges[-1][1], self.claims.floors.get(counter, 0))
+                self._produce_watermark(watermark_key(counter, self.txid), str(known))
+
+    def _read_to_own_claim(self) -> None:
+        """Every record committed before our first claimed record, read."""
         if self.transaction.claimed is None:
             why = "; ".join(str(e) for e in self.transaction.undelivered[:3])
             raise RetryBatchError(f"the import's claim record was not delivered ({why})")
@@ -486,7 +585,6 @@ class Importer:
             self.settings.kafka_call_timeout_s, self.settings.transaction_timeout_ms / 2000
         )
         self.claims.read_until(self.transaction.claimed, wait_s)
-        refuse_taken(claims, self.claims.committed, exact=True)
 
     def _produce_output(
         self, import_id: str, customer: str, stored: StoredAssignment, assigned_at: object

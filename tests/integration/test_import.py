@@ -301,3 +301,52 @@ def test_redis_wiped_after_an_import_the_rebuild_keeps_imported_numbers_and_the_
     assert min(new_values) > 70_299  # above every imported value, after the rebuild too
     shared = {n: c for n, c in committed.customers_by_number().items() if len(c) > 1}
     assert not shared
+
+
+def test_nothing_of_an_unfinished_chunk_is_visible_and_an_edited_file_completes(
+    scenario: Scenario, start_service: Callable[..., ServiceProcess], tmp_path: Path
+) -> None:
+    """Killed before its second chunk committed: none of that chunk is in Redis, so a customer
+    of it who arrives meanwhile is a new customer (not handed the uncommitted number); the
+    re-run names that line; the file without it completes (a new import over the same range)."""
+    scenario.create_topics()
+    start_service()
+    pairs = [("old", f"C{i}", render(30_000 + i)) for i in range(200)]
+    pairs += [("old", f"L{i}", f"OLD-{i}") for i in range(200)]
+    pairs.sort(key=lambda p: p[1][1:].zfill(4) + p[1][0])  # template and legacy mixed
+    path = write_csv(tmp_path / "pairs.csv", pairs)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "customer_ids.cli", "import", str(path), "--chunk-rows", "200"],
+        env=scenario.env(
+            CUSTOMER_IDS_CONNECT_TIMEOUT_S="30", CUSTOMER_IDS_FAILPOINT="import_before_commit:2"
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + TIMEOUT_S
+    while _state(process.pid) != "T":
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    unfinished = pairs[200:]
+    comer = next(p for p in unfinished if p[1].startswith("L"))
+    event = replace(make_events(1, seed=2307)[0], source_system="old", customer_id=comer[1])
+    send(scenario, [event])
+    committed = wait_for_outputs(
+        scenario.endpoints.bootstrap, scenario.output_topic, 201, timeout=400
+    )
+    given = committed.numbers_by_customer()[event.customer_key]
+    assert given != {comer[2]}  # a new number: the legacy one was never committed
+    refused = run_import(scenario, path, "--chunk-rows", "200")
+    assert refused.returncode == 65, refused.stderr
+    assert f"{event.customer_key} {comer[2]}" in refused.stderr
+    assert "two numbers for one customer" in refused.stderr
+    edited = write_csv(tmp_path / "edited.csv", [p for p in pairs if p != comer])
+    done = run_import(scenario, edited, "--chunk-rows", "200")
+    assert done.returncode == 0, done.stderr
+    final = read_committed(scenario.endpoints.bootstrap, scenario.output_topic)
+    owners = final.customers_by_number()
+    assert not {n: c for n, c in owners.items() if len(c) > 1}
+    numbers = final.numbers_by_customer()
+    assert all(numbers[f"old/{c}"] == {n} for _, c, n in pairs if (_, c, n) != comer)

@@ -106,8 +106,10 @@ def test_imported_numbers_and_the_range_an_import_skipped_are_no_findings() -> N
     legacy = replace(out("e", 1, number="LEG/900123"), sequence_name=LEGACY_COUNTER)
     assert book.observe(legacy, 0.0, imported=True) == []
     assert book.overdue_gaps(cutoff=10.0) == []
-    # Unmarked, the same legacy record is a number no template produces.
-    assert [f.kind for f in AuditBook(ROUTER).observe(legacy, 0.0)] == ["invalid_number"]
+    # The service re-issuing it to the returning customer carries no import header: no finding;
+    # the same legacy number for another customer is still a shared number.
+    assert book.observe(replace(legacy, event_id=str(uuid.uuid4())), 0.0) == []
+    assert kinds(book, [replace(legacy, customer_id="z")]) == ["number_shared"]
     # An imported number is still one number for one customer.
     assert kinds(book, [out("f", 40_000)]) == ["number_shared"]
 
