@@ -23,6 +23,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from confluent_kafka import Message
@@ -37,13 +38,14 @@ from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import DecodeError, ValidationError
 from customer_ids.domain.events import CustomerIdAssigned
-from customer_ids.store.leases import Lease
+from customer_ids.store.leases import Lease, LockTimeoutError
 from customer_ids.store.ports import StoredAssignment, Terms
 from customer_ids.store.redis_store import RedisNumberStore
 from customer_ids.store.terms import RedisTermsStore
 from customer_ids.wire.headers import ASSIGNMENT_HEADER
 
 log = get_logger(__name__)
+LOCK_RECHECK_S = 1.0  # while waiting for the recovery lock, look whether the state is valid
 RESTORE_CHUNK = 50_000  # written while the next is read; larger chunks group buckets better
 
 
@@ -309,7 +311,10 @@ class StateRecovery:
             return Valid(status.epoch, read_watermarks(self._settings))
         self._on_wait("Redis is behind the Kafka log: recovering")
         try:
-            with self._store.leases.hold([self._store.keys.recovery_lock], wait_s=None) as lease:
+            with ExitStack() as held:
+                lease = self._recovery_lock(held, known_epoch, force)
+                if isinstance(lease, Valid):
+                    return lease
                 status = self._store.status()  # another instance may have finished meanwhile
                 if status.valid and (force is None or status.epoch != known_epoch):
                     assert status.epoch is not None
@@ -322,6 +327,23 @@ class StateRecovery:
                 return self._recover(reason, status.epoch, full=force is not None, lease=lease)
         finally:
             self._on_wait(None)
+
+    def _recovery_lock(
+        self, held: ExitStack, known_epoch: str | None, force: str | None
+    ) -> Lease | Valid:
+        """The recovery lock, or the state another holder made valid while we waited (an
+        import takes the lock chunk after chunk: waiting for a free moment could take all the
+        import long)."""
+        while True:
+            try:
+                return held.enter_context(
+                    self._store.leases.hold([self._store.keys.recovery_lock], wait_s=LOCK_RECHECK_S)
+                )
+            except LockTimeoutError:
+                status = self._store.status()
+                if status.valid and (force is None or status.epoch != known_epoch):
+                    assert status.epoch is not None
+                    return Valid(status.epoch, read_watermarks(self._settings))
 
     def _recover(self, reason: str, seen_epoch: str | None, full: bool, lease: Lease) -> Valid:
         started = time.monotonic()

@@ -18,18 +18,19 @@ counter (domain/imports.py), and its shape is recorded so no template may ever p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import redis
-from confluent_kafka import Message, Producer
+from confluent_kafka import KafkaException, Message, Producer
 
 from consumer.claims import (
     IMPORT_PREFIX,
@@ -52,7 +53,7 @@ from customer_ids.adapters.log_reader import read_topics_to_end
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.schema_registry import framed_codec
 from customer_ids.config.settings import Settings
-from customer_ids.domain.errors import ConfigError, CustomerIdsError
+from customer_ids.domain.errors import ConfigError, CustomerIdsError, FencedError
 from customer_ids.domain.events import now_utc
 from customer_ids.domain.imports import (
     LEGACY_COUNTER,
@@ -67,6 +68,7 @@ from customer_ids.domain.imports import (
 from customer_ids.domain.number_spaces import may_produce
 from customer_ids.domain.numbers import NumberTemplate
 from customer_ids.store.factory import build_allocator
+from customer_ids.store.import_state import ImportState
 from customer_ids.store.leases import LeaseLostError, LockTimeoutError
 from customer_ids.store.ports import (
     GENERATION,
@@ -79,6 +81,8 @@ from customer_ids.wire.headers import ASSIGNMENT_HEADER, IMPORTED_HEADER
 
 log = get_logger(__name__)
 CHUNK_ROWS = 5000
+# Between chunks: instances waiting on the recovery lock (polled every 0.1 s) get the state.
+CHUNK_PAUSE_S = 0.3
 ATTEMPTS = 5
 
 
@@ -160,8 +164,12 @@ def check_file(
                     plan.highest.get(placed.counter, 0), placed.value
                 )
     previous = claims.imports.get(plan.import_id)
-    if previous is not None:
+    if previous is not None:  # a run of this import committed its reserve already
         plan.below = dict(previous["below"])
+        # Its record must keep saying the whole range (compaction keeps the last one).
+        for counter, highest in previous["highest"].items():
+            if counter in plan.highest or plan.rows:
+                plan.highest[counter] = max(plan.highest.get(counter, 0), highest)
     plan.refusals += below_live_counters(plan, _live(settings, claims, plan.highest), claims)
     plan.refusals.sort(key=lambda r: r.line)
     return plan
@@ -309,11 +317,12 @@ def _live(settings: Settings, claims: ClaimsLog, counters: dict[str, int]) -> di
 
 # ------------------------------------------------------------------------------------ write
 class _CommittedNotRestoredError(CustomerIdsError):
-    """A chunk committed in Kafka whose pairs did not reach Redis: a recovery restores them."""
+    """A chunk whose commit was called: committed (or not known), Redis not told. The state
+    stays marked; a recovery puts Redis where the log is."""
 
-    def __init__(self, written: int, cause: BaseException) -> None:
-        super().__init__(f"chunk committed, Redis not updated: {cause}")
-        self.written = written
+    def __init__(self, committed: bool, cause: BaseException) -> None:
+        super().__init__(f"chunk {'committed' if committed else 'commit unknown'}: {cause}")
+        self.committed = committed
 
 
 class Importer:
@@ -331,6 +340,7 @@ class Importer:
         self.claims = claims
         self.txid = import_transactional_id(settings)
         self.store = build_allocator(settings)
+        self.state = ImportState(self.store)
         self.recovery = StateRecovery(self.store, settings, ServiceMetrics())
         self.codec = framed_codec(
             settings.registry(), settings.output_topic, "CustomerIdAssigned", register=True
@@ -363,7 +373,7 @@ class Importer:
         for chunk in _chunks(plan.rows, chunk_rows):
             result.written += self._chunk(plan, chunk)
             result.chunks += 1
-            progress("importing", result.chunks * chunk_rows)
+            progress("importing", result.written)
         return result
 
     def _attempts(self, step: Callable[[], None]) -> None:
@@ -389,21 +399,23 @@ class Importer:
 
     # ---------------------------------------------------------------- the reserve
     def _reserve(self, plan: ImportPlan, result: ImportResult) -> None:
-        """Counters raised above the highest imported values, the value each had before
-        recorded (once per import), and the legacy shapes recorded, in one transaction."""
+        """Counters raised above the highest imported values, where each stood before kept,
+        and the legacy shapes and the import recorded, in one transaction."""
         self.transaction.begin()
         counters = sorted(plan.highest)
         generation = None
-        with self.store.locked(counters):
-            if counters:
-                current = self.store.counters(counters)
-                plan.below = plan.below or self._remember_below(plan.import_id, current)
-                result.refusals = below_live_counters(plan, {}, self.claims)
+        if counters:
+            with self.store.locked(counters):
+                now = self.store.counters(counters)
+                # Refused before anything is raised: rows the counter has passed already.
+                below = plan.below or self._kept_below(plan.import_id, now)
+                result.refusals = below_live_counters(replace(plan, below=below), {}, self.claims)
                 if result.refusals:
                     self.transaction.abort()
-                    return  # nothing raised, nothing recorded
-                expected = {c: (current[c], max(current[c], plan.highest[c]), 0) for c in counters}
-                generation = self.store.allocate(self.epoch, expected, {})
+                    return
+                generation, plan.below = self.state.raise_counters(
+                    self.epoch, plan.import_id, plan.highest
+                )
         # The shapes first: a configuration recorded before them is read below; one recorded
         # after them reads them (consumer/renderings.py).
         for shape in sorted(plan.shapes):
@@ -433,40 +445,42 @@ class Importer:
         self.transaction.commit_records()
         self.claims.own_committed(claims)
 
-    def _remember_below(self, import_id: str, current: dict[str, int]) -> dict[str, int]:
-        """Where each counter stood before this import first raised it, kept in Redis before
-        the raise: a retry, or a run after one killed between the raise and its commit, must
-        not take its own raise for the service's numbering."""
+    def _kept_below(self, import_id: str, now: dict[str, int]) -> dict[str, int]:
+        """Where an earlier attempt of this import found each counter when it raised it (kept
+        with the raise, ImportState), else where it stands now."""
         key = f"{self.store.keys.prefix}import:{import_id}:below"
-        client = self.store.client
-        for counter, value in current.items():
-            client.hsetnx(key, counter, value)
-        stored = client.hgetall(key)
-        return {
-            (c.decode() if isinstance(c, bytes) else str(c)): int(v)
-            for c, v in stored.items()
-            if (c.decode() if isinstance(c, bytes) else str(c)) in current
-        }
+        kept = self.store.client.hmget(key, list(now))
+        return {c: int(v) if v is not None else now[c] for c, v in zip(now, kept, strict=True)}
 
     # ---------------------------------------------------------------- the chunks
     def _chunk(self, plan: ImportPlan, chunk: list[tuple[ImportRow, Placed]]) -> int:
-        """One chunk, tried again on a passing failure; the pairs it wrote."""
+        """One chunk, tried again on a passing failure (after a recovery when the state is not
+        valid); the pairs it holds committed at the end."""
         for attempt in range(ATTEMPTS):
             try:
                 with kafka_errors():
-                    return self._write(plan, chunk)
+                    self._write(plan, chunk)
+                return len(chunk)
             except _CommittedNotRestoredError as exc:
+                # Committed, or not known: a recovery reads the log (read_committed) and puts
+                # Redis where the log is; the next attempt finds what committed.
                 log.warning("import_chunk_left_to_recovery", error=str(exc)[:300])
+                if not exc.committed:
+                    with contextlib.suppress(KafkaException, FencedError):
+                        self.transaction.abort()  # a commit that failed leaves it to abort
                 self._recover()
-                return exc.written
+                if exc.committed:
+                    return len(chunk)
             except ImportRefusedError:
                 raise
             except PASSING as exc:
                 log.warning("import_step_aborted", reason=type(exc).__name__, error=str(exc)[:300])
                 if attempt == ATTEMPTS - 1:
                     raise
-                time.sleep(0.2 * 2**attempt)
-        raise AssertionError("unreachable")
+                if isinstance(exc, StateChangedError):
+                    self._recover()
+            time.sleep(0.2 * 2**attempt)
+        raise RetryBatchError(f"an import chunk failed {ATTEMPTS} times; run the import again")
 
     def _recover(self) -> None:
         """Until a recovery made the state valid again (Redis may be down for a while)."""
@@ -478,30 +492,70 @@ class Importer:
                 time.sleep(min(5.0, 0.2 * 2**attempt))
         self.epoch = self.recovery.ensure(None).epoch
 
-    def _write(self, plan: ImportPlan, chunk: list[tuple[ImportRow, Placed]]) -> int:
+    def _write(self, plan: ImportPlan, chunk: list[tuple[ImportRow, Placed]]) -> None:
         # As long as a running recovery takes: the chunk needs the state it leaves.
         with self.store.leases.hold([self.store.keys.recovery_lock], wait_s=None) as lease:
             status = self.store.status()
             if not status.valid or status.epoch is None:
                 raise StateChangedError("Redis is not a state the service validated")
             self.epoch = status.epoch
+            todo = self._todo(chunk, self.store.lookup([row.customer_key for row, _ in chunk]))
+            if not todo:
+                return  # all committed by an earlier attempt: the state is left alone
             token = uuid.uuid4().hex
-            self.store.begin_rebuild(token, self.epoch)  # nobody allocates until complete
+            self.state.begin(self.epoch, token)  # nobody allocates or commits until the end
             try:
-                todo = self._commit_chunk(plan, chunk)
+                # Looked up again under the marker: an instance may have allocated since.
+                todo = self._todo(chunk, self.store.lookup(list(todo)), only=todo)
+                claims = self._flush_chunk(plan, todo) if todo else {}
+                self.state.fence(token)  # still ours, on the same server: nobody recovered
+                lease.check()
             except BaseException:
                 self._give_back(token)
                 raise
+            if not todo:
+                self._give_back(token)
+                return
             try:
-                self.store.restore({key: stored.encode() for key, stored in todo.items()})
-                lease.check()
+                self.transaction.commit_records()
+            except BaseException as exc:
+                raise _CommittedNotRestoredError(committed=False, cause=exc) from exc
+            self.claims.own_committed(claims)
+            try:
+                self.state.adopt(token, todo)
                 delivered = self.transaction.delivered
                 checkpoint = {checkpoint_field(t, p): o for (t, p), o in delivered.items()}
                 self.epoch = uuid.uuid4().hex
                 self.store.complete_rebuild(token, self.epoch, checkpoint)
             except Exception as exc:
-                raise _CommittedNotRestoredError(len(todo), exc) from exc
-            return len(todo)
+                raise _CommittedNotRestoredError(committed=True, cause=exc) from exc
+        # Between chunks, instances waiting for the state take it up before the next marker.
+        time.sleep(CHUNK_PAUSE_S)
+
+    def _todo(
+        self,
+        chunk: list[tuple[ImportRow, Placed]],
+        existing: dict[str, StoredAssignment],
+        only: Mapping[str, object] | None = None,
+    ) -> dict[str, StoredAssignment]:
+        """The chunk's pairs Redis does not hold yet. One it holds with this number committed
+        already (Redis learns imported pairs only after their commit); one it holds with
+        another number was given one by the service after the check."""
+        todo: dict[str, StoredAssignment] = {}
+        for row, placed in chunk:
+            if only is not None and row.customer_key not in only:
+                continue
+            held = existing.get(row.customer_key)
+            if held is not None and held.number != row.number:
+                raise ImportRefusedError(
+                    f"line {row.line}: {row.customer_key} was given {held.number} by the "
+                    "service after the check; remove the line and run the import again"
+                )
+            if held is not None:
+                continue
+            value = legacy_value(row.number) if placed.legacy else placed.value
+            todo[row.customer_key] = StoredAssignment(placed.counter, value, row.number)
+        return todo
 
     def _give_back(self, token: str) -> None:
         """Nothing was committed: the state as it was, under a new epoch. If even that fails,
@@ -515,29 +569,12 @@ class Importer:
             except (redis.RedisError, StateChangedError) as exc:
                 log.warning("import_state_left_to_recovery", error=str(exc)[:300])
 
-    def _commit_chunk(
-        self, plan: ImportPlan, chunk: list[tuple[ImportRow, Placed]]
-    ) -> dict[str, StoredAssignment]:
-        """The chunk's outputs and claim in one transaction, committed; what Redis must learn.
-        A customer Redis already holds with this number is committed already (Redis learns
-        imported pairs only after their commit), one it holds with another number was given
-        one by the service after the check."""
+    def _flush_chunk(
+        self, plan: ImportPlan, todo: dict[str, StoredAssignment]
+    ) -> dict[str, Ranges]:
+        """The chunk's outputs and its claim on the broker, in an open transaction, every
+        claim before ours read and none of our values among them."""
         self.transaction.begin()
-        existing = self.store.lookup([row.customer_key for row, _ in chunk])
-        todo: dict[str, StoredAssignment] = {}
-        for row, placed in chunk:
-            held = existing.get(row.customer_key)
-            if held is not None and held.number != row.number:
-                raise ImportRefusedError(
-                    f"line {row.line}: {row.customer_key} was given {held.number} by the "
-                    "service after the check; remove the line and run the import again"
-                )
-            if held is None:
-                value = legacy_value(row.number) if placed.legacy else placed.value
-                todo[row.customer_key] = StoredAssignment(placed.counter, value, row.number)
-        if not todo:
-            self.transaction.abort()
-            return {}
         assigned_at = now_utc()
         values: dict[str, set[int]] = {}
         for key, stored in todo.items():
@@ -551,9 +588,7 @@ class Importer:
         # commits set (and a legacy number's value is its digest).
         refuse_taken(claims, self.claims.committed, exact=True)
         failpoints.reached("import_before_commit")
-        self.transaction.commit_records()
-        self.claims.own_committed(claims)
-        return todo
+        return claims
 
     # ---------------------------------------------------------------- records
     def _produce_watermark(self, key: bytes, value: str, claim: bool = False) -> None:
