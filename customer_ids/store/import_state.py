@@ -70,32 +70,34 @@ return 1
 """
 )
 
-# KEYS: epoch, identity, rebuild identity. ARGV: token.
-_FENCE = (
+# The marker is still this chunk's (ARGV[1] its token), on the server it was set on.
+# KEYS[1] the epoch, KEYS[3] the rebuild identity.
+OWN_MARKER = (
     CHECK_STATE
     + """
-if redis.call('GET', KEYS[1]) ~= 'rebuilding:' .. ARGV[1] then
-  return redis.error_reply('SUPERSEDED: the state is not this import chunk\\'s any more')
+local function marker_error()
+  if redis.call('GET', KEYS[1]) ~= 'rebuilding:' .. ARGV[1] then
+    return 'SUPERSEDED: the state is not this import chunk\\'s any more'
+  end
+  if redis.call('GET', KEYS[3]) ~= identity() then
+    return 'STATE server changed during the import chunk'
+  end
+  return nil
 end
-if redis.call('GET', KEYS[3]) ~= identity() then
-  return redis.error_reply('STATE server changed during the import chunk')
-end
-return 1
+local lost = marker_error()
+if lost then return redis.error_reply(lost) end
 """
 )
+
+# KEYS: epoch, identity, rebuild identity. ARGV: token.
+_FENCE = OWN_MARKER + "return 1\n"
 
 # KEYS: epoch, identity, rebuild identity, ledger, then per pair its bucket (and its number's
 # bucket when `reverse`). ARGV: token, reverse (0/1), then per pair field, stored (and number,
 # customer key). Returns the pairs added.
 _ADOPT = (
-    CHECK_STATE
+    OWN_MARKER
     + """
-if redis.call('GET', KEYS[1]) ~= 'rebuilding:' .. ARGV[1] then
-  return redis.error_reply('SUPERSEDED: the state is not this import chunk\\'s any more')
-end
-if redis.call('GET', KEYS[3]) ~= identity() then
-  return redis.error_reply('STATE server changed during the import chunk')
-end
 local ledger, reverse = KEYS[4], ARGV[2] == '1'
 local held, added, order = {}, {}, {}
 local k, a = 5, 3
