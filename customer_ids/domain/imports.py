@@ -11,8 +11,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import TextIO
 
 from customer_ids.domain.errors import ValidationError
@@ -28,14 +29,26 @@ FIELDS = ("source_system", "customer_id", "customer_number")
 
 @dataclass(frozen=True, slots=True)
 class ImportRow:
+    """One pair of the file; once placed, its counter and value (0 for a legacy number until
+    it is written: its digest). Kept per row to write, so kept small."""
+
     line: int
-    source_system: str
+    source_system: str  # interned: a file has few
     customer_id: str
     number: str
+    counter: str = ""  # interned
+    value: int = 0
 
     @property
     def customer_key(self) -> str:
         return f"{self.source_system}/{self.customer_id}"
+
+    @property
+    def legacy(self) -> bool:
+        return self.counter == LEGACY_COUNTER
+
+    def at(self, placed: Placed) -> ImportRow:
+        return replace(self, counter=sys.intern(placed.counter), value=placed.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +143,7 @@ def _row(line: int, source: str, customer: str, number: str) -> ImportRow | Refu
                 raise ValidationError(f"{name} has spaces around it; remove them")
     except ValidationError as exc:
         return Refusal(line, pair[:120], str(exc))
-    return ImportRow(line, source, customer, number)
+    return ImportRow(line, sys.intern(source), customer, number)
 
 
 def legacy_value(number: str) -> int:
@@ -187,45 +200,65 @@ def place(row: ImportRow, router: Router) -> Placed | Refusal:
 
 @dataclass
 class FileCheck:
-    """The file against itself: one number per customer, one customer per number. Keeps per
-    row only the customer key and the number (the conflict check's needs)."""
+    """The file against itself: one number per customer, one customer per number. Keeps the
+    accepted rows, and per row two entries keyed by 64-bit hashes of the customer key and the
+    number (each hit compared with the row it names: a collision is never a conflict)."""
 
-    number_of: dict[str, tuple[str, int]]  # customer key -> (number, first line)
-    owner_of: dict[str, tuple[str, int]]  # number -> (customer key, first line)
     refusals: list[Refusal]
+    rows: list[ImportRow] = field(default_factory=list)
     repeats: int = 0  # lines that repeat an earlier line's pair
+    _customers: dict[int, int] = field(default_factory=dict)  # hash(key) -> index in rows
+    _numbers: dict[int, int] = field(default_factory=dict)  # hash(number) -> index in rows
+    _collided: dict[str, int] = field(default_factory=dict)  # "c:key" / "n:number" -> index
 
     @classmethod
     def of(cls, rows: Iterable[ImportRow]) -> FileCheck:
-        check = cls({}, {}, [])
+        check = cls([])
         for row in rows:
             check.add(row)
         return check
 
+    def customer(self, key: str) -> ImportRow | None:
+        """The accepted row of this customer."""
+        return self._find(self._customers, "c:", key, lambda r: r.customer_key)
+
+    def holder(self, number: str) -> ImportRow | None:
+        """The accepted row with this number."""
+        return self._find(self._numbers, "n:", number, lambda r: r.number)
+
+    def _find(
+        self, index: dict[int, int], kind: str, text: str, of: Callable[[ImportRow], str]
+    ) -> ImportRow | None:
+        at = index.get(hash(text))
+        if at is not None and of(self.rows[at]) == text:
+            return self.rows[at]
+        at = self._collided.get(kind + text)
+        return None if at is None else self.rows[at]
+
+    def _put(self, index: dict[int, int], kind: str, text: str, at: int) -> None:
+        if hash(text) in index:
+            self._collided[kind + text] = at
+        else:
+            index[hash(text)] = at
+
     def add(self, row: ImportRow) -> bool:
         """False when the row repeats an earlier pair or conflicts with one (refused)."""
         key, pair = row.customer_key, f"{row.customer_key} {row.number}"
-        had = self.number_of.get(key)
-        owner = self.owner_of.get(row.number)
-        if had is not None and had[0] == row.number:
+        had, owner = self.customer(key), self.holder(row.number)
+        if had is not None and had.number == row.number:
             self.repeats += 1
             return False
         if had is not None:
-            self.refusals.append(
-                Refusal(
-                    row.line, pair, f"two numbers for one customer: line {had[1]} gives it {had[0]}"
-                )
-            )
+            reason = f"two numbers for one customer: line {had.line} gives it {had.number}"
+            self.refusals.append(Refusal(row.line, pair, reason))
             return False
         if owner is not None:
-            self.refusals.append(
-                Refusal(
-                    row.line,
-                    pair,
-                    f"one number for two customers: line {owner[1]} gives it to {owner[0]}",
-                )
+            reason = (
+                f"one number for two customers: line {owner.line} gives it to {owner.customer_key}"
             )
+            self.refusals.append(Refusal(row.line, pair, reason))
             return False
-        self.number_of[key] = (row.number, row.line)
-        self.owner_of[row.number] = (key, row.line)
+        self._put(self._customers, "c:", key, len(self.rows))
+        self._put(self._numbers, "n:", row.number, len(self.rows))
+        self.rows.append(row)
         return True

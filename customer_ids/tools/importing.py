@@ -59,13 +59,12 @@ from customer_ids.domain.imports import (
     LEGACY_COUNTER,
     FileCheck,
     ImportRow,
-    Placed,
     Refusal,
     legacy_value,
     place,
     read_rows,
 )
-from customer_ids.domain.number_spaces import may_produce
+from customer_ids.domain.number_spaces import may_produce, shape_of
 from customer_ids.domain.numbers import NumberTemplate
 from customer_ids.store.factory import build_allocator
 from customer_ids.store.import_state import ImportState
@@ -107,7 +106,7 @@ class ImportPlan:
 
     import_id: str
     lines: int = 0
-    rows: list[tuple[ImportRow, Placed]] = field(default_factory=list)
+    rows: list[ImportRow] = field(default_factory=list)  # placed, to write
     already: int = 0  # pairs already committed (an earlier run of this import, or the same)
     repeats: int = 0  # lines repeating an earlier line's pair
     refusals: list[Refusal] = field(default_factory=list)
@@ -144,25 +143,25 @@ def check_file(
     """Every line checked against the file, the configured and recorded templates and what
     is committed; the plan holds the rows left to write."""
     plan = ImportPlan(import_id_of(path))
-    file_check = FileCheck({}, {}, plan.refusals)
-    accepted = _read_file(path, settings, plan, file_check, progress)
+    file_check = FileCheck(plan.refusals)
+    _read_file(path, settings, plan, file_check, progress)
     _read_claims(claims, settings)
     history = _history_templates(claims)
     committed = _committed_against(settings, file_check, progress)
-    for row, placed in accepted:
-        refusal = _refusal(row, placed, committed, history)
+    accepted, file_check.rows = file_check.rows, []  # the check is done with them
+    for row in accepted:
+        refusal = _refusal(row, committed, history)
         if refusal == "already":
             plan.already += 1
         elif refusal is not None:
             plan.refusals.append(refusal)
         else:
-            plan.rows.append((row, placed))
-            if placed.legacy:
-                plan.shapes.add(placed.shape)
+            plan.rows.append(row)
+            if row.legacy:
+                plan.shapes.add(shape_of(row.number))
             else:
-                plan.highest[placed.counter] = max(
-                    plan.highest.get(placed.counter, 0), placed.value
-                )
+                plan.highest[row.counter] = max(plan.highest.get(row.counter, 0), row.value)
+    del accepted, file_check
     previous = claims.imports.get(plan.import_id)
     if previous is not None:  # a run of this import committed its reserve already
         plan.below = dict(previous["below"])
@@ -181,9 +180,9 @@ def _read_file(
     plan: ImportPlan,
     file_check: FileCheck,
     progress: Callable[[str, int], None],
-) -> list[tuple[ImportRow, Placed]]:
-    """The lines that are well formed, placed, and agree with the rest of the file."""
-    accepted: list[tuple[ImportRow, Placed]] = []
+) -> None:
+    """The lines that are well formed, placed, and agree with the rest of the file, into
+    `file_check.rows`."""
     # utf-8-sig: a spreadsheet's export starts with a byte order mark.
     with path.open(encoding="utf-8-sig", newline="") as stream:
         for item in read_rows(stream, path.name):
@@ -193,14 +192,13 @@ def _read_file(
             placed = item if isinstance(item, Refusal) else place(item, settings.router)
             if isinstance(placed, Refusal):
                 plan.refusals.append(placed)
-            elif isinstance(item, ImportRow) and file_check.add(item):
-                accepted.append((item, placed))
+            elif isinstance(item, ImportRow):
+                file_check.add(item.at(placed))
     plan.repeats = file_check.repeats
-    return accepted
 
 
 def _refusal(
-    row: ImportRow, placed: Placed, committed: _Committed, history: list[NumberTemplate]
+    row: ImportRow, committed: _Committed, history: list[NumberTemplate]
 ) -> Refusal | Literal["already"] | None:
     """Why a row cannot be imported over what is committed; "already" when it is."""
     pair = f"{row.customer_key} {row.number}"
@@ -211,7 +209,7 @@ def _refusal(
         return Refusal(row.line, pair, f"two numbers for one customer: it already has {has}")
     if owner is not None:
         return Refusal(row.line, pair, f"the number is already issued to {owner}")
-    if placed.legacy and (met := _met_by(placed.shape, history)):
+    if row.legacy and (met := _met_by(shape_of(row.number), history)):
         return Refusal(
             row.line,
             pair,
@@ -233,24 +231,22 @@ def below_live_counters(plan: ImportPlan, live: dict[str, int], claims: ClaimsLo
         for counter, highest in record["highest"].items()
     ]
     refused, kept = [], []
-    for row, placed in plan.rows:
-        start = plan.below.get(placed.counter, live.get(placed.counter, 0))
-        skipped = any(
-            c == placed.counter and low < placed.value <= high for c, low, high in earlier
-        )
-        if not placed.legacy and placed.value <= start and not skipped:
+    for row in plan.rows:
+        start = plan.below.get(row.counter, live.get(row.counter, 0))
+        skipped = any(c == row.counter and low < row.value <= high for c, low, high in earlier)
+        if not row.legacy and row.value <= start and not skipped:
             refused.append(
                 Refusal(
                     row.line,
                     f"{row.customer_key} {row.number}",
-                    f"value {placed.value} is not above counter {placed.counter}'s {start} "
+                    f"value {row.value} is not above counter {row.counter}'s {start} "
                     "(where it stood when the import began): the service may have given this "
                     "number to a customer already; import numbers above the live counter, or "
                     "before the service numbers anyone",
                 )
             )
         else:
-            kept.append((row, placed))
+            kept.append(row)
     plan.rows = kept
     return refused
 
@@ -280,9 +276,9 @@ def _committed_against(
             return
         customer = (message.key() or b"").decode()
         number = StoredAssignment.decode(stored.decode()).number
-        if customer in file_check.number_of:
+        if file_check.customer(customer) is not None:
             found.numbers[customer] = number
-        if number in file_check.owner_of:
+        if file_check.holder(number) is not None:
             found.owners[number] = customer
 
     read_topics_to_end(settings.bootstrap_servers, {settings.output_topic: on_output}, timeout=None)
@@ -453,7 +449,7 @@ class Importer:
         return {c: int(v) if v is not None else now[c] for c, v in zip(now, kept, strict=True)}
 
     # ---------------------------------------------------------------- the chunks
-    def _chunk(self, plan: ImportPlan, chunk: list[tuple[ImportRow, Placed]]) -> int:
+    def _chunk(self, plan: ImportPlan, chunk: list[ImportRow]) -> int:
         """One chunk, tried again on a passing failure (after a recovery when the state is not
         valid); the pairs it holds committed at the end."""
         for attempt in range(ATTEMPTS):
@@ -492,14 +488,14 @@ class Importer:
                 time.sleep(min(5.0, 0.2 * 2**attempt))
         self.epoch = self.recovery.ensure(None).epoch
 
-    def _write(self, plan: ImportPlan, chunk: list[tuple[ImportRow, Placed]]) -> None:
+    def _write(self, plan: ImportPlan, chunk: list[ImportRow]) -> None:
         # As long as a running recovery takes: the chunk needs the state it leaves.
         with self.store.leases.hold([self.store.keys.recovery_lock], wait_s=None) as lease:
             status = self.store.status()
             if not status.valid or status.epoch is None:
                 raise StateChangedError("Redis is not a state the service validated")
             self.epoch = status.epoch
-            todo = self._todo(chunk, self.store.lookup([row.customer_key for row, _ in chunk]))
+            todo = self._todo(chunk, self.store.lookup([row.customer_key for row in chunk]))
             if not todo:
                 return  # all committed by an earlier attempt: the state is left alone
             token = uuid.uuid4().hex
@@ -534,7 +530,7 @@ class Importer:
 
     def _todo(
         self,
-        chunk: list[tuple[ImportRow, Placed]],
+        chunk: list[ImportRow],
         existing: dict[str, StoredAssignment],
         only: Mapping[str, object] | None = None,
     ) -> dict[str, StoredAssignment]:
@@ -542,7 +538,7 @@ class Importer:
         already (Redis learns imported pairs only after their commit); one it holds with
         another number was given one by the service after the check."""
         todo: dict[str, StoredAssignment] = {}
-        for row, placed in chunk:
+        for row in chunk:
             if only is not None and row.customer_key not in only:
                 continue
             held = existing.get(row.customer_key)
@@ -553,8 +549,8 @@ class Importer:
                 )
             if held is not None:
                 continue
-            value = legacy_value(row.number) if placed.legacy else placed.value
-            todo[row.customer_key] = StoredAssignment(placed.counter, value, row.number)
+            value = legacy_value(row.number) if row.legacy else row.value
+            todo[row.customer_key] = StoredAssignment(row.counter, value, row.number)
         return todo
 
     def _give_back(self, token: str) -> None:
@@ -653,15 +649,13 @@ class Importer:
         self.claims.close()
 
 
-def _chunks(
-    rows: list[tuple[ImportRow, Placed]], size: int
-) -> Iterator[list[tuple[ImportRow, Placed]]]:
+def _chunks(rows: list[ImportRow], size: int) -> Iterator[list[ImportRow]]:
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
 
 
 def summary(plan: ImportPlan) -> dict[str, object]:
-    kinds = Counter("legacy" if p.legacy else p.counter for _, p in plan.rows)
+    kinds = Counter("legacy" if row.legacy else row.counter for row in plan.rows)
     return {
         "import_id": plan.import_id,
         "lines": plan.lines,

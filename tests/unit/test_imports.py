@@ -142,3 +142,17 @@ def test_a_legacy_number_s_value_is_its_digest_within_exact_doubles() -> None:
     assert legacy_value("LEG/900123") == legacy_value("LEG/900123")
     assert legacy_value("LEG/900123") != legacy_value("LEG/900124")
     assert all(0 <= legacy_value(f"X{i}") < 2**52 for i in range(1000))
+
+
+def test_a_hash_collision_in_the_file_check_is_never_a_conflict() -> None:
+    check = FileCheck([])
+    assert check.add(ImportRow(2, "crm", "1", "LEG/1"))
+    check._customers[hash("crm/2")] = 0  # as if crm/2 hashed like crm/1
+    check._numbers[hash("LEG/2")] = 0
+    assert check.add(ImportRow(3, "crm", "2", "LEG/2"))
+    assert check.refusals == []
+    found = check.customer("crm/2")
+    assert found is not None and found.line == 3
+    holder = check.holder("LEG/2")
+    assert holder is not None and holder.customer_key == "crm/2"
+    assert not check.add(ImportRow(4, "crm", "2", "LEG/3"))  # a real conflict still is one
