@@ -16,6 +16,7 @@ from consumer.exit_codes import EXIT_CONFIG, EXIT_UNAVAILABLE
 from customer_ids.adapters.logs import configure_logging
 from customer_ids.config.settings import SETTINGS, Settings
 from customer_ids.domain.errors import ConfigError, CustomerIdsError, UnavailableError
+from customer_ids.domain.imports import CHUNK_ROWS
 
 Needs = Callable[[argparse.Namespace, Settings], set[str]]
 
@@ -475,8 +476,8 @@ def _add_import(sub: Any) -> None:
     p.add_argument(
         "--chunk-rows",
         type=_positive,
-        default=5000,
-        help="pairs per transaction (default 5000)",
+        default=CHUNK_ROWS,
+        help=f"pairs per transaction (default {CHUNK_ROWS:,})",
     )
     p.set_defaults(handler=_import, needs=_always("kafka", "redis", "registry"))
 

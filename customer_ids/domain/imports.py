@@ -24,6 +24,8 @@ from customer_ids.domain.numbers import is_number_text
 from customer_ids.domain.sequences import Router
 
 __all__ = ["LEGACY_COUNTER"]
+# Pairs per transaction: each chunk pauses the service's batches once (tools/importing.py).
+CHUNK_ROWS = 10_000
 FIELDS = ("source_system", "customer_id", "customer_number")
 
 

@@ -56,6 +56,7 @@ from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import ConfigError, CustomerIdsError, FencedError
 from customer_ids.domain.events import now_utc
 from customer_ids.domain.imports import (
+    CHUNK_ROWS,
     LEGACY_COUNTER,
     FileCheck,
     ImportRow,
@@ -79,9 +80,8 @@ from customer_ids.store.ports import (
 from customer_ids.wire.headers import ASSIGNMENT_HEADER, IMPORTED_HEADER
 
 log = get_logger(__name__)
-CHUNK_ROWS = 5000
 # Between chunks: instances waiting on the recovery lock (polled every 0.1 s) get the state.
-CHUNK_PAUSE_S = 0.3
+CHUNK_PAUSE_S = 0.15
 ATTEMPTS = 5
 
 
