@@ -99,3 +99,16 @@ def test_a_template_without_check_digit() -> None:
 )
 def test_the_search_box_tells_what_was_typed(text: str, kind: str) -> None:
     assert query_kind(text, router_of(TEMPLATES[0])) == kind
+
+
+def test_a_legacy_number_an_import_kept_is_a_valid_number_in_any_case() -> None:
+    router = router_of(TEMPLATES[0])
+    shapes = {"LEG/999999"}
+    report = check_number(" leg/900123 ", router, shapes)
+    assert report.valid and report.number == "LEG/900123"
+    assert report.sequence_name == "~legacy"
+    assert not check_number("LEG/900123", router).valid  # no import kept that shape
+    assert not check_number("LEG/9001234", router, shapes).valid  # another shape
+    # The search box reads it as a number, though it holds a '/' like SRC/ID.
+    assert query_kind("LEG/900123", router, shapes) == "number"
+    assert query_kind("LEG/900123", router) == "customer"
