@@ -76,8 +76,7 @@ class KafkaTransaction:
         producer learnt of a fence in the background, the next call raises only _FATAL and
         the reason goes to error_cb, which poll() serves."""
         if exc.args[0].code() == KafkaError._FATAL:
-            self.producer.poll(0)
-            fence = next((e for e in self.fatal_errors if e.code() in FENCED_CODES), None)
+            fence = self._fence_seen()
             if fence is not None:
                 return FencedError(str(fence))
         return classified(exc)
@@ -89,6 +88,17 @@ class KafkaTransaction:
                 yield
         except KafkaException as exc:
             raise self._classified(exc) from exc
+        except SystemError as exc:
+            # A fence met while flush() serves delivery reports can surface as a bare
+            # "returned NULL without setting an exception"; error_cb has the reason.
+            fence = self._fence_seen()
+            if fence is not None:
+                raise FencedError(str(fence)) from exc
+            raise
+
+    def _fence_seen(self) -> KafkaError | None:
+        self.producer.poll(0)  # serves error_cb
+        return next((e for e in self.fatal_errors if e.code() in FENCED_CODES), None)
 
     def _guard(self, call: str) -> Any:
         return stall_guard(call, self.call_timeout_s + STALL_MARGIN_S)

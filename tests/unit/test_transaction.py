@@ -136,3 +136,18 @@ def test_a_transaction_the_broker_timed_out_is_not_a_fence() -> None:
     with pytest.raises(KafkaException) as raised:
         session(FakeProducer({"commit": [timed_out]})).commit([], object())
     assert not isinstance(raised.value, FencedError)
+
+
+def test_a_flush_that_fails_without_an_exception_after_a_fence_is_fenced() -> None:
+    """Seen in CI: the zombie woke up, flush() met the fence while serving delivery reports,
+    and confluent-kafka raised a bare SystemError ("returned NULL without setting an
+    exception"); the worker crashed (exit 1) instead of stopping as fenced. error_cb has the
+    reason."""
+    fatal = [KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)]
+    bare = SystemError("<method 'flush'> returned NULL without setting an exception")
+    producer = FakeProducer({"flush": [bare]})
+    session = KafkaTransaction(producer, 5.0, fatal_errors=fatal)  # type: ignore[arg-type]
+    with pytest.raises(FencedError):
+        session.flush()
+    with pytest.raises(SystemError):  # with no fence behind it, it stays what it was
+        KafkaTransaction(FakeProducer({"flush": [bare]}), 5.0).flush()  # type: ignore[arg-type]
