@@ -58,6 +58,21 @@ class ClaimsBehindError(TemporaryError):
     instance): abort and try the batch again."""
 
 
+ImportRecord = dict[str, dict[str, int]]  # "below" and "highest": counter -> value
+
+
+def import_record(value: bytes | None) -> ImportRecord:
+    """An `import/<id>` record (tools/importing.py): per counter where it stood when the import
+    began and the highest value imported. ValueError when it is not one."""
+    try:
+        record = json.loads(value or b"{}")
+        return {
+            part: {str(c): int(v) for c, v in record[part].items()} for part in ("below", "highest")
+        }
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"not an import record: {exc}") from exc
+
+
 def watermark_counter(key: bytes | None) -> str:
     """Watermark keys are `counter@transactional_id` (older ones just `counter`)."""
     return (key or b"").decode(errors="replace").split("@", 1)[0]  # counters hold no '@'
@@ -128,7 +143,7 @@ class ClaimsLog:
         self.committed: dict[str, Committed] = {}
         self.renderings: list[Rendering] = []
         self.legacy_shapes: set[str] = set()
-        self.imports: dict[str, dict[str, dict[str, int]]] = {}
+        self.imports: dict[str, ImportRecord] = {}
         # Until the first read_until() returns, everything read is history: compaction may
         # have removed claims, so all up to each counter's highest value counts as committed.
         self._history = True
@@ -240,17 +255,15 @@ class ClaimsLog:
 
     def _take_import(self, key: bytes, value: bytes | None) -> None:
         try:
-            record = json.loads(value or b"{}")
-            self.imports[key[len(IMPORT_PREFIX) :].decode()] = {
-                part: {str(c): int(v) for c, v in record[part].items()}
-                for part in ("below", "highest")
-            }
-            # The import raised these counters: one below them went back (the claims of the
-            # values imported there are checked exactly, not against this floor).
-            for counter, highest in record["highest"].items():
-                self._floor(str(counter), int(highest))
-        except (ValueError, TypeError, KeyError, AttributeError):
+            record = import_record(value)
+        except ValueError:
             log.warning("import_record_unreadable", key=key.decode(errors="replace"))
+            return
+        self.imports[key[len(IMPORT_PREFIX) :].decode()] = record
+        # The import raised these counters: one below them went back (the claims of the
+        # values imported there are checked exactly, not against this floor).
+        for counter, highest in record["highest"].items():
+            self._floor(counter, highest)
 
     def _take_claim(self, key: bytes, value: bytes | None) -> None:
         try:

@@ -17,7 +17,6 @@ full.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import deque
@@ -28,7 +27,13 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import Message
 
-from consumer.claims import CLAIM_PREFIX, CONFIG_PREFIX, IMPORT_PREFIX, watermark_counter
+from consumer.claims import (
+    CLAIM_PREFIX,
+    CONFIG_PREFIX,
+    IMPORT_PREFIX,
+    import_record,
+    watermark_counter,
+)
 from consumer.metrics import ServiceMetrics
 from consumer.outputs import sent_ms
 from customer_ids.adapters import failpoints
@@ -77,9 +82,9 @@ def _on_watermark(state: LogState) -> Callable[[Message], None]:
         key = message.key() or b""
         if key.startswith(IMPORT_PREFIX):  # an import raised these counters
             try:
-                for counter, value in json.loads(message.value() or b"{}")["highest"].items():
-                    state.floor(str(counter), int(value))
-            except (ValueError, TypeError, KeyError, AttributeError):
+                for counter, value in import_record(message.value())["highest"].items():
+                    state.floor(counter, value)
+            except ValueError:
                 state.skip("import record unreadable")
             return
         if key.startswith((CONFIG_PREFIX, CLAIM_PREFIX)):

@@ -5,11 +5,15 @@ a number already issued (DESIGN §6). The records live in the compacted watermar
 
 from __future__ import annotations
 
-import json
-
 from confluent_kafka import Message
 
-from consumer.claims import CONFIG_PREFIX, IMPORT_PREFIX, LEGACY_PREFIX, ClaimsLog
+from consumer.claims import (
+    CONFIG_PREFIX,
+    IMPORT_PREFIX,
+    LEGACY_PREFIX,
+    ClaimsLog,
+    import_record,
+)
 from consumer.kafka_txn import KafkaTransaction, RetryBatchError
 from customer_ids.adapters.log_reader import read_topics_to_end
 from customer_ids.adapters.logs import get_logger
@@ -50,12 +54,13 @@ def read_import_ranges(settings: Settings) -> dict[str, list[tuple[int, int]]]:
         if not (message.key() or b"").startswith(IMPORT_PREFIX):
             return
         try:
-            record = json.loads(message.value() or b"{}")
-            for counter, highest in record["highest"].items():
-                below = int(record["below"].get(counter, 0))
-                found.setdefault(str(counter), []).append((below + 1, int(highest)))
-        except (ValueError, TypeError, KeyError, AttributeError):
+            record = import_record(message.value())
+        except ValueError:
             log.warning("import_record_unreadable", key=(message.key() or b"").decode())
+            return
+        for counter, highest in record["highest"].items():
+            below = record["below"].get(counter, 0)
+            found.setdefault(counter, []).append((below + 1, highest))
 
     read_topics_to_end(
         settings.bootstrap_servers,
