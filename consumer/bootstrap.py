@@ -82,6 +82,38 @@ def kafka_error_reporter(metrics: ServiceMetrics) -> Callable[[KafkaError], None
     return on_error
 
 
+def transactional_session(
+    settings: Settings,
+    transactional_id: str,
+    linger_ms: int,
+    on_error: Callable[[KafkaError], None] | None = None,
+) -> KafkaTransaction:
+    """A transactional producer as a session (the service's, the import's): its fatal errors
+    kept, so a call that fails with a bare _FATAL or SystemError can tell a fence."""
+    fatal: list[KafkaError] = []
+
+    def on_producer_error(error: KafkaError) -> None:
+        if error.fatal():
+            fatal.append(error)
+        if on_error is not None:
+            on_error(error)
+
+    producer = Producer(
+        producer_config(
+            settings.bootstrap_servers,
+            {
+                "transactional.id": transactional_id,
+                "enable.idempotence": True,
+                "transaction.timeout.ms": settings.transaction_timeout_ms,
+                "linger.ms": linger_ms,
+                "compression.type": "lz4",
+                "error_cb": on_producer_error,
+            },
+        )
+    )
+    return KafkaTransaction(producer, float(settings.kafka_call_timeout_s), fatal_errors=fatal)
+
+
 def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> AssignmentService:
     ensure_topics(settings.bootstrap_servers, topic_specs(settings))
     metrics = metrics or ServiceMetrics()
@@ -110,31 +142,11 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
             },
         )
     )
-    fatal: list[KafkaError] = []  # the producer's fatal errors: why a call raised _FATAL
-
-    def on_producer_error(error: KafkaError) -> None:
-        if error.fatal():
-            fatal.append(error)
-        on_error(error)
-
-    producer = Producer(
-        producer_config(
-            settings.bootstrap_servers,
-            {
-                "transactional.id": settings.transactional_id,
-                "enable.idempotence": True,
-                "transaction.timeout.ms": settings.transaction_timeout_ms,
-                "linger.ms": settings.linger_ms,
-                "compression.type": "lz4",
-                "error_cb": on_producer_error,
-            },
-        )
-    )
     return AssignmentService(
         settings=settings,
         consumer=consumer,
-        transaction=KafkaTransaction(
-            producer, float(settings.kafka_call_timeout_s), fatal_errors=fatal
+        transaction=transactional_session(
+            settings, settings.transactional_id, settings.linger_ms, on_error
         ),
         allocator=allocator,
         recovery=StateRecovery(allocator, settings, metrics, on_wait),

@@ -61,6 +61,10 @@ class RedisKeys:
         # Not under lock:<sequence>: a sequence may be called "recovery".
         return f"{self.prefix}recovery-lock"
 
+    def import_below(self, import_id: str) -> str:
+        """Hash: where each counter stood when this import first raised it."""
+        return f"{self.prefix}import:{import_id}:below"
+
     def instance(self, transactional_id: str) -> str:
         """Held (a leased lock) by the one live worker with this transactional.id."""
         return f"{self.prefix}instance:{transactional_id}"

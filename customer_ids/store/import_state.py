@@ -164,7 +164,7 @@ class ImportState:
                     keys.identity,
                     keys.ledger,
                     keys.counter(GENERATION),
-                    f"{keys.prefix}import:{import_id}:below",
+                    keys.import_below(import_id),
                     *map(keys.counter, names),
                 ],
                 args=args,

@@ -4,15 +4,15 @@ Three phases. The *check* reads the file, the claims log and the output topic (t
 truth) and refuses, with every bad line named, anything that would give one customer two
 numbers or one number two customers; nothing is written unless the whole file passes. The
 *reserve* raises each counter above the highest imported value of its sequence in one
-transaction (the floor records make the raise outlive Redis) and records, per counter, the
-value it had then: below it the service may have handed numbers out, so no imported number
-below it is accepted. The *chunks* then go through the service's own path: under the sequence
-locks, one allocation step in Redis, the outputs with the claims, fence and claim check in one
-Kafka transaction of the import's own transactional id (a second import fences the first).
+transaction (its `import/<id>` record is a floor for every recovery, so the raise outlives
+Redis) and keeps where each stood: below it the service may have handed numbers out, so no
+imported number below it is accepted. The *chunks* then take the state as a recovery does
+(Importer): outputs and claims in one Kafka transaction of the import's own transactional id
+(a second import fences the first), Redis told only after the commit.
 
 An import is resumable, not all-or-nothing: every chunk is committed whole or not at all, and
 the import id is the file's digest, so a re-run of the same file skips what is committed and
-writes the rest. A legacy number (no template produces it) takes the next value of its own
+writes the rest. A legacy number (no template produces it) is valued by its digest on its own
 counter (domain/imports.py), and its shape is recorded so no template may ever produce it.
 """
 
@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Literal
 
 import redis
-from confluent_kafka import KafkaException, Message, Producer
+from confluent_kafka import KafkaException, Message
 
+from consumer.bootstrap import transactional_session
 from consumer.claims import (
     IMPORT_PREFIX,
     LEGACY_PREFIX,
@@ -43,12 +44,11 @@ from consumer.claims import (
     ranges_of,
     refuse_taken,
 )
-from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
+from consumer.kafka_txn import RetryBatchError, kafka_errors
 from consumer.metrics import ServiceMetrics
 from consumer.outputs import OUTPUT_EVENT_NAMESPACE, output_event_id, watermark_key
 from consumer.recovery import StateRecovery, checkpoint_field
 from customer_ids.adapters import failpoints
-from customer_ids.adapters.kafka_io import producer_config
 from customer_ids.adapters.log_reader import read_topics_to_end
 from customer_ids.adapters.logs import get_logger
 from customer_ids.adapters.schema_registry import framed_codec
@@ -83,6 +83,7 @@ log = get_logger(__name__)
 # Between chunks: instances waiting on the recovery lock (polled every 0.1 s) get the state.
 CHUNK_PAUSE_S = 0.15
 ATTEMPTS = 5
+IMPORT_LINGER_MS = 20  # chunks of thousands of records: fewer, fuller requests
 
 
 PASSING = (
@@ -341,19 +342,7 @@ class Importer:
         self.codec = framed_codec(
             settings.registry(), settings.output_topic, "CustomerIdAssigned", register=True
         )
-        producer = Producer(
-            producer_config(
-                settings.bootstrap_servers,
-                {
-                    "transactional.id": self.txid,
-                    "enable.idempotence": True,
-                    "transaction.timeout.ms": settings.transaction_timeout_ms,
-                    "linger.ms": 20,
-                    "compression.type": "lz4",
-                },
-            )
-        )
-        self.transaction = KafkaTransaction(producer, float(settings.kafka_call_timeout_s))
+        self.transaction = transactional_session(settings, self.txid, IMPORT_LINGER_MS)
         self.epoch = ""
 
     def run(
@@ -428,10 +417,11 @@ class Importer:
         self.store.fence(self.epoch, {})
         self._read_to_own_claim()
         refuse_taken(claims, self.claims.committed)  # the generation: Redis gone back
+        recorded = _history_templates(self.claims)
         problems = [
             f"{shape!r} ({met})"
             for shape in sorted(plan.shapes)
-            if (met := _met_by(shape, _history_templates(self.claims)))
+            if (met := _met_by(shape, recorded))
         ]
         if problems:
             raise ImportRefusedError(
@@ -444,8 +434,7 @@ class Importer:
     def _kept_below(self, import_id: str, now: dict[str, int]) -> dict[str, int]:
         """Where an earlier attempt of this import found each counter when it raised it (kept
         with the raise, ImportState), else where it stands now."""
-        key = f"{self.store.keys.prefix}import:{import_id}:below"
-        kept = self.store.client.hmget(key, list(now))
+        kept = self.store.client.hmget(self.store.keys.import_below(import_id), list(now))
         return {c: int(v) if v is not None else now[c] for c, v in zip(now, kept, strict=True)}
 
     # ---------------------------------------------------------------- the chunks
