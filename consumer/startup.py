@@ -149,8 +149,10 @@ def refuse_evicting_redis(settings: Settings, client: redis.Redis) -> None:
     """An evicting Redis drops counters and map buckets under memory pressure: the ledger
     would notice and rebuild, again and again. Refuse it at start (StartupError, exit 2)."""
     try:
-        policy = str(client.config_get("maxmemory-policy").get("maxmemory-policy", ""))
-    except redis.ResponseError as exc:  # CONFIG renamed or denied (a managed Redis)
+        # INFO, not CONFIG GET: a least-privilege user has INFO (the service needs it) and not
+        # CONFIG, which would show every secret in the server's configuration.
+        policy = str(client.info("memory").get("maxmemory_policy", ""))
+    except redis.ResponseError as exc:  # INFO renamed or denied (a managed Redis)
         log.warning("redis_policy_unknown", error=str(exc)[:200])
         return
     if policy and policy != "noeviction":

@@ -10,13 +10,16 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consumer.exit_codes import EXIT_CONFIG, EXIT_UNAVAILABLE
 from customer_ids.adapters.logs import configure_logging
 from customer_ids.config.settings import SETTINGS, Settings
 from customer_ids.domain.errors import ConfigError, CustomerIdsError, UnavailableError
 from customer_ids.domain.imports import CHUNK_ROWS
+
+if TYPE_CHECKING:
+    from customer_ids.stack.local import LocalStack
 
 Needs = Callable[[argparse.Namespace, Settings], set[str]]
 
@@ -54,7 +57,9 @@ def _reach(settings: Settings, needs: set[str]) -> None:
     if "kafka" in needs:
         reachability.require_kafka(settings.bootstrap_servers, bound)
     if "redis" in needs:
-        reachability.require_redis(settings.redis_url, bound, settings.redis_sentinels)
+        reachability.require_redis(
+            settings.redis_url, bound, settings.redis_sentinels, settings.redis_tls()
+        )
     if "registry" in needs and settings.schema_registry_url:
         reachability.require_registry(settings.schema_registry_url, bound)
 
@@ -63,6 +68,10 @@ def _stack(args: argparse.Namespace) -> int:
     from customer_ids.stack.local import LocalStack  # noqa: PLC0415 - keep start-up light
 
     stack = LocalStack.default()
+    if args.secure or args.action in ("env", "add-subscriber", "rotate"):
+        return _secure_stack(args, stack)
+    if args.name:
+        raise ConfigError(f"`stack {args.action}` takes no name; only env, add-subscriber, rotate")
     if args.action == "up":
         seconds = stack.up(redis_ha=args.redis_ha, registry=args.registry, brokers=args.brokers)
         lines = stack.env_lines(
@@ -95,8 +104,51 @@ def _stack(args: argparse.Namespace) -> int:
     registry_pid = stack.registry.running_pid()
     if registry_pid:
         print(f"schema registry  up (pid {registry_pid}) on {stack.registry.url}")
+    secure_kafka, secure_redis = stack.secure.kafka.running_pid(), stack.secure.redis.running_pid()
+    if secure_kafka or secure_redis:
+        for name, pid, where in (
+            ("secure kafka", secure_kafka, stack.secure.kafka.bootstrap),
+            ("secure redis", secure_redis, stack.secure.redis.url),
+        ):
+            print(f"{name}  {f'up (pid {pid}) on {where}' if pid else 'down'}")
     ha_ok = not ha_lines or stack.ha.all_running()
     return 0 if kafka and redis_pid and ha_ok else 1
+
+
+def _secure_stack(args: argparse.Namespace, stack: LocalStack) -> int:
+    """`stack up --secure`, `stack env ROLE`, `stack add-subscriber TEAM`, `stack rotate USER`:
+    names (topics, group, key prefix) from the environment, as the service reads them."""
+    from consumer.bootstrap import topic_specs  # noqa: PLC0415
+    from customer_ids.stack.roles import ROLES  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    secure = stack.secure
+    if args.action == "up":
+        seconds = secure.up(settings, topic_specs(settings))
+        print("\n".join(secure.env_lines("service", settings)))
+        print(
+            f"# secure stack ready in {seconds:.1f}s; every role's settings: "
+            f"customer-ids stack env ROLE ({', '.join(ROLES)}, admin)",
+            file=sys.stderr,
+        )
+        return 0
+    if args.action in ("status", "down"):
+        raise ConfigError(f"`stack {args.action}` covers the secure stack too: drop --secure")
+    if not secure.secrets_file.exists():
+        raise ConfigError("there is no secure stack yet: run `customer-ids stack up --secure`")
+    if not args.name:
+        raise ConfigError(f"`stack {args.action}` needs a name: a role ({', '.join(ROLES)}, admin)")
+    if args.action == "add-subscriber":
+        secure.add_subscriber(args.name, settings)
+        print(f"# subscriber team {args.name}: groups named {args.name}*", file=sys.stderr)
+    elif args.action == "rotate":
+        secure.rotate(args.name, settings)
+        print(
+            f"# new password for {args.name}: restart its processes with these settings",
+            file=sys.stderr,
+        )
+    print("\n".join(secure.env_lines(args.name, settings)))
+    return 0
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -352,7 +404,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="A real Apache Kafka broker (KRaft, jars from Maven Central) "
         "and redis-server on 127.0.0.1. `up` prints lines a shell can eval.",
     )
-    p.add_argument("action", choices=["up", "status", "down"])
+    p.add_argument("action", choices=["up", "status", "down", "env", "add-subscriber", "rotate"])
+    p.add_argument(
+        "name",
+        nargs="?",
+        help="env ROLE: the settings of a role (service, api, auditor, producer, subscriber, "
+        "admin) or a subscriber team; add-subscriber TEAM: a new team's user and rights; "
+        "rotate USER: a new password for a role or team",
+    )
+    p.add_argument(
+        "--secure",
+        action="store_true",
+        help="up: Kafka on SASL_SSL with ACLs and Redis on TLS with ACL users, on ports "
+        "19492 and 16479, a user per role (README: Security); prints the service's settings",
+    )
     p.add_argument(
         "--redis-ha",
         action="store_true",

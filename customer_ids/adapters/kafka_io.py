@@ -84,16 +84,21 @@ def client_config(
 
 
 def ensure_topics(
-    bootstrap: str, specs: Mapping[str, dict[str, Any]], timeout: float = 30.0
+    bootstrap: str,
+    specs: Mapping[str, dict[str, Any]],
+    timeout: float = 30.0,
+    client: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the topics that are missing, then check that those that already existed have
     the cleanup.policy their spec asks for; returns the names created.
 
     `specs` maps name -> {"partitions": n, "replication": r, "config": {...}}. A topic made by
     someone else with cleanup.policy=delete would silently expire the record of truth, so it
-    raises ConfigError saying how to fix it.
+    raises ConfigError saying how to fix it. `client` adds client settings (the secure stack's
+    admin login). A principal without the right to create a missing topic (least privilege:
+    the service has none) gets ConfigError naming the topics and who makes them.
     """
-    admin = AdminClient(client_config(bootstrap))
+    admin = AdminClient(client_config(bootstrap, client))
     metadata = admin.list_topics(timeout=timeout).topics
     existing = set(metadata)
     check_partition_counts(
@@ -123,6 +128,15 @@ def ensure_topics(
                     == KafkaError.TOPIC_ALREADY_EXISTS
                 ):
                     continue  # another instance created it at the same moment
+                if exc.args and getattr(exc.args[0], "code", lambda: None)() in AUTH_CODES:
+                    missing = ", ".join(sorted(n.topic for n in wanted))
+                    raise ConfigError(
+                        f"topics {missing} are missing (or hidden from this principal) and "
+                        f"Kafka refused to let us create them ({exc.args[0].str()}): an "
+                        "administrator creates them (on the "
+                        "local stack `customer-ids stack up --secure` does), or grant this "
+                        "principal Create on them"
+                    ) from None
                 raise
     to_check = [
         name

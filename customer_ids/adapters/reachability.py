@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,13 +43,20 @@ def require_kafka(bootstrap: str, timeout_s: float) -> None:
         ) from None
 
 
-def require_redis(url: str, timeout_s: float, sentinels: Sequence[tuple[str, int]] = ()) -> None:
+def require_redis(
+    url: str,
+    timeout_s: float,
+    sentinels: Sequence[tuple[str, int]] = (),
+    tls: Mapping[str, str] | None = None,
+) -> None:
     """UnavailableError unless Redis (or, with Sentinel, one of the Sentinels) answers PING
-    within `timeout_s`. No retries: each would add its backoff to the wait."""
+    within `timeout_s`; ConfigError when it answers but refuses our user or password. No
+    retries: each would add its backoff to the wait. `tls`: REDIS_SSL_* as redis-py options."""
     bounded: dict[str, Any] = {
         "socket_connect_timeout": timeout_s,
         "socket_timeout": timeout_s,
         "retry": Retry(NoBackoff(), 0),
+        **(tls or {}),
     }
     if sentinels:
         for host, port in sentinels:
@@ -65,6 +72,18 @@ def require_redis(url: str, timeout_s: float, sentinels: Sequence[tuple[str, int
         )
     try:
         redis.Redis.from_url(url, **bounded).ping()
+    except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
+        raise ConfigError(
+            f"Redis at {shown_url(url)} refused us ({exc}); check the user and password in "
+            "REDIS_URL (rediss://user:password@host:port/0)"
+        ) from None
+    except redis.ResponseError as exc:
+        if "NOAUTH" not in str(exc):
+            raise
+        raise ConfigError(
+            f"Redis at {shown_url(url)} requires a user and password ({exc}); put them in "
+            "REDIS_URL as rediss://user:password@host:port/0"
+        ) from None
     except redis.RedisError as exc:
         raise UnavailableError(
             f"Redis did not answer at {shown_url(url)} within {timeout_s:g}s ({exc}); "

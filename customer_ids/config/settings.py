@@ -98,6 +98,22 @@ class Settings(EnvSettings):
         "REDIS_URL",
         "Redis URL (redis:// or rediss://, password allowed)",
     )
+    redis_ssl_ca_location: Path | None = setting(
+        None,
+        "REDIS_SSL_CA_LOCATION",
+        "CA certificate (PEM) that signed the Redis servers' certificates (rediss://; also "
+        "the Sentinels' when they use TLS); unset: the system's CAs",
+        shown="",
+    )
+    redis_ssl_certificate_location: Path | None = setting(
+        None,
+        "REDIS_SSL_CERTIFICATE_LOCATION",
+        "client certificate (PEM) for servers that ask for one (tls-auth-clients yes)",
+        shown="",
+    )
+    redis_ssl_key_location: Path | None = setting(
+        None, "REDIS_SSL_KEY_LOCATION", "private key (PEM) of that client certificate", shown=""
+    )
     redis_sentinels: Sentinels = setting(
         (),
         "REDIS_SENTINELS",
@@ -358,6 +374,15 @@ class Settings(EnvSettings):
             )
         return url
 
+    @field_validator(
+        "redis_ssl_ca_location", "redis_ssl_certificate_location", "redis_ssl_key_location"
+    )
+    @classmethod
+    def _readable_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"no file at {path}; give the path of a PEM file")
+        return path
+
     @field_validator("scramble_key")
     @classmethod
     def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
@@ -389,12 +414,26 @@ class Settings(EnvSettings):
         problems = configuration_problems(self._router.sequences)
         if problems:
             raise ConfigError("; ".join(problems))
+        if self.redis_tls() and not self.redis_url.startswith("rediss://"):
+            raise ConfigError(
+                "REDIS_SSL_* settings are set but REDIS_URL does not use TLS: start it with "
+                "rediss:// (or unset REDIS_SSL_*)"
+            )
         if self.lock_timeout_ms * 2 > self.transaction_timeout_ms:
             raise ConfigError(
                 "CUSTOMER_IDS_LOCK_TIMEOUT_MS must be at most half of "
                 "CUSTOMER_IDS_TRANSACTION_TIMEOUT_MS, so a batch fits inside its transaction"
             )
         return self
+
+    def redis_tls(self) -> dict[str, str]:
+        """redis-py's TLS options from the REDIS_SSL_* settings (used with rediss:// URLs)."""
+        chosen = {
+            "ssl_ca_certs": self.redis_ssl_ca_location,
+            "ssl_certfile": self.redis_ssl_certificate_location,
+            "ssl_keyfile": self.redis_ssl_key_location,
+        }
+        return {key: str(path) for key, path in chosen.items() if path is not None}
 
     def registry(self) -> RegistryConfig | None:
         """Where schemas live, when a registry is configured."""

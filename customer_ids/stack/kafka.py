@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from customer_ids.stack.processes import (
     StackError,
@@ -65,6 +66,32 @@ def kafka_version() -> str:
 
 
 @dataclass(frozen=True)
+class KafkaTls:
+    """A secure node (`stack up --secure`): one SASL_SSL listener for clients and brokers with
+    SCRAM-SHA-512 users made at format time, the controller listener on its own (SASL_SSL with
+    PLAIN: SCRAM between controllers is not supported), and ACLs (StandardAuthorizer)."""
+
+    keystore: Path  # PEM: key and chain
+    truststore: Path  # PEM: the CA
+    users: tuple[tuple[str, str], ...]  # SCRAM (name, password); must include `broker`, `admin`
+    controller_password: str
+    super_users: tuple[str, ...] = ("admin", "broker", "controller")
+
+    def password(self, user: str) -> str:
+        return dict(self.users)[user]
+
+    def client(self, user: str) -> dict[str, str]:
+        """librdkafka settings of a client logged in as `user`."""
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": user,
+            "sasl.password": self.password(user),
+            "ssl.ca.location": str(self.truststore),
+        }
+
+
+@dataclass(frozen=True)
 class KafkaNode:
     """Where one local broker lives: its ports and its folders."""
 
@@ -79,10 +106,23 @@ class KafkaNode:
     # An extra SASL_PLAINTEXT listener with PLAIN users (name, password), for security tests.
     sasl_port: int | None = None
     sasl_users: tuple[tuple[str, str], ...] = ()
+    tls: KafkaTls | None = None
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        # A secure node is reached by the name its certificate carries.
+        return f"{self._host}:{self.port}"
+
+    @property
+    def _host(self) -> str:
+        return "localhost" if self.tls else "127.0.0.1"
+
+    def admin_config(self) -> dict[str, Any]:
+        """What the stack's own admin client needs to reach this node."""
+        return {
+            "bootstrap.servers": self.bootstrap,
+            **(self.tls.client("admin") if self.tls else {}),
+        }
 
     @property
     def libs(self) -> Path:
@@ -104,7 +144,7 @@ class KafkaNode:
         return [
             f"node.id={self.node_id}",
             "controller.quorum.voters="
-            + ",".join(f"{node}@127.0.0.1:{port}" for node, port in voters),
+            + ",".join(f"{node}@{self._host}:{port}" for node, port in voters),
             f"offsets.topic.replication.factor={replicas}",
             f"transaction.state.log.replication.factor={replicas}",
             f"transaction.state.log.min.isr={min_isr}",
@@ -161,14 +201,7 @@ class KafkaNode:
                 [
                     "process.roles=broker,controller",
                     *self._cluster_config(),
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}{self._sasl_listener}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{self._sasl_listener}",
-                    "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
-                    "SASL_PLAINTEXT:SASL_PLAINTEXT",
-                    *self._sasl_config(),
+                    *(self._secure_config() if self.tls else self._plain_config()),
                     f"log.dirs={data}",
                     "num.partitions=1",
                     "offsets.topic.num.partitions=1",
@@ -184,6 +217,50 @@ class KafkaNode:
         log4j = self.home / "log4j2.properties"
         log4j.write_text(LOG4J2.format(log=self.log_file))
         return config
+
+    def _plain_config(self) -> list[str]:
+        return [
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}{self._sasl_listener}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{self._sasl_listener}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,"
+            "SASL_PLAINTEXT:SASL_PLAINTEXT",
+            *self._sasl_config(),
+        ]
+
+    def _secure_config(self) -> list[str]:
+        """No plain-text listener at all: clients and brokers on SASL_SSL with SCRAM, the
+        controllers on their own SASL_SSL listener with PLAIN; nothing allowed without an ACL."""
+        assert self.tls is not None
+        tls = self.tls
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule required"
+        controller = tls.controller_password
+        return [
+            f"listeners=SECURE://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=SECURE://localhost:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=SECURE",
+            "listener.security.protocol.map=SECURE:SASL_SSL,CONTROLLER:SASL_SSL",
+            "listener.name.secure.sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            f"listener.name.secure.scram-sha-512.sasl.jaas.config={scram} "
+            f'username="broker" password="{tls.password("broker")}";',
+            f"listener.name.controller.plain.sasl.jaas.config={plain} "
+            f'username="controller" password="{controller}" user_controller="{controller}";',
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={tls.keystore}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls.truststore}",
+            "ssl.client.auth=none",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=" + ";".join(f"User:{u}" for u in tls.super_users),
+            "allow.everyone.if.no.acl.found=false",
+        ]
 
     @property
     def _sasl_listener(self) -> str:
@@ -242,7 +319,13 @@ class KafkaNode:
             cluster_id = cluster_id or self.new_cluster_id()
             fmt = subprocess.run(
                 self._java(
-                    "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(config),
+                    *self._scram_users(),
                 ),
                 capture_output=True,
                 text=True,
@@ -257,12 +340,21 @@ class KafkaNode:
             self.home,
         )
 
+    def _scram_users(self) -> list[str]:
+        """SCRAM users exist before the first start, so brokers can log in to each other."""
+        if not self.tls:
+            return []
+        out = []
+        for name, password in self.tls.users:
+            out += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+        return out
+
     def wait_ready(self, timeout: float = 90.0, brokers: int = 1) -> None:
         """Wait until the broker lists itself (and `brokers` in all); fail fast with its log
         if it died."""
         from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - only the stack needs it
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = AdminClient({**self.admin_config(), "log_level": 0})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.running_pid() is None:

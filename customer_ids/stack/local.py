@@ -12,6 +12,7 @@ from customer_ids.stack.kafka_cluster import KafkaCluster
 from customer_ids.stack.processes import StackError
 from customer_ids.stack.redis_server import RedisNode
 from customer_ids.stack.registry import RegistryNode
+from customer_ids.stack.secure import SecureStack
 from customer_ids.stack.sentinel import ReplicatedRedis, SentinelNode
 
 
@@ -34,6 +35,7 @@ class LocalStack:
     ha: ReplicatedRedis  # started only with `up --redis-ha`
     registry: RegistryNode  # started only with `up --registry`
     cluster: KafkaCluster  # instead of `kafka` with `up --brokers 3`
+    secure: SecureStack  # `up --secure`: its own broker and Redis, on their own ports
 
     @classmethod
     def default(cls) -> LocalStack:
@@ -61,6 +63,13 @@ class LocalStack:
                 ),
             ),
             cluster=_cluster(state, _port("CUSTOMER_IDS_STACK_KAFKA_PORT", "19092")),
+            secure=SecureStack(
+                home=state / "secure",
+                cache_dir=default_cache_dir(),
+                kafka_port=_port("CUSTOMER_IDS_STACK_SECURE_KAFKA_PORT", "19492"),
+                controller_port=_port("CUSTOMER_IDS_STACK_SECURE_CONTROLLER_PORT", "19493"),
+                redis_port=_port("CUSTOMER_IDS_STACK_SECURE_REDIS_PORT", "16479"),
+            ),
             registry=RegistryNode(
                 state_dir=state,
                 cache_dir=default_cache_dir(),
@@ -105,7 +114,7 @@ class LocalStack:
         return time.monotonic() - started
 
     def down(self) -> list[str]:
-        stopped = self.ha.stop()
+        stopped = self.ha.stop() + self.secure.down()
         if self.registry.stop():
             stopped.append("schema registry")
         if self.kafka.stop():

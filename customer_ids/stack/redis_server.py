@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -14,16 +15,61 @@ from customer_ids.stack.processes import StackError, read_pid, require_program, 
 
 
 @dataclass(frozen=True)
+class RedisTls:
+    """A secure server (`stack up --secure`): TLS only, users from an aclfile, the default
+    user off. Clients show no certificate; they log in as a user."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    aclfile: Path
+    admin_password: str
+
+    def args(self, port: int) -> list[str]:
+        return [
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--tls-cert-file",
+            str(self.cert),
+            "--tls-key-file",
+            str(self.key),
+            "--tls-ca-cert-file",
+            str(self.ca),
+            "--tls-auth-clients",
+            "no",
+            "--aclfile",
+            str(self.aclfile),
+        ]
+
+
+@dataclass(frozen=True)
 class RedisNode:
     """One local redis-server: its port and its folder (named, so a replica gets its own)."""
 
     state_dir: Path
     port: int = 16379
     name: str = "redis"
+    tls: RedisTls | None = None
 
     @property
     def url(self) -> str:
+        if self.tls:
+            return f"rediss://localhost:{self.port}/0"
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def url_as(self, user: str, password: str) -> str:
+        """The URL a client of `user` connects with (secure servers only)."""
+        return f"rediss://{user}:{password}@localhost:{self.port}/0"
+
+    def admin_client(self, **options: Any) -> redis.Redis:
+        """A client with every right: the stack's own checks, and tests."""
+        if not self.tls:
+            return redis.Redis.from_url(self.url, **options)
+        return redis.Redis.from_url(
+            self.url_as("admin", self.tls.admin_password), ssl_ca_certs=str(self.tls.ca), **options
+        )
 
     @property
     def home(self) -> Path:
@@ -72,6 +118,7 @@ class RedisNode:
                 "--repl-diskless-sync-delay",
                 "0",
                 *role,
+                *(self.tls.args(self.port) if self.tls else []),
             ],
             self.pid_file,
             self.log_file,
@@ -80,7 +127,7 @@ class RedisNode:
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         # No retries: each refused ping would otherwise take seconds of backoff.
-        client = redis.Redis.from_url(self.url, socket_timeout=1, retry=Retry(NoBackoff(), 0))
+        client = self.admin_client(socket_timeout=1, retry=Retry(NoBackoff(), 0))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.running_pid() is None:

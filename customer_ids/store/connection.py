@@ -26,9 +26,12 @@ def connect_redis(settings: Settings) -> redis.Redis:
     (a demoted primary), so after a failover the next call reaches the new primary."""
     if not settings.redis_sentinels:
         return redis.Redis.from_url(
-            settings.redis_url, health_check_interval=HEALTH_CHECK_INTERVAL_S, **TIMEOUTS
+            settings.redis_url,
+            health_check_interval=HEALTH_CHECK_INTERVAL_S,
+            **TIMEOUTS,
+            **settings.redis_tls(),
         )
-    options = url_options(settings.redis_url)
+    options = {**url_options(settings.redis_url), **settings.redis_tls()}
     # Sentinels take the URL's credentials and TLS too (no db: Sentinel has none), so a
     # deployment either protects Sentinels with the data nodes' password or uses no password.
     sentinel_options = {k: v for k, v in options.items() if k != "db"}

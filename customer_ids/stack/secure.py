@@ -1,0 +1,246 @@
+"""`customer-ids stack up --secure`: Kafka on SASL_SSL with ACLs and Redis on TLS with ACL
+users, each role its own principal and Redis user with exactly what it needs (stack/roles.py).
+
+The stack makes its CA and the servers' certificate, a password per user (kept in a 0600 file
+in its folder; `stack env ROLE` prints a role's settings from it), the SCRAM users before
+Kafka's first start, the aclfile before Redis starts, and then, as `admin`, the topics with
+their settings and every role's ACLs. No role is given the right to create or delete topics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AclBinding,
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
+
+from customer_ids.adapters.kafka_io import ensure_topics
+from customer_ids.config.settings import Settings
+from customer_ids.stack.certificates import CertificateFiles
+from customer_ids.stack.kafka import KafkaNode, KafkaTls
+from customer_ids.stack.processes import StackError
+from customer_ids.stack.redis_server import RedisNode, RedisTls
+from customer_ids.stack.roles import (
+    ADMIN,
+    BROKER,
+    CONTROLLER,
+    ROLES,
+    kafka_grants,
+    redis_aclfile,
+)
+
+REDIS_ROLES = ("service", "api", ADMIN)
+SCRAM_ITERATIONS = 8192
+TopicSpecs = dict[str, dict[str, Any]]  # consumer.bootstrap.topic_specs: name -> settings
+
+
+@dataclass(frozen=True)
+class SecureStack:
+    """The secure broker and Redis, their certificates and their users, under `home`."""
+
+    home: Path
+    cache_dir: Path
+    kafka_port: int = 19492
+    controller_port: int = 19493
+    redis_port: int = 16479
+
+    @property
+    def certificates(self) -> CertificateFiles:
+        return CertificateFiles(self.home / "tls")
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.home / "secrets.json"
+
+    def passwords(self) -> dict[str, str]:
+        """Each user's password: made once, kept readable by the owner alone."""
+        if self.secrets_file.exists():
+            known: dict[str, str] = json.loads(self.secrets_file.read_text())
+            return known
+        self.home.mkdir(parents=True, exist_ok=True)
+        made = {user: secrets.token_urlsafe(24) for user in (ADMIN, BROKER, CONTROLLER, *ROLES)}
+        self._save(made)
+        return made
+
+    def _save(self, passwords: dict[str, str]) -> None:
+        fd = os.open(self.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(passwords, out, indent=1)
+
+    @property
+    def kafka(self) -> KafkaNode:
+        passwords = self.passwords() if self.secrets_file.exists() else {}
+        scram = tuple((u, p) for u, p in passwords.items() if u != CONTROLLER)
+        return KafkaNode(
+            state_dir=self.home,
+            cache_dir=self.cache_dir,
+            port=self.kafka_port,
+            controller_port=self.controller_port,
+            name="kafka",
+            tls=KafkaTls(
+                keystore=self.certificates.kafka_keystore,
+                truststore=self.certificates.ca,
+                users=scram,
+                controller_password=passwords.get(CONTROLLER, ""),
+            ),
+        )
+
+    @property
+    def redis(self) -> RedisNode:
+        passwords = self.passwords() if self.secrets_file.exists() else {}
+        return RedisNode(
+            state_dir=self.home,
+            port=self.redis_port,
+            name="redis",
+            tls=RedisTls(
+                cert=self.certificates.server_cert,
+                key=self.certificates.server_key,
+                ca=self.certificates.ca,
+                aclfile=self.home / "redis" / "users.acl",
+                admin_password=passwords.get(ADMIN, ""),
+            ),
+        )
+
+    def running(self) -> bool:
+        return self.kafka.running_pid() is not None or self.redis.running_pid() is not None
+
+    def up(self, settings: Settings, topics: TopicSpecs) -> float:
+        """Start what is not running, wait for it, and provision `topics` and the ACLs."""
+        started = time.monotonic()
+        self.certificates.ensure()
+        passwords = self.passwords()
+        redis = self.redis
+        assert redis.tls is not None
+        redis.home.mkdir(parents=True, exist_ok=True)
+        redis.tls.aclfile.write_text(
+            redis_aclfile({r: passwords[r] for r in REDIS_ROLES}, settings.redis_prefix)
+        )
+        redis.tls.aclfile.chmod(0o600)
+        redis.start()
+        self.kafka.start()
+        redis.wait_ready()
+        self.kafka.wait_ready(timeout=180)
+        self.provision(settings, topics)
+        return time.monotonic() - started
+
+    def provision(self, settings: Settings, topics: TopicSpecs) -> None:
+        """As admin: the service's topics with their settings, then every role's ACLs
+        (creating an ACL that exists changes nothing, so this runs on every `up`)."""
+        admin_config = self.kafka.admin_config()
+        ensure_topics(admin_config["bootstrap.servers"], topics, client=admin_config)
+        bindings = [
+            binding
+            for role in ROLES
+            for grant in kafka_grants(role, settings)
+            for binding in grant.bindings(role)
+        ]
+        _create_acls(AdminClient(admin_config), bindings)
+
+    def add_subscriber(self, team: str, settings: Settings) -> str:
+        """A new subscriber team: its own SCRAM user and the subscriber role's rights, with
+        consumer groups named after the team. Returns its password."""
+        if not team.replace("-", "").replace("_", "").isalnum() or team in self.passwords():
+            raise StackError(
+                f"{team!r} cannot be a team name: use letters, digits, - and _, and a name "
+                f"that is not already a user ({', '.join(sorted(self.passwords()))})"
+            )
+        password = secrets.token_urlsafe(24)
+        admin = AdminClient(self.kafka.admin_config())
+        _set_scram(admin, team, password)
+        grants = kafka_grants("subscriber", settings, groups=(team,))
+        _create_acls(admin, [b for g in grants for b in g.bindings(team)])
+        self._save({**self.passwords(), team: password})
+        return password
+
+    def rotate(self, user: str, settings: Settings) -> None:
+        """A new password for `user` on Kafka and Redis; connections already logged in stay
+        until they reconnect, so processes are restarted with the new settings one by one."""
+        passwords = self.passwords()
+        if user not in passwords or user in (BROKER, CONTROLLER):
+            raise StackError(
+                f"no user {user!r} to rotate; the users are "
+                f"{', '.join(sorted(set(passwords) - {BROKER, CONTROLLER}))}"
+            )
+        new = {**passwords, user: secrets.token_urlsafe(24)}
+        _set_scram(AdminClient(self.kafka.admin_config()), user, new[user])
+        redis = self.redis
+        assert redis.tls is not None
+        client = redis.admin_client()  # logs in with the admin password before the rotation
+        self._save(new)
+        if user in REDIS_ROLES:
+            redis.tls.aclfile.write_text(
+                redis_aclfile({r: new[r] for r in REDIS_ROLES}, settings.redis_prefix)
+            )
+            client.acl_load()
+
+    def env_lines(self, role: str, settings: Settings) -> list[str]:
+        """The export lines a process of `role` runs with."""
+        passwords = self.passwords()
+        if role not in passwords or role in (BROKER, CONTROLLER):
+            users = sorted(set(passwords) - {BROKER, CONTROLLER})
+            raise StackError(f"no role or team {role!r}; use one of {', '.join(users)}")
+        ca = self.certificates.ca
+        lines = [
+            f"export KAFKA_BOOTSTRAP_SERVERS={self.kafka.bootstrap}",
+            "export KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+            "export KAFKA_SASL_MECHANISM=SCRAM-SHA-512",
+            f"export KAFKA_SASL_USERNAME={role}",
+            f"export KAFKA_SASL_PASSWORD={passwords[role]}",
+            f"export KAFKA_SSL_CA_LOCATION={ca}",
+            *(f"export {env}={value}" for env, value in _topic_settings(settings)),
+        ]
+        if role in REDIS_ROLES:
+            lines += [
+                f"export REDIS_URL={self.redis.url_as(role, passwords[role])}",
+                f"export REDIS_SSL_CA_LOCATION={ca}",
+                f"export CUSTOMER_IDS_REDIS_PREFIX={settings.redis_prefix}",
+            ]
+        return lines
+
+    def down(self) -> list[str]:
+        stopped = []
+        if self.kafka.stop():
+            stopped.append("secure kafka")
+        if self.redis.stop():
+            stopped.append("secure redis")
+        return stopped
+
+
+def _topic_settings(settings: Settings) -> list[tuple[str, str]]:
+    """The names the ACLs were made for: a process must use the same ones."""
+    return [
+        ("CUSTOMER_IDS_INPUT_TOPIC", settings.input_topic),
+        ("CUSTOMER_IDS_OUTPUT_TOPIC", settings.output_topic),
+        ("CUSTOMER_IDS_DLQ_TOPIC", settings.dlq_topic),
+        ("CUSTOMER_IDS_WATERMARK_TOPIC", settings.watermark_topic),
+        ("CUSTOMER_IDS_SEARCH_TOPIC", settings.search_topic),
+        ("CUSTOMER_IDS_ERASURE_TOPIC", settings.erasure_topic),
+        ("CUSTOMER_IDS_GROUP_ID", settings.group_id),
+    ]
+
+
+def _set_scram(admin: AdminClient, user: str, password: str) -> None:
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+    upsert = UserScramCredentialUpsertion(user, info, password.encode())
+    for future in admin.alter_user_scram_credentials([upsert]).values():
+        future.result()
+
+
+def _create_acls(admin: AdminClient, bindings: list[AclBinding]) -> None:
+    for binding, future in admin.create_acls(bindings, request_timeout=60).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise StackError(f"Kafka refused the ACL {binding}: {exc.args[0].str()}") from None
