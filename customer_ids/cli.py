@@ -88,6 +88,11 @@ def _stack(args: argparse.Namespace) -> int:
         stopped = stack.down()
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}", file=sys.stderr)
         return 0
+    return _stack_status(stack)
+
+
+def _stack_status(stack: LocalStack) -> int:
+    """One line per process of the stack; exit 1 when something it needs is down."""
     kafka, redis_pid = stack.kafka.running_pid(), stack.redis.running_pid()
     cluster = stack.cluster.running_pids()
     if any(cluster):

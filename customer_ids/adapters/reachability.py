@@ -73,22 +73,28 @@ def require_redis(
     try:
         redis.Redis.from_url(url, **bounded).ping()
     except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
-        raise ConfigError(
-            f"Redis at {shown_url(url)} refused us ({exc}); check the user and password in "
-            "REDIS_URL (rediss://user:password@host:port/0)"
-        ) from None
+        raise ConfigError(_refused(url, str(exc))) from None
     except redis.ResponseError as exc:
         if "NOAUTH" not in str(exc):
             raise
-        raise ConfigError(
-            f"Redis at {shown_url(url)} requires a user and password ({exc}); put them in "
-            "REDIS_URL as rediss://user:password@host:port/0"
-        ) from None
+        raise ConfigError(_refused(url, str(exc))) from None
     except redis.RedisError as exc:
         raise UnavailableError(
             f"Redis did not answer at {shown_url(url)} within {timeout_s:g}s ({exc}); "
             f"{START_HINT}, or set REDIS_URL to a running server"
         ) from None
+
+
+def _refused(url: str, reason: str) -> str:
+    if not urlsplit(url).password:
+        return (
+            f"Redis at {shown_url(url)} requires a user and password ({reason[:120]}); put "
+            "them in REDIS_URL as rediss://user:password@host:port/0"
+        )
+    return (
+        f"Redis at {shown_url(url)} refused us ({reason[:120]}); check the user and password "
+        "in REDIS_URL (rediss://user:password@host:port/0)"
+    )
 
 
 def require_registry(url: str, timeout_s: float) -> None:

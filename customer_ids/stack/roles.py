@@ -43,19 +43,17 @@ SUPER_USERS = (ADMIN, BROKER, CONTROLLER)
 # service's reader of the claims (consumer.claims): assign() only, never a member.
 READER_GROUPS = "customer-ids-reader-"
 CLAIMS_GROUPS = "customer-ids-claims-"
-# transactional.id of the service's workers (<id>-w<n>) and of `import` (<group>-import).
-SERVICE_TRANSACTIONS = "customer-ids"
 
 # The commands the service sends, directly, in pipelines and from its Lua scripts (ACLs check
 # the commands a script calls and the keys it names), and redis-py's Lock scripts.
 SERVICE_COMMANDS = (
     "ping get set del unlink exists mget incr incrby pexpire pttl "
     "hget hset hsetnx hdel hgetall hlen hmget sadd srem sunion smembers scan "
-    "info wait evalsha eval script|load script|exists client|setname"
+    "info wait evalsha evalsha_ro eval script|load script|exists client|setname"
 )
 # The API reads; it writes nothing in Redis.
 API_COMMANDS = (
-    "ping get mget exists hget hmget hgetall hlen sunion smembers scan "
+    "ping get mget exists hget hmget hgetall hlen sunion smembers scan info evalsha_ro script|load "
     "client|setname"
 )
 
@@ -112,9 +110,11 @@ def kafka_grants(role: str, settings: Settings, groups: Iterable[str] = ()) -> l
             Grant(ResourceType.GROUP, s.group_id, (Op.READ, Op.DESCRIBE)),
             _groups(READER_GROUPS),
             _groups(CLAIMS_GROUPS),
+            # Transactional ids begin with the group id: the default customer-ids-<host>
+            # (workers <id>-w<n>) and the import's <group>-import.
             Grant(
                 ResourceType.TRANSACTIONAL_ID,
-                SERVICE_TRANSACTIONS,
+                s.group_id,
                 (Op.WRITE, Op.DESCRIBE),
                 prefixed=True,
             ),

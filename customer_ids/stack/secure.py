@@ -131,6 +131,7 @@ class SecureStack:
         redis.start()
         self.kafka.start()
         redis.wait_ready()
+        redis.admin_client().acl_load()  # a running server takes the users as written now
         self.kafka.wait_ready(timeout=180)
         self.provision(settings, topics)
         return time.monotonic() - started

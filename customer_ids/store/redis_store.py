@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from customer_ids.adapters import failpoints
 from customer_ids.adapters.redis_keys import RedisKeys, customer_field
@@ -349,7 +351,7 @@ class RedisNumberStore:
         buckets = [self.keys.assignments(f) for f in fields]
         self._placed = dict(zip(customer_keys, zip(fields, buckets, strict=True), strict=True))
         try:
-            values = self._lookup(keys=[self.keys.ledger, *buckets], args=fields)
+            values = self._read_only(self._lookup, [self.keys.ledger, *buckets], fields)
         except redis.ResponseError as exc:
             raise script_error(exc) from exc
         return {
@@ -357,6 +359,16 @@ class RedisNumberStore:
             for key, raw in zip(customer_keys, values, strict=True)
             if raw
         }
+
+    def _read_only(self, script: Script, keys: list[str], args: Sequence[str | bytes] = ()) -> Any:
+        """A script that writes nothing, run as EVALSHA_RO: a read-only Redis user (the API's,
+        its keys granted %R~) may run it where EVALSHA, which may write its keys, is refused.
+        A server that lost its script cache gets it again, as redis-py's Script does."""
+        try:
+            return self._redis.evalsha_ro(script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            script.sha = self._redis.script_load(script.script)
+            return self._redis.evalsha_ro(script.sha, len(keys), *keys, *args)
 
     def counters(self, counter_names: Sequence[str]) -> dict[str, int]:
         """Current values of these counters (0 when new), read under the lock."""
@@ -436,7 +448,7 @@ class RedisNumberStore:
 
     # ------------------------------------------------------------ recovery
     def status(self) -> StoreStatus:
-        epoch, stored, live = self._status(keys=[self.keys.epoch, self.keys.identity])
+        epoch, stored, live = self._read_only(self._status, [self.keys.epoch, self.keys.identity])
         return StoreStatus(_text(epoch), _text(stored), _text(live) or "")
 
     @property
