@@ -68,7 +68,7 @@ def _stack(args: argparse.Namespace) -> int:
     from customer_ids.stack.local import LocalStack  # noqa: PLC0415 - keep start-up light
 
     stack = LocalStack.default()
-    if args.secure or args.action in ("env", "add-subscriber", "rotate"):
+    if args.secure or args.action in ("env", "add-subscriber", "rotate", "renew-certificate"):
         return _secure_stack(args, stack)
     if args.name:
         raise ConfigError(f"`stack {args.action}` takes no name; only env, add-subscriber, rotate")
@@ -110,6 +110,7 @@ def _stack_status(stack: LocalStack) -> int:
     if registry_pid:
         print(f"schema registry  up (pid {registry_pid}) on {stack.registry.url}")
     secure_kafka, secure_redis = stack.secure.kafka.running_pid(), stack.secure.redis.running_pid()
+    secure_ok = bool(secure_kafka and secure_redis)
     if secure_kafka or secure_redis:
         for name, pid, where in (
             ("secure kafka", secure_kafka, stack.secure.kafka.bootstrap),
@@ -117,7 +118,7 @@ def _stack_status(stack: LocalStack) -> int:
         ):
             print(f"{name}  {f'up (pid {pid}) on {where}' if pid else 'down'}")
     ha_ok = not ha_lines or stack.ha.all_running()
-    return 0 if kafka and redis_pid and ha_ok else 1
+    return 0 if (kafka and redis_pid and ha_ok) or secure_ok else 1
 
 
 def _secure_stack(args: argparse.Namespace, stack: LocalStack) -> int:
@@ -128,6 +129,11 @@ def _secure_stack(args: argparse.Namespace, stack: LocalStack) -> int:
 
     settings = Settings.from_env()
     secure = stack.secure
+    if args.redis_ha or args.registry or args.brokers != 1:
+        raise ConfigError(
+            "the secure stack is one broker and one Redis: drop --redis-ha, --registry and "
+            "--brokers, or start those without --secure"
+        )
     if args.action == "up":
         seconds = secure.up(settings, topic_specs(settings))
         print("\n".join(secure.env_lines("service", settings)))
@@ -141,6 +147,12 @@ def _secure_stack(args: argparse.Namespace, stack: LocalStack) -> int:
         raise ConfigError(f"`stack {args.action}` covers the secure stack too: drop --secure")
     if not secure.secrets_file.exists():
         raise ConfigError("there is no secure stack yet: run `customer-ids stack up --secure`")
+    if args.action == "renew-certificate":
+        secure.renew_certificate()
+        print(
+            f"# new server certificate in use: {secure.certificates.server_cert}", file=sys.stderr
+        )
+        return 0
     if not args.name:
         raise ConfigError(f"`stack {args.action}` needs a name: a role ({', '.join(ROLES)}, admin)")
     if args.action == "add-subscriber":
@@ -409,13 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="A real Apache Kafka broker (KRaft, jars from Maven Central) "
         "and redis-server on 127.0.0.1. `up` prints lines a shell can eval.",
     )
-    p.add_argument("action", choices=["up", "status", "down", "env", "add-subscriber", "rotate"])
+    p.add_argument(
+        "action",
+        choices=["up", "status", "down", "env", "add-subscriber", "rotate", "renew-certificate"],
+    )
     p.add_argument(
         "name",
         nargs="?",
         help="env ROLE: the settings of a role (service, api, auditor, producer, subscriber, "
         "admin) or a subscriber team; add-subscriber TEAM: a new team's user and rights; "
-        "rotate USER: a new password for a role or team",
+        "rotate USER: a new password for a role or team (renew-certificate: a new server "
+        "certificate, taken up without a restart)",
     )
     p.add_argument(
         "--secure",

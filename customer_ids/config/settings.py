@@ -42,6 +42,8 @@ Compatibility = Literal[
     "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"
 ]
 LogLevel = Literal["debug", "info", "warning", "error"]
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 def _sentinel_list(raw: object) -> object:
@@ -92,6 +94,38 @@ class Settings(EnvSettings):
 
     bootstrap_servers: str = setting(
         DEFAULT_BOOTSTRAP, "KAFKA_BOOTSTRAP_SERVERS", "Kafka brokers, host:port[,host:port]"
+    )
+    kafka_security_protocol: KafkaProtocol = setting(
+        "PLAINTEXT",
+        "KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (every client; `stack env ROLE` prints "
+        "a role's security settings)",
+    )
+    kafka_sasl_mechanism: KafkaMechanism | None = setting(
+        None,
+        "KAFKA_SASL_MECHANISM",
+        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)",
+        shown="",
+    )
+    kafka_sasl_username: str = setting("", "KAFKA_SASL_USERNAME", "SASL user (with SASL_*)")
+    kafka_sasl_password: SecretStr | None = setting(
+        None, "KAFKA_SASL_PASSWORD", "SASL password (with SASL_*)", shown=""
+    )
+    kafka_ssl_ca_location: Path | None = setting(
+        None,
+        "KAFKA_SSL_CA_LOCATION",
+        "CA certificate (PEM) that signed the brokers' certificates (with SSL, SASL_SSL); "
+        "unset: the system's CAs",
+        shown="",
+    )
+    kafka_ssl_certificate_location: Path | None = setting(
+        None,
+        "KAFKA_SSL_CERTIFICATE_LOCATION",
+        "client certificate (PEM) for brokers that ask for one (ssl.client.auth)",
+        shown="",
+    )
+    kafka_ssl_key_location: Path | None = setting(
+        None, "KAFKA_SSL_KEY_LOCATION", "private key (PEM) of that client certificate", shown=""
     )
     redis_url: str = setting(
         DEFAULT_REDIS_URL,
@@ -374,8 +408,18 @@ class Settings(EnvSettings):
             )
         return url
 
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_name(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator(
-        "redis_ssl_ca_location", "redis_ssl_certificate_location", "redis_ssl_key_location"
+        "redis_ssl_ca_location",
+        "redis_ssl_certificate_location",
+        "redis_ssl_key_location",
+        "kafka_ssl_ca_location",
+        "kafka_ssl_certificate_location",
+        "kafka_ssl_key_location",
     )
     @classmethod
     def _readable_file(cls, path: Path | None) -> Path | None:
@@ -414,6 +458,13 @@ class Settings(EnvSettings):
         problems = configuration_problems(self._router.sequences)
         if problems:
             raise ConfigError("; ".join(problems))
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_mechanism and self.kafka_sasl_username):
+            raise ConfigError(
+                f"KAFKA_SECURITY_PROTOCOL is {self.kafka_security_protocol}: set "
+                "KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD too "
+                "(`customer-ids stack env ROLE` prints them for the local secure stack)"
+            )
         if self.redis_tls() and not self.redis_url.startswith("rediss://"):
             raise ConfigError(
                 "REDIS_SSL_* settings are set but REDIS_URL does not use TLS: start it with "
@@ -461,7 +512,18 @@ class Settings(EnvSettings):
         out["redis_replica_acks"] = "auto" if acks is None else str(acks)
         out["reverse_index"] = "on" if self.reverse_index else "off"
         out["sequences_file"] = str(self.sequences_file or "")
+        out["kafka_sasl_mechanism"] = self.kafka_sasl_mechanism or ""
+        for path in (
+            "kafka_ssl_ca_location",
+            "kafka_ssl_certificate_location",
+            "kafka_ssl_key_location",
+            "redis_ssl_ca_location",
+            "redis_ssl_certificate_location",
+            "redis_ssl_key_location",
+        ):
+            out[path] = str(getattr(self, path) or "")
         for secret in (
+            "kafka_sasl_password",
             "scramble_key",
             "search_key",
             "search_key_previous",

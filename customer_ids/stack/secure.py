@@ -21,6 +21,9 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AclBinding,
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
     ScramCredentialInfo,
     ScramMechanism,
     UserScramCredentialUpsertion,
@@ -185,6 +188,30 @@ class SecureStack:
                 redis_aclfile({r: new[r] for r in REDIS_ROLES}, settings.redis_prefix)
             )
             client.acl_load()
+
+    def renew_certificate(self) -> None:
+        """A new server key and certificate from the same CA, taken up without a restart:
+        Redis reloads its TLS files when they are set again, and Kafka reloads a listener's
+        keystore when it is set again (dynamic broker configuration). Clients trust the CA,
+        so they keep working; the controllers' own listener takes it at its next start."""
+        self.certificates.renew_server()
+        redis = self.redis
+        assert redis.tls is not None
+        client = redis.admin_client()
+        client.config_set("tls-cert-file", str(redis.tls.cert))
+        client.config_set("tls-key-file", str(redis.tls.key))
+        node = self.kafka
+        keystore = ConfigEntry(
+            "listener.name.secure.ssl.keystore.location",
+            str(self.certificates.kafka_keystore),
+            incremental_operation=AlterConfigOpType.SET,
+        )
+        resource = ConfigResource(
+            ConfigResource.Type.BROKER, str(node.node_id), incremental_configs=[keystore]
+        )
+        admin = AdminClient(node.admin_config())
+        for future in admin.incremental_alter_configs([resource]).values():
+            future.result()
 
     def env_lines(self, role: str, settings: Settings) -> list[str]:
         """The export lines a process of `role` runs with."""
