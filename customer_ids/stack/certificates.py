@@ -64,6 +64,9 @@ class CertificateFiles:
         if not (self.server_cert.exists() and self.server_key.exists()):
             self.renew_server()
 
+    def server_serial(self) -> int:
+        return x509.load_pem_x509_certificate(self.server_cert.read_bytes()).serial_number
+
     def renew_server(self) -> None:
         """A new server key and certificate signed by the CA (rotation): the servers pick
         them up on their next start, or at once where they reload (README)."""

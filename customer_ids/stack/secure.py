@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
+from cryptography import x509
 
 from customer_ids.adapters.kafka_io import ensure_topics
 from customer_ids.config.settings import Settings
@@ -212,6 +214,16 @@ class SecureStack:
         admin = AdminClient(node.admin_config())
         for future in admin.incremental_alter_configs([resource]).values():
             future.result()
+        # The broker applies the change when its metadata log reaches it: wait to see it.
+        wanted = self.certificates.server_serial()
+        for port in (self.kafka_port, self.redis_port):
+            deadline = time.monotonic() + 60
+            while served_serial(port) != wanted:
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"the server on port {port} still presents the old certificate"
+                    )
+                time.sleep(0.5)
 
     def env_lines(self, role: str, settings: Settings) -> list[str]:
         """The export lines a process of `role` runs with."""
@@ -244,6 +256,12 @@ class SecureStack:
         if self.redis.stop():
             stopped.append("secure redis")
         return stopped
+
+
+def served_serial(port: int) -> int:
+    """The serial number of the certificate the server on `port` presents now."""
+    pem = ssl.get_server_certificate(("localhost", port), timeout=10)
+    return x509.load_pem_x509_certificate(pem.encode()).serial_number
 
 
 def _topic_settings(settings: Settings) -> list[tuple[str, str]]:

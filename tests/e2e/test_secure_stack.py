@@ -26,9 +26,9 @@ from customer_ids.adapters.reachability import require_kafka, require_redis
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import ConfigError, UnavailableError
 from customer_ids.stack.local import default_cache_dir
-from customer_ids.stack.secure import SecureStack
+from customer_ids.stack.secure import SecureStack, served_serial
 from tests.helpers.api import TOKENS, ApiProcess, bearer
-from tests.helpers.events import make_events, send
+from tests.helpers.events import make_events, send, send_raw
 from tests.helpers.own_redis import free_port
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.services import Endpoints
@@ -47,7 +47,7 @@ KAFKA_ENV = (
 def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureStack]:
     """A secure broker and Redis of the test's own; the test process acts as admin."""
     stack = SecureStack(
-        tmp_path_factory.mktemp("secure"),
+        tmp_path_factory.mktemp("state") / "secure",
         default_cache_dir(),
         kafka_port=free_port(),
         controller_port=free_port(),
@@ -64,6 +64,20 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureStack]:
             yield stack
         finally:
             stack.down()
+
+
+def stack_cli(stack: SecureStack, scenario: Scenario, *args: str) -> dict[str, str]:
+    """`customer-ids stack ARGS` on this stack; the export lines it prints, as a mapping."""
+    env = scenario.env(
+        CUSTOMER_IDS_STACK_DIR=str(stack.home.parent),
+        CUSTOMER_IDS_STACK_SECURE_KAFKA_PORT=str(stack.kafka_port),
+        CUSTOMER_IDS_STACK_SECURE_CONTROLLER_PORT=str(stack.controller_port),
+        CUSTOMER_IDS_STACK_SECURE_REDIS_PORT=str(stack.redis_port),
+    )
+    done = cli(env, "stack", *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("export ")]
+    return dict(line.removeprefix("export ").split("=", 1) for line in lines)
 
 
 def role_env(stack: SecureStack, role: str, scenario: Scenario) -> dict[str, str]:
@@ -202,12 +216,23 @@ def test_each_role_does_its_job_with_its_own_settings(
 ) -> None:
     env = {role: role_env(secure, role, scenario) for role in ("service", "producer", "api")}
     secure.redis.admin_client().acl_log_reset()
+    assert stack_cli(secure, scenario, "env", "service") == env["service"]
     produced = cli(scenario.env(**env["producer"]), "produce", "--count", "300", "--seed", "26")
     assert produced.returncode == 0, produced.stderr[-3000:]
+    send_raw(scenario, [b"not avro"])  # as admin: one dead letter
     service = ServiceProcess(scenario, tmp_path, "svc", **env["service"]).start()
     try:
-        committed = wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 300)
+        committed = wait_for_outputs(
+            scenario.endpoints.bootstrap,
+            scenario.output_topic,
+            300,
+            dlq_topic=scenario.dlq_topic,
+            dead_letters=1,
+        )
         assert_invariants(make_events(300, seed=26), committed)
+        letters = cli(scenario.env(**env["service"]), "dlq", "list", "--json")
+        assert letters.returncode == 0, letters.stderr[-3000:]
+        assert len(letters.stdout.splitlines()) == 1
         numbers = {o.customer_key: o.customer_number for o in committed.outputs}
 
         subscriber = role_env(secure, "subscriber", scenario)
@@ -218,6 +243,11 @@ def test_each_role_does_its_job_with_its_own_settings(
         )
         assert tail.returncode == 0, tail.stderr[-3000:]
         assert len(tail.stdout.splitlines()) == 300
+        watch = cli(
+            scenario.env(**subscriber),
+            *("watch", "--group", f"customer-ids-watch-{scenario.tag}", "--idle-timeout", "15"),
+        )
+        assert watch.returncode == 0, watch.stderr[-3000:]
 
         audit = cli(
             scenario.env(**role_env(secure, "auditor", scenario)),
@@ -340,3 +370,45 @@ def test_a_killed_service_and_a_wiped_redis_keep_the_invariants(
     assert_invariants(first + second, committed)
     assert "redis_state_rebuilt_from_kafka" in service.log()
     assert denied_redis_users(secure) == []
+
+
+def test_a_team_is_added_a_password_rotated_and_the_certificate_renewed(
+    secure: SecureStack, scenario: Scenario
+) -> None:
+    send(scenario, make_events(1, seed=9))  # as admin: a record to find, as if assigned
+    send_raw(scenario, [b"x"])
+    team = stack_cli(secure, scenario, "add-subscriber", f"team{scenario.tag}")
+    assert team["KAFKA_SASL_USERNAME"] == f"team{scenario.tag}"
+    group = f"team{scenario.tag}-reporting"
+    error = read_refused(team, scenario.input_topic, group)  # its rights: the output only
+    assert error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert (
+        write_refused(team, scenario.output_topic).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    )
+
+    old = role_env(secure, "service", scenario)
+    new = stack_cli(secure, scenario, "rotate", "service")
+    assert new["KAFKA_SASL_PASSWORD"] != old["KAFKA_SASL_PASSWORD"]
+    with pytest.MonkeyPatch.context() as patch:
+        for key in KAFKA_ENV:
+            patch.setenv(key, old[key])
+        with pytest.raises(ConfigError, match="refused us"):
+            require_kafka(old["KAFKA_BOOTSTRAP_SERVERS"], 20)
+        for key in KAFKA_ENV:
+            patch.setenv(key, new[key])
+        require_kafka(new["KAFKA_BOOTSTRAP_SERVERS"], 60)
+    ca = {"ssl_ca_certs": new["REDIS_SSL_CA_LOCATION"]}
+    with pytest.raises(ConfigError, match="refused us"):
+        require_redis(old["REDIS_URL"], 10, tls=ca)
+    require_redis(new["REDIS_URL"], 10, tls=ca)
+
+    served = (served_serial(secure.kafka_port), served_serial(secure.redis_port))
+    stack_cli(secure, scenario, "renew-certificate")
+    renewed = (served_serial(secure.kafka_port), served_serial(secure.redis_port))
+    assert renewed[0] != served[0] and renewed[1] != served[1]
+    # Clients trust the CA, not the certificate: they keep connecting.
+    with pytest.MonkeyPatch.context() as patch:
+        for key in KAFKA_ENV:
+            patch.setenv(key, new[key])
+        require_kafka(new["KAFKA_BOOTSTRAP_SERVERS"], 60)
+    require_redis(new["REDIS_URL"], 10, tls=ca)

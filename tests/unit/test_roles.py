@@ -21,7 +21,7 @@ SETTINGS = Settings.from_env({})
 def rights(role: str) -> set[tuple[str, str]]:
     """(resource name, operation) pairs a role holds on topics."""
     return {
-        (binding.name, binding.operation.name)
+        (binding.name, str(getattr(binding.operation, "name", binding.operation)))
         for grant in kafka_grants(role, SETTINGS)
         if grant.resource == ResourceType.TOPIC
         for binding in grant.bindings(role)
