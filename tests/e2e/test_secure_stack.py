@@ -29,6 +29,7 @@ from customer_ids.stack.local import default_cache_dir
 from customer_ids.stack.secure import SecureStack, served_serial
 from tests.helpers.api import TOKENS, ApiProcess, bearer
 from tests.helpers.events import make_events, send, send_raw
+from tests.helpers.java import subscribe
 from tests.helpers.own_redis import free_port
 from tests.helpers.service import Scenario, ServiceProcess
 from tests.helpers.services import Endpoints
@@ -412,3 +413,35 @@ def test_a_team_is_added_a_password_rotated_and_the_certificate_renewed(
             patch.setenv(key, new[key])
         require_kafka(new["KAFKA_BOOTSTRAP_SERVERS"], 60)
     require_redis(new["REDIS_URL"], 10, tls=ca)
+
+
+def test_the_java_subscriber_reads_with_the_documented_properties(
+    secure: SecureStack, scenario: Scenario, java_jar: Path, tmp_path: Path
+) -> None:
+    """examples/java-subscriber/README.md's client properties, for a team of its own."""
+    send(scenario, make_events(20, seed=33))
+    service = ServiceProcess(
+        scenario, tmp_path, "svc", **role_env(secure, "service", scenario)
+    ).start()
+    try:
+        wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 20)
+    finally:
+        service.kill()
+    team = stack_cli(secure, scenario, "add-subscriber", f"java{scenario.tag}")
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{team["KAFKA_SASL_USERNAME"]}" password="{team["KAFKA_SASL_PASSWORD"]}";'
+    )
+    records = subscribe(
+        java_jar,
+        team["KAFKA_BOOTSTRAP_SERVERS"],
+        scenario.output_topic,
+        f"java{scenario.tag}-reporting",
+        20,
+        *("--property", "security.protocol=SASL_SSL"),
+        *("--property", "sasl.mechanism=SCRAM-SHA-512"),
+        *("--property", f"sasl.jaas.config={jaas}"),
+        *("--property", "ssl.truststore.type=PEM"),
+        *("--property", f"ssl.truststore.location={team['KAFKA_SSL_CA_LOCATION']}"),
+    )
+    assert len({r["customer_number"] for r in records}) == 20
