@@ -52,6 +52,8 @@ def topic_specs(settings: Settings) -> dict[str, dict[str, Any]]:
         settings.search_topic: {**base, "config": erasable, "limits": ERASABLE},
         # The record of every erasure: ids only, kept (compacted, one per customer).
         settings.erasure_topic: {**base, "config": compacted},
+        # Merges and unmerges, keyed by the merged customer: its requests stay in order.
+        settings.merge_topic: {**base, "config": compacted},
         settings.dlq_topic: {
             **base,
             "partitions": 1,
@@ -161,5 +163,8 @@ def build_service(settings: Settings, metrics: ServiceMetrics | None = None) -> 
         terms=RedisTermsStore(client, RedisKeys(settings.redis_prefix)),
         erasure_codec=framed_codec(
             settings.registry(), settings.erasure_topic, "CustomerErasureRequested"
+        ),
+        merge_codec=framed_codec(
+            settings.registry(), settings.merge_topic, "CustomerMergeRequested"
         ),
     )

@@ -22,15 +22,18 @@ from consumer.accounting import StageClock, account_batch
 from consumer.assign import Assigned, BatchNumbers, assign_numbers
 from consumer.claims import ClaimsBehindError, ClaimsLog, Ranges
 from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
+from consumer.merges import MergeOutcome, apply_merges
 from consumer.metrics import ServiceMetrics
 from consumer.outputs import (
     Decoded,
+    SideTopic,
     Topics,
     batch_claims,
     batch_records,
     batch_span,
     dead_letters,
     decode_batch,
+    merge_records,
     next_offsets,
     search_records,
     sent_ms,
@@ -40,6 +43,7 @@ from consumer.recovery import StateRecovery, Valid, checkpoint_field
 from consumer.renderings import guard_renderings
 from customer_ids.adapters import failpoints
 from customer_ids.adapters.logs import get_logger
+from customer_ids.adapters.search_index import SearchIndex
 from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import TemporaryError
 from customer_ids.domain.events import CustomerErasureRequested, now_utc
@@ -74,6 +78,7 @@ class AssignmentService:
     claims: ClaimsLog
     terms: TermsStore
     erasure_codec: RecordCodec
+    merge_codec: RecordCodec
     epoch: str | None = None
     # Highest value known committed per counter (recovery's reading of the log, then our own
     # commits): a counter below it means Redis went back in time.
@@ -90,6 +95,7 @@ class AssignmentService:
         )
         key = self.settings.search_key
         self.terms_of = partial(event_terms, key.get_secret_value().encode()) if key else None
+        self.search = SearchIndex(self.allocator.client, self.allocator.keys) if key else None
 
     # ---------------------------------------------------------------- lifecycle
     def run(self, stop: threading.Event) -> None:
@@ -103,7 +109,9 @@ class AssignmentService:
             return
         if not self._adopt(stop, lambda: self.recovery.ensure(None)):
             return
-        self.partitions.subscribe([self.settings.input_topic, self.settings.erasure_topic])
+        self.partitions.subscribe(
+            [self.settings.input_topic, self.settings.erasure_topic, self.settings.merge_topic]
+        )
         self.metrics.ready.set(1)
         log.info(
             "service_started",
@@ -192,11 +200,13 @@ class AssignmentService:
             self.settings.router,
             self.erasure_codec,
             self.settings.erasure_topic,
+            SideTopic(self.settings.merge_topic, self.merge_codec),
         )
         self.transaction.begin()
         stages.lap("decode")
         numbers: BatchNumbers | None = None
         search: dict[str, str | None] = {}
+        duplicates: dict[str, list[str]] = {}
         if decoded.good:
             assert self.epoch is not None
             self._learn_floors()
@@ -204,7 +214,7 @@ class AssignmentService:
                 [(e, s) for _, e, s in decoded.good], self.allocator, self.epoch, self.floors
             )
             self.metrics.lock_wait.observe(stages.lap("allocate"))
-            search.update(self._index(decoded, numbers))
+            search.update(self._index(decoded, numbers, duplicates))
         # After the batch's assignments: of a creation and an erasure in one batch, the
         # erasure wins unless the creation is newer (their order across topics is not known).
         removed: dict[str, int] = {}
@@ -212,23 +222,32 @@ class AssignmentService:
             forgotten = self._forget(message, erasure)
             removed[erasure.customer_key] = forgotten.removed
             search[erasure.customer_key] = forgotten.value
-        dead = dead_letters(decoded, numbers)
+        merged = MergeOutcome()
+        if decoded.merges:
+            assert self.epoch is not None
+            merged = apply_merges(decoded.merges, self.allocator, self.epoch)
+        dead = dead_letters(decoded, numbers) + merged.refused
         claims = batch_claims(numbers, self.claims.known) if numbers is not None else {}
-        for r in batch_records(
-            dead,
-            numbers,
-            self.topics,
-            self.output_codec,
-            self.settings.transactional_id,
-            now_utc(),
-            claims=claims,
-            floors=self.floors,
-        ) + search_records(search, self.topics.search):
+        for r in (
+            batch_records(
+                dead,
+                numbers,
+                self.topics,
+                self.output_codec,
+                self.settings.transactional_id,
+                now_utc(),
+                claims=claims,
+                floors=self.floors,
+                duplicates=duplicates,
+            )
+            + merge_records(merged.changes, self.topics.output, self.output_codec, now_utc())
+            + search_records(search, self.topics.search)
+        ):
             self.transaction.produce(
                 r.topic, key=r.key, value=r.value, headers=r.headers, track=r.track, claim=r.claim
             )
         stages.lap("encode")
-        if numbers is not None or search:
+        if numbers is not None or search or merged.changes:
             self.transaction.flush()
             stages.lap("flush")
             self._fence(claims)
@@ -241,6 +260,15 @@ class AssignmentService:
         for counter, ranges in claims.items():
             self.floors[counter] = max(self.floors.get(counter, 0), ranges[-1][1])
         account_batch(self.metrics, batch, dead, numbers, stages)
+        for change in merged.changes:
+            log.info(
+                "customer_merge_applied",
+                customer=change.customer_key,
+                action=change.cause.action,
+                merged_into=change.assignment.merged_into,
+                number=change.assignment.number,
+                event_id=change.cause.event_id,
+            )
         for _, erasure in decoded.erasures:
             log.info(
                 "customer_forgotten",
@@ -250,7 +278,9 @@ class AssignmentService:
                 search_entries_removed=removed[erasure.customer_key],
             )
 
-    def _index(self, good: Decoded, numbers: BatchNumbers) -> dict[str, str | None]:
+    def _index(
+        self, good: Decoded, numbers: BatchNumbers, duplicates: dict[str, list[str]]
+    ) -> dict[str, str | None]:
         """Find each assigned customer under the digests of all its events in the batch, each
         digest with the time its newest event was sent (an erasure sent later covers it); per
         customer all it is found under now, for the search topic. Written on every attempt:
@@ -266,9 +296,38 @@ class AssignmentService:
             for digest in self.terms_of(outcome.event):
                 digests[digest] = max(digests.get(digest, 0), sent)
         entries = {key: TermsUpdate(d) for key, d in found.items() if d}
+        duplicates.update(self._possible_duplicates(found, numbers))
         assert self.epoch is not None
         values = self.terms.update(self.epoch, entries) if entries else {}
         return {key: value or None for key, value in values.items()}
+
+    def _possible_duplicates(
+        self, found: Mapping[str, Mapping[str, int]], numbers: BatchNumbers
+    ) -> dict[str, list[str]]:
+        """Per customer of the batch, the numbers of the other customers found under one of
+        its email or phone digests (already indexed, or in this batch): possible duplicates,
+        shown as numbers only. Customers merged together share a number and are left out."""
+        by_digest: dict[str, set[str]] = {}
+        for key, digests in found.items():
+            for digest in digests:
+                by_digest.setdefault(digest, set()).add(key)
+        assert self.search is not None  # with terms_of
+        indexed = self.search.find_each({key: set(d) for key, d in found.items()})
+        others = {
+            key: (indexed.get(key, set()) | {k for d in digests for k in by_digest[d]}) - {key}
+            for key, digests in found.items()
+        }
+        wanted = sorted(set().union(*others.values())) if others else []
+        if not wanted:
+            return {}
+        stored = self.allocator.lookup(wanted)
+        own = {item.event.customer_key: item.assignment.number for item in numbers.assigned}
+        own.update({k: v.number for k, v in stored.items()})
+        return {
+            key: sorted({own[o] for o in found_keys if o in own} - {own.get(key)})
+            for key, found_keys in others.items()
+            if found_keys
+        }
 
     def _forget(self, message: Message, erasure: CustomerErasureRequested) -> Forgotten:
         """What the customer was found under before the erasure was sent goes (its number

@@ -17,10 +17,15 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message, TopicPartition
 from consumer.assign import Assigned, BatchNumbers
 from consumer.claims import Ranges, claim_record_key, claim_value, ranges_of
 from consumer.dead_letter import dead_letter_headers, dead_letter_record
+from consumer.merges import MergeChange
 from customer_ids.domain.errors import DecodeError, TemporaryError, ValidationError, reason_of
-from customer_ids.domain.events import CustomerCreated, CustomerErasureRequested
+from customer_ids.domain.events import (
+    CustomerCreated,
+    CustomerErasureRequested,
+    CustomerMergeRequested,
+)
 from customer_ids.domain.sequences import Router, Sequence
-from customer_ids.store.ports import GENERATION
+from customer_ids.store.ports import GENERATION, StoredAssignment
 from customer_ids.wire.codec import RecordCodec
 from customer_ids.wire.headers import ASSIGNMENT_HEADER
 
@@ -32,6 +37,15 @@ class Decoded:
     good: list[tuple[Message, CustomerCreated, Sequence]] = field(default_factory=list)
     bad: list[tuple[Message, Exception]] = field(default_factory=list)
     erasures: list[tuple[Message, CustomerErasureRequested]] = field(default_factory=list)
+    merges: list[tuple[Message, CustomerMergeRequested]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SideTopic:
+    """A topic the service reads beside the input (erasures, merges), with its codec."""
+
+    name: str
+    codec: RecordCodec
 
 
 def decode_batch(
@@ -40,9 +54,10 @@ def decode_batch(
     router: Router,
     erasure_codec: RecordCodec | None = None,
     erasure_topic: str | None = None,
+    merges: SideTopic | None = None,
 ) -> Decoded:
     """Each record as an event with its sequence (or an erasure request, from the erasure
-    topic), or the reason it cannot be one."""
+    topic, or a merge request), or the reason it cannot be one."""
     decoded = Decoded()
     for message in batch:
         try:
@@ -51,6 +66,10 @@ def decode_batch(
                     erasure_codec.decode(message.value())
                 )
                 decoded.erasures.append((message, erasure))
+                continue
+            if merges is not None and message.topic() == merges.name:
+                request = CustomerMergeRequested.from_record(merges.codec.decode(message.value()))
+                decoded.merges.append((message, request))
                 continue
             event = CustomerCreated.from_record(codec.decode(message.value()))
             sequence = router.route(event)
@@ -85,32 +104,76 @@ class OutputRecord:
     headers: list[tuple[str, str | bytes | None]]
 
 
-def output_record(item: Assigned, codec: RecordCodec, assigned_at: datetime) -> OutputRecord:
+def output_record(
+    item: Assigned, codec: RecordCodec, assigned_at: datetime, duplicates: Seq[str] = ()
+) -> OutputRecord:
     """The CustomerIdAssigned record of one assigned number, with ids only: every subscriber
-    reads it (search digests go to the service's own topic). Built as the record the codec
-    writes: the fields of CustomerIdAssigned, without making one per output only to take it
-    apart again."""
+    reads it (search digests go to the service's own topic)."""
     event = item.event
-    assignment = item.assignment
+    # Same input event, same output id: downstream can dedupe on it.
+    ids = RecordIds(event.customer_key, output_event_id(event.event_id), event.event_id)
+    return assignment_record(ids, item.assignment, codec, assigned_at, duplicates)
+
+
+@dataclass(frozen=True)
+class RecordIds:
+    """Whose record, its own id and the id of the request or event that caused it."""
+
+    customer_key: str
+    event_id: str
+    causation_id: str
+
+
+def assignment_record(
+    ids: RecordIds,
+    assignment: StoredAssignment,
+    codec: RecordCodec,
+    assigned_at: datetime,
+    duplicates: Seq[str] = (),
+) -> OutputRecord:
+    """A CustomerIdAssigned record: what a customer answers with now (a merged one, the
+    survivor's number, its own retired). Built as the record the codec writes, without making
+    an event object per output only to take it apart again."""
+    own = assignment.own_assignment
+    source_system, _, customer_id = ids.customer_key.partition("/")
     record = {
-        # Same input event, same output id: downstream can dedupe on it.
-        "event_id": output_event_id(event.event_id),
-        "causation_id": event.event_id,
-        "customer_id": event.customer_id,
-        "source_system": event.source_system,
+        "event_id": ids.event_id,
+        "causation_id": ids.causation_id,
+        "customer_id": customer_id,
+        "source_system": source_system,
         "customer_number": assignment.number,
         "sequence_name": assignment.counter,
         "sequence": assignment.value,
         "assigned_at": assigned_at,
+        "merged_into": assignment.merged_into,
+        "retired_number": own.number if assignment.merged_into is not None else None,
+        "possible_duplicates": list(duplicates),
     }
-    causation = ("causation_id", event.event_id.encode())
+    causation = ("causation_id", ids.causation_id.encode())
     # The assignment again, last, so a rebuild of Redis need not decode Avro.
     stored = (ASSIGNMENT_HEADER, assignment.encode().encode())
     return OutputRecord(
-        key=event.customer_key.encode(),
+        key=ids.customer_key.encode(),
         value=codec.encode(record),
         headers=[causation, stored],
     )
+
+
+def merge_records(
+    changes: Seq[MergeChange], topic: str, codec: RecordCodec, at: datetime
+) -> list[Produced]:
+    """One output record per customer a merge or unmerge changed, in order (the last of a
+    key is its state); ids derived from the request's, so a repeat writes the same ids."""
+    records = []
+    for change in changes:
+        ids = RecordIds(
+            change.customer_key,
+            output_event_id(f"{change.cause.event_id}/{change.customer_key}"),
+            change.cause.event_id,
+        )
+        out = assignment_record(ids, change.assignment, codec, at)
+        records.append(Produced(topic, out.key, out.value, out.headers, track=True))
+    return records
 
 
 _NAMESPACE = OUTPUT_EVENT_NAMESPACE.bytes
@@ -161,7 +224,7 @@ def batch_claims(numbers: BatchNumbers, known: Callable[[str, int], bool]) -> di
     return claims
 
 
-def batch_records(
+def batch_records(  # noqa: PLR0913 - a batch's parts, named where the loop calls it
     dead: list[tuple[Message, Exception]],
     numbers: BatchNumbers | None,
     topics: Topics,
@@ -171,6 +234,7 @@ def batch_records(
     *,
     claims: Mapping[str, Ranges] | None = None,
     floors: Mapping[str, int] | None = None,
+    duplicates: Mapping[str, Seq[str]] | None = None,
 ) -> list[Produced]:
     """Everything one batch writes, in order: dead letters, outputs, then in the watermark
     partition its claim first (its place in the claims' order) and one floor per counter
@@ -186,7 +250,8 @@ def batch_records(
     if numbers is None:
         return records
     for item in numbers.assigned:
-        out = output_record(item, codec, assigned_at)
+        found = (duplicates or {}).get(item.event.customer_key, ())
+        out = output_record(item, codec, assigned_at, found)
         records.append(Produced(topics.output, out.key, out.value, out.headers, track=True))
     if not claims:
         return records

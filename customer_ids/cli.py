@@ -18,6 +18,8 @@ from customer_ids.config.settings import SETTINGS, Settings
 from customer_ids.domain.errors import ConfigError, CustomerIdsError, UnavailableError
 from customer_ids.domain.imports import CHUNK_ROWS
 
+EXIT_REFUSED = 65  # EX_DATAERR: the request was read and refused, nothing changed
+
 if TYPE_CHECKING:
     from customer_ids.stack.local import LocalStack
 
@@ -308,6 +310,8 @@ def _lookup(args: argparse.Namespace, settings: Settings) -> int:
         ("sequence", "value"),
         ("from", "answered from"),
     ]
+    if "merged_into" in found:  # the number it answers with is the survivor's
+        columns[3:3] = [("merged_into", "merged into"), ("retired_number", "own (retired)")]
     print_rows([found], columns, as_json=args.json)
     return 0
 
@@ -373,7 +377,7 @@ def _forget(args: argparse.Namespace, settings: Settings) -> int:
         )
     if args.no_wait:
         return 0
-    wait_until_applied(settings, landed, args.timeout)
+    wait_until_applied(settings, settings.erasure_topic, landed, args.timeout)
     print(
         f"applied by the service: {len(landed)} customer(s) no longer found by email or "
         "phone; their numbers stay theirs and are never issued again",
@@ -524,6 +528,58 @@ def _add_erasure(sub: Any) -> None:
         "--timeout", type=float, default=120.0, help="longest wait for the service (seconds)"
     )
     p.set_defaults(handler=_forget, needs=_always("kafka", "registry"))
+    _add_merge(sub)
+
+
+def _add_merge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`merge` and `unmerge`: one request each, answered plainly."""
+    p = sub.add_parser(
+        "merge",
+        help="merge a customer into another (a duplicate, or a link across systems)",
+        description="Records a CustomerMergeRequested on the merge topic (as a CRM's merge "
+        "hook does) and waits until the service applied it. The merged customer then answers "
+        "with the survivor's number everywhere; its own number is retired: found, valid, "
+        "never issued again. Refused (exit 65, nothing changed): a customer without a number, "
+        "itself, a survivor that is merged away, a customer merged into another already. "
+        "Exit 69 when the service did not apply it in time.",
+    )
+    p.add_argument("--survivor", required=True, metavar="SRC/ID", help="the customer that stays")
+    p.add_argument("--merged", required=True, metavar="SRC/ID", help="the duplicate or link")
+    _add_merge_options(p, "customer-ids merge")
+    p = sub.add_parser(
+        "unmerge",
+        help="undo a merge: the customer gets its own retired number back",
+        description="Records an unmerge on the merge topic and waits until the service "
+        "applied it: the customer (and those merged into it) answer with its own number again.",
+    )
+    p.add_argument("--merged", required=True, metavar="SRC/ID", help="the merged customer")
+    _add_merge_options(p, "customer-ids unmerge")
+
+
+def _add_merge_options(p: argparse.ArgumentParser, by: str) -> None:
+    p.add_argument("--by", default=by, help="who asks, recorded: a ticket id, never a name")
+    p.add_argument(
+        "--timeout", type=float, default=120.0, help="longest wait for the service (seconds)"
+    )
+    p.set_defaults(handler=_merge, needs=_always("kafka", "redis", "registry"))
+
+
+def _merge(args: argparse.Namespace, settings: Settings) -> int:
+    from customer_ids.tools.merging import (  # noqa: PLC0415
+        MergeRefusedByServiceError,
+        describe,
+        merge_and_wait,
+        merge_request,
+    )
+
+    request = merge_request(args.merged, getattr(args, "survivor", None), args.by)
+    try:
+        result = merge_and_wait(settings, request, args.timeout)
+    except MergeRefusedByServiceError as exc:
+        print(f"customer-ids: refused, nothing changed: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(describe(result, request))
+    return 0
 
 
 def _add_json(parser: argparse.ArgumentParser) -> None:

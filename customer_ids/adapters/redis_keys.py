@@ -93,6 +93,11 @@ class RedisKeys:
         """The hash bucket that holds the customer with this field digest."""
         return f"{self.prefix}map:{int.from_bytes(field[:4], 'big') % ASSIGNMENT_BUCKETS}"
 
+    def merged_into(self, customer_key: str) -> str:
+        """The customers merged directly into this one (a hint, checked against the map:
+        an unmerge rebuilt from the log leaves its old entry behind)."""
+        return f"{self.prefix}merged:{customer_key}"
+
     def numbers(self, customer_number: str) -> str:
         """The hash bucket of the optional reverse index, number -> customer."""
         return f"{self.prefix}num:{zlib.crc32(customer_number.encode()) % ASSIGNMENT_BUCKETS}"

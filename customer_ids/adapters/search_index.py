@@ -29,3 +29,12 @@ class SearchIndex:
         if not keys:
             return set()
         return {_text(m) for m in self._redis.sunion(keys)}
+
+    def find_each(self, digests_by_key: dict[str, set[str]]) -> dict[str, set[str]]:
+        """Per key, the customer keys found under any of its digests (one pipeline)."""
+        pipe = self._redis.pipeline(transaction=False)
+        asked = [key for key, digests in digests_by_key.items() if digests]
+        for key in asked:
+            pipe.sunion([self._keys.search_term(d) for d in sorted(digests_by_key[key])])
+        found = pipe.execute() if asked else []
+        return {key: {_text(m) for m in members} for key, members in zip(asked, found, strict=True)}

@@ -200,6 +200,12 @@ class Settings(EnvSettings):
         "compacted topic of CustomerErasureRequested events (`forget`, a CRM's delete hook): "
         "the record of every erasure",
     )
+    merge_topic: str = setting(
+        "customer.merge-requested",
+        "CUSTOMER_IDS_MERGE_TOPIC",
+        "compacted topic of CustomerMergeRequested events (`merge`, `unmerge`, a CRM's merge "
+        "hook, an MDM tool), keyed by the merged customer",
+    )
     group_id: str = setting(
         "customer-ids", "CUSTOMER_IDS_GROUP_ID", "consumer group of the service"
     )

@@ -78,11 +78,33 @@ class AuditBook:
         """What this record breaks; empty for a new assignment or a repeat of a known one.
         `imported`: a legacy CRM's number (`customer-ids import`): a legacy one is checked
         against no template, and no imported value leaves the values below it missing."""
+        if out.merged_into is not None:
+            # Merged: the customer's own number is the retired one (still its own, not a
+            # second number); the number it answers with is an alias of the survivor's.
+            return self._ownership(out, hash(out.customer_key), hash(out.own_number))
         customer, number = hash(out.customer_key), hash(out.customer_number)
         first_number = self._number_of.get(customer)
         owner = self._customer_of.get(number)
         if first_number == number and owner == customer:
             return []  # a repeat (the output of a duplicate input event): nothing new
+        findings = self._ownership(out, customer, number)
+        # A legacy number (only imports keep them; the service re-issues them) has no template
+        # to check, and its value is a digest, not a place in a sequence.
+        legacy = out.sequence_name == LEGACY_COUNTER
+        problem = None if legacy else self._invalid(out)
+        if problem:
+            findings += self._once("invalid_number", out, customer, number, problem)
+        if legacy:
+            return findings
+        if imported:
+            self._note_imported(out)
+            return findings
+        return findings + self._note_value(out, now)
+
+    def _ownership(self, out: CustomerIdAssigned, customer: int, number: int) -> list[Finding]:
+        """One customer, one number; one number, one customer: what this pair breaks."""
+        first_number = self._number_of.get(customer)
+        owner = self._customer_of.get(number)
         if first_number is None:  # the same int objects serve both maps
             self._number_of[customer] = number
         if owner is None:
@@ -96,18 +118,7 @@ class AuditBook:
             findings += self._once(
                 "number_shared", out, customer, number, "this number belongs to another customer"
             )
-        # A legacy number (only imports keep them; the service re-issues them) has no template
-        # to check, and its value is a digest, not a place in a sequence.
-        legacy = out.sequence_name == LEGACY_COUNTER
-        problem = None if legacy else self._invalid(out)
-        if problem:
-            findings += self._once("invalid_number", out, customer, number, problem)
-        if legacy:
-            return findings
-        if imported:
-            self._note_imported(out)
-            return findings
-        return findings + self._note_value(out, now)
+        return findings
 
     def _note_imported(self, out: CustomerIdAssigned) -> None:
         counter = self._counters.setdefault(out.sequence_name, _Counter(out.sequence))

@@ -92,10 +92,20 @@ class CustomerIdAssigned:
     sequence_name: str
     sequence: int
     assigned_at: datetime
+    # Schema v2 (defaults: what a v1 record reads as). While merged, customer_number is the
+    # survivor's and retired_number the customer's own.
+    merged_into: str | None = None
+    retired_number: str | None = None
+    possible_duplicates: tuple[str, ...] = ()
 
     @property
     def customer_key(self) -> str:
         return f"{self.source_system}/{self.customer_id}"
+
+    @property
+    def own_number(self) -> str:
+        """The number this customer was given: its own, also while merged (then retired)."""
+        return self.retired_number or self.customer_number
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -107,6 +117,9 @@ class CustomerIdAssigned:
             "sequence_name": self.sequence_name,
             "sequence": self.sequence,
             "assigned_at": self.assigned_at,
+            "merged_into": self.merged_into,
+            "retired_number": self.retired_number,
+            "possible_duplicates": list(self.possible_duplicates),
         }
 
     @classmethod
@@ -120,6 +133,9 @@ class CustomerIdAssigned:
             sequence_name=record["sequence_name"],
             sequence=record["sequence"],
             assigned_at=record["assigned_at"],
+            merged_into=record.get("merged_into"),
+            retired_number=record.get("retired_number"),
+            possible_duplicates=tuple(record.get("possible_duplicates") or ()),
         )
 
 
@@ -163,6 +179,75 @@ class CustomerErasureRequested:
             check_id(name, getattr(event, name))
         if "/" in event.source_system:
             raise ValidationError("source_system must not contain '/'")
+        return event
+
+
+MERGE, UNMERGE = "merge", "unmerge"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerMergeRequested:
+    """Merge `merged` into `survivor` (within a system, or a link across systems), or undo it
+    (README, "Merges and links"). Ids only."""
+
+    event_id: str
+    action: str
+    merged_source_system: str
+    merged_customer_id: str
+    survivor_source_system: str | None
+    survivor_customer_id: str | None
+    requested_at: datetime
+    requested_by: str
+
+    @property
+    def merged_key(self) -> str:
+        return f"{self.merged_source_system}/{self.merged_customer_id}"
+
+    @property
+    def survivor_key(self) -> str | None:
+        if self.survivor_source_system is None or self.survivor_customer_id is None:
+            return None
+        return f"{self.survivor_source_system}/{self.survivor_customer_id}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "action": self.action,
+            "merged_source_system": self.merged_source_system,
+            "merged_customer_id": self.merged_customer_id,
+            "survivor_source_system": self.survivor_source_system,
+            "survivor_customer_id": self.survivor_customer_id,
+            "requested_at": self.requested_at,
+            "requested_by": self.requested_by,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> CustomerMergeRequested:
+        """Build and validate: the ids as CustomerCreated's, a survivor for a merge only."""
+        event = cls(
+            event_id=record["event_id"],
+            action=record["action"],
+            merged_source_system=record["merged_source_system"],
+            merged_customer_id=record["merged_customer_id"],
+            survivor_source_system=record.get("survivor_source_system"),
+            survivor_customer_id=record.get("survivor_customer_id"),
+            requested_at=record["requested_at"],
+            requested_by=record["requested_by"],
+        )
+        if not _UUID.match(event.event_id):
+            raise ValidationError(f"event_id {event.event_id!r} is not a UUID")
+        if event.action not in (MERGE, UNMERGE):
+            raise ValidationError(f"action {event.action!r} is neither {MERGE} nor {UNMERGE}")
+        names = ["merged_source_system", "merged_customer_id", "requested_by"]
+        if event.action == MERGE:
+            names += ["survivor_source_system", "survivor_customer_id"]
+        elif event.survivor_key is not None:
+            raise ValidationError("an unmerge names no survivor: leave it out")
+        for name in names:
+            check_id(name, getattr(event, name) or "")
+        for system in (event.merged_source_system, event.survivor_source_system or ""):
+            if "/" in system:
+                raise ValidationError("source_system must not contain '/'")
         return event
 
 

@@ -47,7 +47,7 @@ CLAIMS_GROUPS = "customer-ids-claims-"
 # The commands the service sends, directly, in pipelines and from its Lua scripts (ACLs check
 # the commands a script calls and the keys it names), and redis-py's Lock scripts.
 SERVICE_COMMANDS = (
-    "ping get set del unlink exists mget incr incrby pexpire pttl "
+    "ping get set del unlink exists mget incr incrby pexpire pttl hexists "
     "hget hset hsetnx hdel hgetall hlen hmget sadd srem sunion smembers scan "
     "info wait evalsha evalsha_ro eval script|load script|exists client|setname"
 )
@@ -106,6 +106,7 @@ def kafka_grants(role: str, settings: Settings, groups: Iterable[str] = ()) -> l
         return [
             _topic(s.input_topic, Op.READ),
             _topic(s.erasure_topic, Op.READ, Op.DESCRIBE_CONFIGS),
+            _topic(s.merge_topic, Op.READ, Op.DESCRIBE_CONFIGS),
             *(_topic(name, Op.READ, Op.WRITE, Op.DESCRIBE_CONFIGS) for name in own),
             Grant(ResourceType.GROUP, s.group_id, (Op.READ, Op.DESCRIBE)),
             _groups(READER_GROUPS),
@@ -132,8 +133,8 @@ def kafka_grants(role: str, settings: Settings, groups: Iterable[str] = ()) -> l
             _groups("customer-ids-audit"),
             _groups(READER_GROUPS),
         ]
-    if role == "producer":
-        return [_topic(s.input_topic, Op.WRITE)]
+    if role == "producer":  # upstream systems: new customers, and a CRM's merges
+        return [_topic(s.input_topic, Op.WRITE), _topic(s.merge_topic, Op.WRITE)]
     if role == "subscriber":
         return [
             _topic(s.output_topic, Op.READ),

@@ -273,6 +273,7 @@ def _topic_settings(settings: Settings) -> list[tuple[str, str]]:
         ("CUSTOMER_IDS_WATERMARK_TOPIC", settings.watermark_topic),
         ("CUSTOMER_IDS_SEARCH_TOPIC", settings.search_topic),
         ("CUSTOMER_IDS_ERASURE_TOPIC", settings.erasure_topic),
+        ("CUSTOMER_IDS_MERGE_TOPIC", settings.merge_topic),
         ("CUSTOMER_IDS_GROUP_ID", settings.group_id),
     ]
 

@@ -33,6 +33,9 @@ class StateBehindLogError(StateChangedError):
     same server (nothing else showed it), so it must be recovered before anything else."""
 
 
+MERGE_SEPARATOR = "\x1f"  # ASCII unit separator: no template renders a control character
+
+
 @dataclass(frozen=True, slots=True)
 class StoredAssignment:
     """What the store keeps per customer: enough to re-issue the same event byte for byte."""
@@ -40,14 +43,35 @@ class StoredAssignment:
     counter: str
     value: int
     number: str
+    # While merged: the survivor's key, and this customer's own (retired) assignment encoded;
+    # counter, value and number are then the survivor's (what the customer answers with).
+    merged_into: str | None = None
+    own: str | None = None
 
     def encode(self) -> str:
-        return f"{self.counter}|{self.value}|{self.number}"
+        base = f"{self.counter}|{self.value}|{self.number}"
+        if self.merged_into is None:
+            return base
+        return f"{base}{MERGE_SEPARATOR}{self.merged_into}{MERGE_SEPARATOR}{self.own}"
 
     @classmethod
     def decode(cls, raw: str) -> StoredAssignment:
-        counter, value, number = raw.split("|", 2)
-        return cls(counter, int(value), number)
+        base, _, merge = raw.partition(MERGE_SEPARATOR)
+        counter, value, number = base.split("|", 2)
+        if not merge:
+            return cls(counter, int(value), number)
+        merged_into, _, own = merge.partition(MERGE_SEPARATOR)
+        return cls(counter, int(value), number, merged_into, own)
+
+    @property
+    def own_assignment(self) -> StoredAssignment:
+        """The customer's own assignment: itself unless merged."""
+        return StoredAssignment.decode(self.own) if self.own else self
+
+    def merged(self, survivor_key: str, root: StoredAssignment) -> StoredAssignment:
+        """This customer merged into `survivor_key`, answering with `root`'s number."""
+        own = self.own_assignment
+        return StoredAssignment(root.counter, root.value, root.number, survivor_key, own.encode())
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from customer_ids.domain.errors import CustomerIdsError
 from customer_ids.store.leases import Lease, Leases
 from customer_ids.store.ports import (
     GENERATION,
+    MERGE_SEPARATOR,
     AllocationConflictError,
     StateBehindLogError,
     StateChangedError,
@@ -289,6 +290,38 @@ return #KEYS - 1
 """
 
 
+# Merges and unmerges (consumer/merges.py), in one step on the state the batch started from:
+# each customer's entry replaced (it must exist: a merge never adds a customer, so the ledger's
+# counts stay), and the sets of customers merged into each survivor updated.
+# KEYS: epoch, identity, a bucket per entry, then a set per set change.
+# ARGV: epoch, entry count, (field, value) per entry, then ('+' or '-', member) per set change.
+_MERGE = (
+    CHECK_STATE
+    + """
+local bad = state_error(ARGV[1])
+if bad then return redis.error_reply(bad) end
+local n = tonumber(ARGV[2])
+for i = 1, n do
+  if redis.call('HEXISTS', KEYS[2 + i], ARGV[1 + 2 * i]) == 0 then
+    return redis.error_reply('LEDGER ' .. KEYS[2 + i] .. ' lacks a merged customer')
+  end
+end
+for i = 1, n do
+  redis.call('HSET', KEYS[2 + i], ARGV[1 + 2 * i], ARGV[2 + 2 * i])
+end
+local a = 3 + 2 * n
+for k = 3 + n, #KEYS do
+  if ARGV[a] == '+' then
+    redis.call('SADD', KEYS[k], ARGV[a + 1])
+  else
+    redis.call('SREM', KEYS[k], ARGV[a + 1])
+  end
+  a = a + 2
+end
+return n
+"""
+)
+
 RESTORE_BUCKETS = 4096  # buckets per restore call: Redis is busy a few milliseconds at a time
 
 
@@ -326,6 +359,7 @@ class RedisNumberStore:
         self._escalate = client.register_script(_ESCALATE)
         self._raise = client.register_script(_RAISE)
         self._restore = client.register_script(_RESTORE)
+        self._merge = client.register_script(_MERGE)
         # The field digest and bucket of each customer of the last lookup: a batch looks its
         # customers up, then allocates the new ones, and need not hash them twice.
         self._placed: dict[str, tuple[bytes, str]] = {}
@@ -369,6 +403,40 @@ class RedisNumberStore:
         except redis.exceptions.NoScriptError:
             script.sha = self._redis.script_load(script.script)
             return self._redis.evalsha_ro(script.sha, len(keys), *keys, *args)
+
+    def merged_into(self, customer_keys: Sequence[str]) -> dict[str, set[str]]:
+        """The customers recorded as merged directly into each of these (a hint: check each
+        one's own entry)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for key in customer_keys:
+            pipe.smembers(self.keys.merged_into(key))
+        found = pipe.execute()
+        return {
+            key: {_text(m) or "" for m in members}
+            for key, members in zip(customer_keys, found, strict=True)
+        }
+
+    def apply_merges(
+        self,
+        epoch: str,
+        entries: Mapping[str, StoredAssignment],
+        links: Sequence[tuple[str, str, bool]],
+    ) -> None:
+        """Replace these customers' entries and add (True) or drop (False) each (survivor,
+        merged) link, on the state `epoch` (StateChangedError otherwise)."""
+        keys: list[str] = [self.keys.epoch, self.keys.identity]
+        args: list[str | bytes | int] = [epoch, len(entries)]
+        for customer, assignment in entries.items():
+            field, bucket = self._place(customer)
+            keys.append(bucket)
+            args += [field, assignment.encode()]
+        for survivor, merged, add in links:
+            keys.append(self.keys.merged_into(survivor))
+            args += ["+" if add else "-", merged]
+        try:
+            self._merge(keys=keys, args=args)
+        except redis.ResponseError as exc:
+            raise script_error(exc) from exc
 
     def counters(self, counter_names: Sequence[str]) -> dict[str, int]:
         """Current values of these counters (0 when new), read under the lock."""
@@ -549,17 +617,29 @@ class RedisNumberStore:
         stored form, one HSET per bucket. Overwrites: the log is right where Redis differs."""
         buckets: dict[str, list[bytes | str]] = {}
         numbers: dict[str, dict[str, str]] = {}
+        links: dict[str, list[str]] = {}
         for customer, stored in assignments.items():
             field, bucket = self._place(customer)
             entries = buckets.setdefault(bucket, [])
             entries += (field, stored)
+            merge = MERGE_SEPARATOR in stored
+            if merge:
+                merged = StoredAssignment.decode(stored)
+                links.setdefault(merged.merged_into or "", []).append(customer)
             if self.reverse_index:
-                number = stored.split("|", 2)[2]
+                # A merged customer's own number stays its own (retired, an alias).
+                number = (
+                    StoredAssignment.decode(stored).own_assignment.number
+                    if merge
+                    else (stored.split("|", 2)[2])
+                )
                 numbers.setdefault(self.keys.numbers(number), {})[number] = customer
-        if numbers:
+        if numbers or links:
             pipe = self._redis.pipeline(transaction=False)
             for key, mapping in numbers.items():
                 pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            for survivor, merged_customers in links.items():
+                pipe.sadd(self.keys.merged_into(survivor), *merged_customers)
             pipe.execute()
         names = list(buckets)
         for i in range(0, len(names), RESTORE_BUCKETS):

@@ -66,6 +66,22 @@ def request_erasure(
     codec = framed_codec(
         settings.registry(), settings.erasure_topic, "CustomerErasureRequested", register=True
     )
+    try:
+        return produce_requests(
+            settings,
+            settings.erasure_topic,
+            [(r.customer_key, codec.encode(r.to_record())) for r in requests],
+            "erasure request",
+        )
+    finally:
+        codec.close()
+
+
+def produce_requests(
+    settings: Settings, topic: str, records: list[tuple[str, bytes]], what: str
+) -> list[Requested]:
+    """Write (customer key, value) records to `topic` idempotently; where each landed.
+    CustomerIdsError when Kafka did not take them all (repeating is safe)."""
     landed: list[Requested] = []
     failures: list[str] = []
 
@@ -77,31 +93,28 @@ def request_erasure(
         landed.append(Requested(key, message.partition() or 0, message.offset() or 0))
 
     producer = Producer(producer_config(settings.bootstrap_servers, {"enable.idempotence": True}))
-    for request in requests:
-        producer.produce(
-            settings.erasure_topic,
-            key=request.customer_key.encode(),
-            value=codec.encode(request.to_record()),
-            on_delivery=on_delivery,
-        )
+    for key, value in records:
+        producer.produce(topic, key=key.encode(), value=value, on_delivery=on_delivery)
     left = producer.flush(settings.connect_timeout_s * 3)
-    codec.close()
     if left or failures:
         raise CustomerIdsError(
-            f"Kafka did not take {left + len(failures)} erasure request(s)"
+            f"Kafka did not take {left + len(failures)} {what}(s)"
             + (f": {failures[0]}" if failures else "")
-            + "; nothing was erased. Run the command again (it is safe to repeat)."
+            + "; nothing was changed. Run the command again (it is safe to repeat)."
         )
     return landed
 
 
-def wait_until_applied(settings: Settings, landed: list[Requested], timeout_s: float) -> None:
-    """Until the service's group has committed past every request; NotAppliedError after
-    `timeout_s` (the requests stay recorded: the service applies them when it runs)."""
+def wait_until_applied(
+    settings: Settings, topic: str, landed: list[Requested], timeout_s: float
+) -> None:
+    """Until the service's group has committed past every request on `topic`;
+    NotAppliedError after `timeout_s` (the requests stay recorded: the service applies them
+    when it runs)."""
     consumer = Consumer(client_config(settings.bootstrap_servers, {"group.id": settings.group_id}))
     deadline = time.monotonic() + timeout_s
     try:
-        wanted = {(settings.erasure_topic, r.partition): r.offset for r in landed}
+        wanted = {(topic, r.partition): r.offset for r in landed}
         while True:
             asked = [TopicPartition(t, p) for t, p in wanted]
             done = consumer.committed(asked, timeout=10)
@@ -110,10 +123,9 @@ def wait_until_applied(settings: Settings, landed: list[Requested], timeout_s: f
                 return
             if time.monotonic() >= deadline:
                 raise NotAppliedError(
-                    f"{len(landed)} erasure request(s) recorded on {settings.erasure_topic}, "
-                    f"but the service (group {settings.group_id}) has not applied them within "
-                    f"{timeout_s:.0f}s: is it running? It applies them when it runs; "
-                    "`forget` again is safe."
+                    f"{len(landed)} request(s) recorded on {topic}, but the service (group "
+                    f"{settings.group_id}) has not applied them within {timeout_s:.0f}s: is "
+                    "it running? It applies them when it runs; repeating the command is safe."
                 )
             time.sleep(0.5)
     finally:

@@ -276,7 +276,8 @@ def _committed_against(
         if stored is None or message.value() is None:
             return
         customer = (message.key() or b"").decode()
-        number = StoredAssignment.decode(stored.decode()).number
+        # A merged customer's own number is its retired one; the survivor's is an alias.
+        number = StoredAssignment.decode(stored.decode()).own_assignment.number
         if file_check.customer(customer) is not None:
             found.numbers[customer] = number
         if file_check.holder(number) is not None:

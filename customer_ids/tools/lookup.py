@@ -36,17 +36,23 @@ def lookup(
             ClaimsLog(settings.bootstrap_servers, settings.watermark_topic)
         )
         try:
-            if not committed.holds(stored):
+            if not committed.holds(stored.own_assignment):  # a merged one's own number
                 return None
         finally:
             committed.close()
         system, _, customer_id = key.partition("/")
+        merged = (
+            {"merged_into": stored.merged_into, "retired_number": stored.own_assignment.number}
+            if stored.merged_into is not None
+            else {}
+        )
         return {
             "source_system": system,
             "customer_id": customer_id,
             "customer_number": stored.number,
             "sequence_name": stored.counter,
             "sequence": stored.value,
+            **merged,
             "from": "redis",
         }
     codec = framed_codec(settings.registry(), settings.output_topic, "CustomerIdAssigned")
@@ -54,13 +60,19 @@ def lookup(
 
     def match(message: Message) -> None:
         event = CustomerIdAssigned.from_record(codec.decode(message.value()))
-        if event.customer_key == key or event.customer_number == number:
+        if event.customer_key == key or event.own_number == number:
+            found.clear()  # the latest record says how the customer answers now
             found.update(
                 source_system=event.source_system,
                 customer_id=event.customer_id,
                 customer_number=event.customer_number,
                 sequence_name=event.sequence_name,
                 sequence=event.sequence,
+                **(
+                    {"merged_into": event.merged_into, "retired_number": event.retired_number}
+                    if event.merged_into
+                    else {}
+                ),
                 **{"from": "kafka"},
             )
 

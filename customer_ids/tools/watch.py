@@ -41,9 +41,10 @@ class Tally:
     def add(self, out: CustomerIdAssigned) -> None:
         self.outputs += 1
         self.newest.appendleft(out)
-        owner = self.numbers.setdefault(out.customer_number, out.customer_key)
-        number = self.customers.setdefault(out.customer_key, out.customer_number)
-        if owner != out.customer_key or number != out.customer_number:
+        # A merged customer answers with the survivor's number (an alias); its own stays its.
+        owner = self.numbers.setdefault(out.own_number, out.customer_key)
+        number = self.customers.setdefault(out.customer_key, out.own_number)
+        if owner != out.customer_key or number != out.own_number:
             self.conflicts += 1
 
     @property

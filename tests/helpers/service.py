@@ -48,6 +48,10 @@ class Scenario:
         return f"t-{self.tag}.erasures"
 
     @property
+    def merge_topic(self) -> str:
+        return f"t-{self.tag}.merges"
+
+    @property
     def redis_prefix(self) -> str:
         return f"t-{self.tag}:"
 
@@ -74,6 +78,7 @@ class Scenario:
                 "CUSTOMER_IDS_WATERMARK_TOPIC": self.watermark_topic,
                 "CUSTOMER_IDS_SEARCH_TOPIC": self.search_topic,
                 "CUSTOMER_IDS_ERASURE_TOPIC": self.erasure_topic,
+                "CUSTOMER_IDS_MERGE_TOPIC": self.merge_topic,
                 "CUSTOMER_IDS_GROUP_ID": f"t-{self.tag}",
                 "CUSTOMER_IDS_REDIS_PREFIX": self.redis_prefix,
                 "CUSTOMER_IDS_TRANSACTIONAL_ID": f"t-{self.tag}-1",

@@ -76,6 +76,7 @@ class Loop:
             claims=self.claims,  # type: ignore[arg-type]
             terms=self.terms,
             erasure_codec=codec_for("CustomerErasureRequested"),
+            merge_codec=codec_for("CustomerMergeRequested"),
             epoch="epoch-0",
         )
 

@@ -49,7 +49,13 @@ def test_only_the_service_writes_the_record_and_no_subscriber_reads_personal_dat
     assert writers == {"service"}
     readers_of_input = {role for role in ROLES if (source, "READ") in rights(role)}
     assert readers_of_input == {"service"}
-    assert rights("producer") == {(source, "WRITE"), (source, "DESCRIBE")}
+    merges = SETTINGS.merge_topic
+    assert rights("producer") == {
+        (source, "WRITE"),
+        (source, "DESCRIBE"),
+        (merges, "WRITE"),
+        (merges, "DESCRIBE"),
+    }
     assert {op for _, op in rights("auditor")} == {"READ", "DESCRIBE"}
     assert {op for _, op in rights("subscriber")} == {"READ", "DESCRIBE"}
 

@@ -16,6 +16,7 @@ from customer_ids.config.settings import Settings
 from customer_ids.domain.api_tokens import TokenBook
 from customer_ids.domain.sequences import Router
 from customer_ids.store.factory import number_store, redis_client
+from customer_ids.store.terms import RedisTermsStore
 from customer_ids.tools.api.committed import CommittedNumbers
 from customer_ids.tools.api.lookups import Lookups
 from customer_ids.tools.api.metrics import ApiMetrics
@@ -58,12 +59,25 @@ def build_context(
     committed = CommittedNumbers(ClaimsLog(settings.bootstrap_servers, settings.watermark_topic))
     log_owners = owners or LogOwners.for_settings(settings, api.owner_cache)
     scans = TokenBuckets(api.scan_rate, api.scan_burst)
+    index = SearchIndex(client, RedisKeys(settings.redis_prefix))
+    terms = RedisTermsStore(client, RedisKeys(settings.redis_prefix))
+
+    def alike(customer_key: str) -> set[str]:
+        return index.find(terms.digests_of(customer_key))
+
     lookups = Lookups(
-        store, settings.router, owners, metrics, committed, log_owners=log_owners, scans=scans
+        store,
+        settings.router,
+        owners,
+        metrics,
+        committed,
+        log_owners=log_owners,
+        scans=scans,
+        alike=alike if settings.search_key is not None else None,
     )
     search = CustomerSearch(
         search_keys(settings),
-        SearchIndex(client, RedisKeys(settings.redis_prefix)),
+        index,
         lookups,
         TokenBuckets(api.search_rate, api.search_burst),
         metrics,

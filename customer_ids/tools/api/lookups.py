@@ -4,7 +4,7 @@ reported as "unknown" while Redis holds a valid state."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from customer_ids.domain.number_check import NumberReport, check_number
@@ -32,11 +32,13 @@ class Lookups:
         *,
         log_owners: LogOwners | None = None,
         scans: TokenBuckets | None = None,
+        alike: Callable[[str], set[str]] | None = None,
     ) -> None:
         """`owners` None: number -> customer from the reverse index in Redis. `committed`
         tells a committed number from a reservation Redis holds for a batch; `log_owners`
         settles what it cannot (the output topic: cached, one read at a time)."""
         self._store = store
+        self._alike = alike  # customer -> customers under its email or phone digests
         self._committed = committed
         self._log_owners = log_owners or owners
         self._scans = scans
@@ -50,22 +52,33 @@ class Lookups:
         """The customers among these that have a committed number, in the order given."""
         stored = self._store.lookup(list(dict.fromkeys(customer_keys)))
         return [
-            self._with_time(CustomerRecord.from_store(key, stored[key]))
+            self._with_duplicates(self._with_time(CustomerRecord.from_store(key, stored[key])))
             for key in dict.fromkeys(customer_keys)
             if key in stored and self._is_committed(key, stored[key], settle_by_log)
         ]
+
+    def _with_duplicates(self, record: CustomerRecord) -> CustomerRecord:
+        """The numbers of other customers found under this one's email or phone digests
+        (where the search index is kept): possible duplicates, numbers only."""
+        if self._alike is None:
+            return record
+        others = sorted(self._alike(record.customer_key) - {record.customer_key})
+        numbers = {s.number for s in self._store.lookup(others).values()} if others else set()
+        numbers.discard(record.customer_number)  # merged together: one number already
+        return replace(record, possible_duplicates=tuple(sorted(numbers)))
 
     def _is_committed(
         self, customer_key: str, stored: StoredAssignment, settle_by_log: bool
     ) -> bool:
         """The claims log knows it; else (`settle_by_log`) the output topic says this
         customer holds it (a number re-issued after a crash may carry no claim of its own)."""
+        full, stored = stored, stored.own_assignment  # a merged customer's own number
         if self._committed.holds(stored, wait=False):
             return True
         if self._committed.holds(stored):
             # Committed while we waited: still this customer's? (A full rebuild may have wiped
             # the reservation we read, and its value gone to someone else since.)
-            return self._store.lookup([customer_key]).get(customer_key) == stored
+            return self._store.lookup([customer_key]).get(customer_key) == full
         if self._log_owners is None or not settle_by_log:
             return False
         owner, _ = self._log_owners.owner_of(stored.number)

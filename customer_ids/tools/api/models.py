@@ -22,6 +22,18 @@ class CustomerOut(BaseModel):
         description="known when the answer came from the output topic; Redis keeps no time"
     )
     found_in: Literal["redis", "kafka"]
+    merged_into: str | None = Field(
+        None,
+        description="set while this customer is merged into another (source_system/"
+        "customer_id): customer_number is then the number they share",
+    )
+    retired_number: str | None = Field(
+        None, description="while merged: this customer's own number, retired, an alias"
+    )
+    possible_duplicates: list[str] = Field(
+        default_factory=list,
+        description="numbers of other customers with the same email or phone (search index on)",
+    )
 
     @classmethod
     def of(cls, record: CustomerRecord) -> CustomerOut:
@@ -33,6 +45,9 @@ class CustomerOut(BaseModel):
             sequence=record.sequence,
             assigned_at=record.assigned_at,
             found_in=record.found_in,
+            merged_into=record.merged_into,
+            retired_number=record.retired_number,
+            possible_duplicates=list(record.possible_duplicates),
         )
 
 

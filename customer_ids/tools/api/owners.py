@@ -117,7 +117,7 @@ class LogOwners:
             # Avro writes strings as their UTF-8 bytes: records without them need no decoding.
             if value and needle in value:
                 event = self._decode(value)
-                if event.customer_number == number:
+                if event.own_number == number:  # a merged customer's retired number too
                     found.append(CustomerRecord.from_event(event))
 
         self._read_topic(match)

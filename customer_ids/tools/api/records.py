@@ -24,6 +24,10 @@ class CustomerRecord:
     sequence: int
     assigned_at: datetime | None
     found_in: FoundIn
+    # While merged: whom into, and the customer's own number (retired, an alias).
+    merged_into: str | None = None
+    retired_number: str | None = None
+    possible_duplicates: tuple[str, ...] = ()
 
     @property
     def customer_key(self) -> str:
@@ -32,7 +36,18 @@ class CustomerRecord:
     @classmethod
     def from_store(cls, customer_key: str, stored: StoredAssignment) -> CustomerRecord:
         system, _, customer_id = customer_key.partition("/")
-        return cls(system, customer_id, stored.number, stored.counter, stored.value, None, "redis")
+        retired = stored.own_assignment.number if stored.merged_into is not None else None
+        return cls(
+            system,
+            customer_id,
+            stored.number,
+            stored.counter,
+            stored.value,
+            None,
+            "redis",
+            stored.merged_into,
+            retired,
+        )
 
     @classmethod
     def from_event(cls, event: CustomerIdAssigned) -> CustomerRecord:
@@ -44,4 +59,6 @@ class CustomerRecord:
             event.sequence,
             event.assigned_at,
             "kafka",
+            event.merged_into,
+            event.retired_number,
         )
