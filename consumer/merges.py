@@ -68,7 +68,9 @@ class _Merges:
         todo, seen = [key], {key}
         while todo:
             parent = todo.pop()
-            for child in sorted(self.store.merged_into([parent])[parent]):
+            recorded = self.store.merged_into([parent])[parent]
+            pending = {merged for survivor, merged, add in self.links if survivor == parent and add}
+            for child in sorted(recorded | pending):  # this batch's merges count too
                 current = self.of(child)
                 if child in seen or current is None or current.merged_into != parent:
                     continue

@@ -169,3 +169,23 @@ def test_a_record_whose_writer_schema_we_cannot_read_is_dead_lettered_and_the_re
     [(_, headers)] = committed.dead_letters
     assert headers["error.class"] == b"DecodeError"
     assert service.running()
+
+
+def test_the_v2_output_schema_is_a_backward_evolution_of_v1(registry_url: str) -> None:
+    """CustomerIdAssigned v2 (merges, possible duplicates: optional fields with defaults)
+    registers under a subject holding v1 with the registry's own BACKWARD check."""
+    client = RegistryConfig(registry_url).client()
+    topic = f"t-{uuid.uuid4().hex[:10]}-v2"
+    v1 = (schemas_dir() / "history" / "CustomerIdAssigned.v1.avsc").read_text()
+    RegistryFraming(client, topic, "CustomerIdAssigned", text=v1).register("BACKWARD")
+    # The check is real: the same v2 without a default for a new field is refused.
+    schema = json.loads((schemas_dir() / "CustomerIdAssigned.avsc").read_text())
+    for field in schema["fields"]:
+        if field["name"] == "possible_duplicates":
+            del field["default"]
+    strict = RegistryFraming(client, topic, "CustomerIdAssigned", text=json.dumps(schema))
+    with pytest.raises(ConfigError, match="not compatible with the versions already registered"):
+        strict.register("BACKWARD")
+    RegistryFraming(client, topic, "CustomerIdAssigned").register("BACKWARD")
+    assert len(client.get_versions(f"{topic}-value")) == 2
+    client.close()
