@@ -18,6 +18,7 @@ from confluent_kafka import Message, Producer
 
 from customer_ids.adapters.kafka_io import producer_config
 from customer_ids.adapters.log_reader import read_to_end
+from customer_ids.config.settings import Settings
 from customer_ids.domain.events import (
     MERGE,
     UNMERGE,
@@ -27,6 +28,7 @@ from customer_ids.domain.events import (
     now_utc,
 )
 from customer_ids.wire.codec import codec_for, customer_id_assigned_codec
+from tests.helpers.api import TOKENS, api_client, bearer
 from tests.helpers.auditor import AuditorProcess
 from tests.helpers.events import make_events, send
 from tests.helpers.service import Scenario, ServiceProcess
@@ -365,3 +367,42 @@ def test_the_merge_command_answers_plainly(scenario: Scenario, tmp_path: Path) -
         assert wrong.returncode == 2 and "SOURCE_SYSTEM/CUSTOMER_ID" in wrong.stderr
     finally:
         service.kill()
+
+
+def test_the_api_and_the_page_show_merges_aliases_and_possible_duplicates(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    scenario.create_topics()
+    base = make_events(3, seed=280)
+    shared = "sam.roe@example.org"
+    people = [
+        dataclasses.replace(base[0], source_system="webshop", customer_id="W1", email=shared),
+        dataclasses.replace(base[1], source_system="crm", customer_id="C1", email=shared),
+        dataclasses.replace(base[2], source_system="pos", customer_id="P1", email="p@example.org"),
+    ]
+    extra = {"CUSTOMER_IDS_SEARCH_KEY": SEARCH_KEY, "CUSTOMER_IDS_REVERSE_INDEX": "on"}
+    send(scenario, people)
+    service = ServiceProcess(scenario, tmp_path, "svc", **extra).start()
+    try:
+        first = wait_for_outputs(scenario.endpoints.bootstrap, scenario.output_topic, 3)
+        number = {o.customer_key: o.customer_number for o in first.outputs}
+        send_requests(scenario, [request(MERGE, "pos/P1", "crm/C1")])
+        wait_until(scenario, lambda t: t["pos/P1"].merged_into == "crm/C1")
+    finally:
+        service.kill()
+    client = api_client(Settings.from_env(scenario.env(**extra)))
+    reader = bearer(TOKENS.reader)
+    merged = client.get("/v1/customers/pos/P1", headers=reader).json()
+    assert merged["customer_number"] == number["crm/C1"]
+    assert (merged["merged_into"], merged["retired_number"]) == ("crm/C1", number["pos/P1"])
+    owner = client.get(f"/v1/numbers/{number['pos/P1']}", headers=reader).json()["owner"]
+    assert (owner["customer_id"], owner["merged_into"]) == ("P1", "crm/C1")
+    web = client.get("/v1/customers/webshop/W1", headers=reader).json()
+    assert web["possible_duplicates"] == [number["crm/C1"]]
+    crm = client.get("/v1/customers/crm/C1", headers=reader).json()
+    assert crm["possible_duplicates"] == [number["webshop/W1"]]
+    assert client.post("/login", data={"token": TOKENS.searcher}).status_code == 200
+    page = client.post("/search", data={"q": "pos/P1", "region": ""}).text
+    assert "Merged into crm/C1" in page and number["pos/P1"] in page
+    page = client.post("/search", data={"q": "webshop/W1", "region": ""}).text
+    assert "Possible duplicates" in page and number["crm/C1"] in page
