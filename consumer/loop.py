@@ -22,7 +22,7 @@ from consumer.accounting import StageClock, account_batch
 from consumer.assign import Assigned, BatchNumbers, assign_numbers
 from consumer.claims import ClaimsBehindError, ClaimsLog, Ranges
 from consumer.kafka_txn import KafkaTransaction, RetryBatchError, kafka_errors
-from consumer.merges import MergeOutcome, apply_merges
+from consumer.merges import MergeOutcome, apply_merges, merge_claims
 from consumer.metrics import ServiceMetrics
 from consumer.outputs import (
     Decoded,
@@ -62,6 +62,7 @@ from customer_ids.wire.codec import RecordCodec
 
 log = get_logger(__name__)
 MAX_BACKOFF_S = 5.0
+MAX_SHOWN = 20  # possible duplicates named on one output record
 
 
 @dataclass
@@ -207,6 +208,8 @@ class AssignmentService:
         numbers: BatchNumbers | None = None
         search: dict[str, str | None] = {}
         duplicates: dict[str, list[str]] = {}
+        # Read before any customer is: a merge applied after this, anywhere, refuses our fence.
+        merge_generation = self.allocator.merge_generation()
         if decoded.good:
             assert self.epoch is not None
             self._learn_floors()
@@ -223,11 +226,17 @@ class AssignmentService:
             removed[erasure.customer_key] = forgotten.removed
             search[erasure.customer_key] = forgotten.value
         merged = MergeOutcome()
+        extra: dict[str, set[int]] = {}
         if decoded.merges:
             assert self.epoch is not None
             merged = apply_merges(decoded.merges, self.allocator, self.epoch)
+            merge_generation = merged.generation or merge_generation
+            self._read_all_claims()  # what is known committed decides what the merge claims
+            extra = merge_claims(merged.changes, self.claims.known)
         dead = dead_letters(decoded, numbers) + merged.refused
-        claims = batch_claims(numbers, self.claims.known) if numbers is not None else {}
+        claims = (
+            batch_claims(numbers, self.claims.known, extra) if numbers is not None or extra else {}
+        )
         for r in (
             batch_records(
                 dead,
@@ -250,7 +259,7 @@ class AssignmentService:
         if numbers is not None or search or merged.changes:
             self.transaction.flush()
             stages.lap("flush")
-            self._fence(claims)
+            self._fence(claims, merge_generation)
             stages.lap("fence")
             failpoints.reached("before_commit")
         self.transaction.commit(next_offsets(batch), self.consumer.consumer_group_metadata())
@@ -324,7 +333,8 @@ class AssignmentService:
         own = {item.event.customer_key: item.assignment.number for item in numbers.assigned}
         own.update({k: v.number for k, v in stored.items()})
         return {
-            key: sorted({own[o] for o in found_keys if o in own} - {own.get(key)})
+            # Bounded: a digest many share (a switchboard's phone) must not swell the record.
+            key: sorted({own[o] for o in found_keys if o in own} - {own.get(key)})[:MAX_SHOWN]
             for key, found_keys in others.items()
             if found_keys
         }
@@ -343,7 +353,12 @@ class AssignmentService:
             if value > self.floors.get(counter, 0):
                 self.floors[counter] = value
 
-    def _fence(self, claims: Mapping[str, Ranges]) -> None:
+    def _read_all_claims(self) -> None:
+        """The claims log read to its end (a merge batch is rare: the wait is worth it)."""
+        wait_s = float(self.settings.kafka_call_timeout_s)
+        self.claims.read_until(self.claims.end_offset(wait_s), wait_s)
+
+    def _fence(self, claims: Mapping[str, Ranges], merge_generation: int | None = None) -> None:
         """DESIGN §5.4: our records are on the broker, holding back read_committed readers.
         If Redis is no longer the state we allocated against (lost, rebuilt, restarted from
         older data, failed over), a recovery may not have seen them: abort. If any number we
@@ -353,7 +368,9 @@ class AssignmentService:
         assert self.epoch is not None
         delivered = self.transaction.delivered
         replicas = self.allocator.fence(
-            self.epoch, {checkpoint_field(t, p): o for (t, p), o in delivered.items()}
+            self.epoch,
+            {checkpoint_field(t, p): o for (t, p), o in delivered.items()},
+            merge_generation,
         )
         if claims:
             if self.transaction.claimed is None:

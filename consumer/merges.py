@@ -12,7 +12,7 @@ before it; each refusal is that record's failure alone (the dead-letter topic, w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from confluent_kafka import Message
@@ -42,6 +42,7 @@ class MergeChange:
 class MergeOutcome:
     changes: list[MergeChange] = field(default_factory=list)
     refused: list[tuple[Message, Exception]] = field(default_factory=list)
+    generation: int | None = None  # the merge generation after this batch's step
 
 
 @dataclass
@@ -50,17 +51,27 @@ class _Merges:
 
     store: RedisNumberStore
     state: dict[str, StoredAssignment | None] = field(default_factory=dict)
+    read: dict[str, StoredAssignment | None] = field(default_factory=dict)  # as first read
     changed: dict[str, StoredAssignment] = field(default_factory=dict)
     links: list[tuple[str, str, bool]] = field(default_factory=list)
 
     def of(self, key: str) -> StoredAssignment | None:
         if key not in self.state:
-            self.state[key] = self.store.lookup([key]).get(key)
+            self.state[key] = self.read[key] = self.store.lookup([key]).get(key)
         return self.state[key]
 
     def set(self, key: str, assignment: StoredAssignment) -> None:
         self.state[key] = assignment
         self.changed[key] = assignment
+
+    def writes(self) -> dict[str, tuple[StoredAssignment, StoredAssignment]]:
+        """(as read, as now) of every customer changed: compare-and-set in Redis."""
+        out = {}
+        for key, new in self.changed.items():
+            old = self.read[key]
+            assert old is not None  # only customers with a number change
+            out[key] = (old, new)
+        return out
 
     def descendants(self, key: str) -> Iterator[str]:
         """Every customer merged into `key`, directly or through others (checked against
@@ -89,15 +100,18 @@ def apply_merges(
     outcome = MergeOutcome()
     if not requests:
         return outcome
-    with store.locked([MERGE_LOCK]):
+    with store.locked([MERGE_LOCK]) as lease:
+        generation = store.merge_generation()
         view = _Merges(store)
         for message, request in requests:
             try:
                 outcome.changes += _apply(view, request)
             except MergeRefusedError as exc:
                 outcome.refused.append((message, exc))
-        if view.changed or view.links:
-            store.apply_merges(epoch, view.changed, view.links)
+        lease.check()
+        # Always a step, even when nothing changed (repeats): the fence of a batch that read
+        # these customers before, on any instance, then refuses to commit after ours.
+        outcome.generation = store.apply_merges(epoch, generation, view.writes(), view.links)
     return outcome
 
 
@@ -110,6 +124,10 @@ def _apply(view: _Merges, request: CustomerMergeRequested) -> list[MergeChange]:
         return _unmerge(view, request, current)
     survivor = request.survivor_key
     assert survivor is not None  # validated when decoded
+    if current.merged_into == survivor:
+        # A repeat (a redelivery, or the retry of an aborted batch whose step Redis kept):
+        # every record again, as the state is now, so none of them is left unwritten.
+        return [MergeChange(merged, current, request), *_follow(view, merged, request)]
     if survivor == merged:
         raise MergeRefusedError(f"customer {merged} cannot be merged into itself")
     root = view.of(survivor)
@@ -120,8 +138,6 @@ def _apply(view: _Merges, request: CustomerMergeRequested) -> list[MergeChange]:
             f"survivor {survivor} is itself merged into {root.merged_into}: merge into "
             f"{root.merged_into} instead"
         )
-    if current.merged_into == survivor:
-        return [MergeChange(merged, current, request)]  # a repeat: the same record again
     if current.merged_into is not None:
         raise MergeRefusedError(
             f"customer {merged} is already merged into {current.merged_into}: unmerge it first"
@@ -135,8 +151,8 @@ def _unmerge(
     view: _Merges, request: CustomerMergeRequested, current: StoredAssignment
 ) -> list[MergeChange]:
     merged = request.merged_key
-    if current.merged_into is None:
-        return [MergeChange(merged, current, request)]  # not merged (a repeat): as it is
+    if current.merged_into is None:  # not merged (a repeat): every record as it is
+        return [MergeChange(merged, current, request), *_follow(view, merged, request)]
     view.links.append((current.merged_into, merged, False))
     view.set(merged, current.own_assignment)
     return [MergeChange(merged, view.changed[merged], request), *_follow(view, merged, request)]
@@ -153,6 +169,22 @@ def _follow(view: _Merges, key: str, request: CustomerMergeRequested) -> list[Me
         moved = StoredAssignment(
             top.counter, top.value, top.number, current.merged_into, current.own
         )
-        view.set(child, moved)
+        if moved != current:
+            view.set(child, moved)
         changes.append(MergeChange(child, moved, request))
     return changes
+
+
+def merge_claims(
+    changes: list[MergeChange], known: Callable[[str, int], bool]
+) -> dict[str, set[int]]:
+    """The values a batch's merge records commit to customers that no committed claim is
+    known to hold (an assignment whose batch has not committed, a claim compacted away):
+    claimed with the batch, as a re-issue claims them (consumer/claims.py), so no value a
+    merged customer answers with or owns is ever free for another."""
+    values: dict[str, set[int]] = {}
+    for change in changes:
+        for held in (change.assignment, change.assignment.own_assignment):
+            if not known(held.counter, held.value):
+                values.setdefault(held.counter, set()).add(held.value)
+    return values

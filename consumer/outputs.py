@@ -209,19 +209,30 @@ class Produced:
     claim: bool = False
 
 
-def batch_claims(numbers: BatchNumbers, known: Callable[[str, int], bool]) -> dict[str, Ranges]:
+def batch_claims(
+    numbers: BatchNumbers | None,
+    known: Callable[[str, int], bool],
+    extra: Mapping[str, set[int]] | None = None,
+) -> dict[str, Ranges]:
     """What a batch claims (consumer/claims.py): every new number, every re-issued one that no
-    committed claim is known to hold (a reservation of an attempt that never committed), and
-    its allocation generation."""
-    values: dict[str, set[int]] = {}
-    for item in numbers.assigned:
-        counter, value = item.assignment.counter, item.assignment.value
-        if not item.duplicate or not known(counter, value):
-            values.setdefault(counter, set()).add(value)
+    committed claim is known to hold (a reservation of an attempt that never committed), a
+    merged customer's own number and the one it answers with alike, `extra` (what its merge
+    records commit: consumer/merges.merge_claims), and its allocation generation."""
+    values: dict[str, set[int]] = {c: set(v) for c, v in (extra or {}).items()}
+    for item in numbers.assigned if numbers is not None else ():
+        held = item.assignment
+        for counter, value in {(held.counter, held.value), _own(held)}:
+            if not item.duplicate or not known(counter, value):
+                values.setdefault(counter, set()).add(value)
     claims = {counter: ranges_of(found) for counter, found in values.items()}
-    if numbers.generation is not None:
+    if numbers is not None and numbers.generation is not None:
         claims[GENERATION] = [(numbers.generation, numbers.generation)]
     return claims
+
+
+def _own(held: StoredAssignment) -> tuple[str, int]:
+    own = held.own_assignment
+    return own.counter, own.value
 
 
 def batch_records(  # noqa: PLR0913 - a batch's parts, named where the loop calls it
@@ -247,9 +258,7 @@ def batch_records(  # noqa: PLR0913 - a batch's parts, named where the loop call
             message.key(), message.value(), dead_letter_headers(message, error)
         )
         records.append(Produced(topics.dead_letter, key, value, headers))
-    if numbers is None:
-        return records
-    for item in numbers.assigned:
+    for item in numbers.assigned if numbers is not None else ():
         found = (duplicates or {}).get(item.event.customer_key, ())
         out = output_record(item, codec, assigned_at, found)
         records.append(Produced(topics.output, out.key, out.value, out.headers, track=True))

@@ -44,7 +44,7 @@ from customer_ids.config.settings import Settings
 from customer_ids.domain.errors import DecodeError, ValidationError
 from customer_ids.domain.events import CustomerIdAssigned
 from customer_ids.store.leases import Lease, LockTimeoutError
-from customer_ids.store.ports import StoredAssignment, Terms
+from customer_ids.store.ports import MERGE_SEPARATOR, StoredAssignment, Terms
 from customer_ids.store.redis_store import RedisNumberStore
 from customer_ids.store.terms import RedisTermsStore
 from customer_ids.wire.headers import ASSIGNMENT_HEADER
@@ -110,6 +110,10 @@ def _assignment_of(
         if name == ASSIGNMENT_HEADER:
             return (message.key() or b"").decode(), value.decode()
     event = CustomerIdAssigned.from_record(codec_decode(message.value()))  # type: ignore[arg-type]
+    if event.merged_into is not None:
+        # Without the header the merged customer's own counter and value are not known:
+        # restoring it as holding the survivor's number would be wrong, so it is skipped.
+        raise ValidationError("a merged customer's record without its assignment header")
     stored = StoredAssignment(event.sequence_name, event.sequence, event.customer_number)
     return event.customer_key, stored.encode()
 
@@ -181,8 +185,7 @@ def read_log_state(
             state.skip("not a CustomerIdAssigned record")
             return
         chunk[customer] = stored
-        if number > floors.get(counter, 0):
-            floors[counter] = number
+        _raise_floors(floors, counter, number, stored)
         if len(chunk) >= RESTORE_CHUNK:
             hand_over()
 
@@ -219,6 +222,17 @@ def read_log_state(
     if chunk or search:
         hand_over()
     return state
+
+
+def _raise_floors(floors: dict[str, int], counter: str, value: int, stored: str) -> None:
+    """The record's value is taken; a merged customer's own value too (it answers with the
+    survivor's number, and its own stays its)."""
+    if value > floors.get(counter, 0):
+        floors[counter] = value
+    if MERGE_SEPARATOR in stored:
+        own = StoredAssignment.decode(stored).own_assignment
+        if own.value > floors.get(own.counter, 0):
+            floors[own.counter] = own.value
 
 
 def rebuild_map(

@@ -19,6 +19,14 @@ from customer_ids.domain.errors import ConfigError, CustomerIdsError, Unavailabl
 from customer_ids.domain.imports import CHUNK_ROWS
 
 EXIT_REFUSED = 65  # EX_DATAERR: the request was read and refused, nothing changed
+SECURE_ACTIONS = (
+    "env",
+    "add-subscriber",
+    "rotate",
+    "renew-certificate",
+    "compose-files",
+    "provision",
+)
 
 if TYPE_CHECKING:
     from customer_ids.stack.local import LocalStack
@@ -70,7 +78,7 @@ def _stack(args: argparse.Namespace) -> int:
     from customer_ids.stack.local import LocalStack  # noqa: PLC0415 - keep start-up light
 
     stack = LocalStack.default()
-    if args.secure or args.action in ("env", "add-subscriber", "rotate", "renew-certificate"):
+    if args.secure or args.action in SECURE_ACTIONS:
         return _secure_stack(args, stack)
     if args.name:
         raise ConfigError(f"`stack {args.action}` takes no name; only env, add-subscriber, rotate")
@@ -147,6 +155,8 @@ def _secure_stack(args: argparse.Namespace, stack: LocalStack) -> int:
         return 0
     if args.action in ("status", "down"):
         raise ConfigError(f"`stack {args.action}` covers the secure stack too: drop --secure")
+    if args.action in ("compose-files", "provision"):
+        return _compose_step(args, settings)
     if not secure.secrets_file.exists():
         raise ConfigError("there is no secure stack yet: run `customer-ids stack up --secure`")
     if args.action == "renew-certificate":
@@ -167,6 +177,26 @@ def _secure_stack(args: argparse.Namespace, stack: LocalStack) -> int:
             file=sys.stderr,
         )
     print("\n".join(secure.env_lines(args.name, settings)))
+    return 0
+
+
+def _compose_step(args: argparse.Namespace, settings: Settings) -> int:
+    """What docker-compose's secure profile runs: its files once, then topics and ACLs."""
+    from consumer.bootstrap import topic_specs  # noqa: PLC0415
+
+    if args.action == "compose-files":
+        from customer_ids.stack.compose_files import write_compose_files  # noqa: PLC0415
+
+        if not args.name:
+            raise ConfigError("`stack compose-files` needs the folder to write, e.g. /out")
+        written = write_compose_files(Path(args.name), settings)
+        print(f"# {', '.join(written) or 'nothing: the files exist'} in {args.name}")
+        return 0
+    from customer_ids.adapters.kafka_io import client_config  # noqa: PLC0415
+    from customer_ids.stack.secure import provision  # noqa: PLC0415
+
+    provision(client_config(settings.bootstrap_servers), settings, topic_specs(settings))
+    print(f"# topics and ACLs in place on {settings.bootstrap_servers}", file=sys.stderr)
     return 0
 
 
@@ -427,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "action",
-        choices=["up", "status", "down", "env", "add-subscriber", "rotate", "renew-certificate"],
+        choices=["up", "status", "down", *SECURE_ACTIONS],
     )
     p.add_argument(
         "name",
@@ -435,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="env ROLE: the settings of a role (service, api, auditor, producer, subscriber, "
         "admin) or a subscriber team; add-subscriber TEAM: a new team's user and rights; "
         "rotate USER: a new password for a role or team (renew-certificate: a new server "
-        "certificate, taken up without a restart)",
+        "certificate, taken up without a restart); compose-files DIR: what docker-compose's "
+        "secure profile mounts; provision: as admin (KAFKA_* settings), the topics and ACLs",
     )
     p.add_argument(
         "--secure",

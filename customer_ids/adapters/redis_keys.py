@@ -93,6 +93,12 @@ class RedisKeys:
         """The hash bucket that holds the customer with this field digest."""
         return f"{self.prefix}map:{int.from_bytes(field[:4], 'big') % ASSIGNMENT_BUCKETS}"
 
+    @property
+    def merge_generation(self) -> str:
+        """Counts every applied merge step: a batch that read customers before a merge
+        changed them is refused at its fence (consumer/merges.py)."""
+        return f"{self.prefix}merges:gen"
+
     def merged_into(self, customer_key: str) -> str:
         """The customers merged directly into this one (a hint, checked against the map:
         an unmerge rebuilt from the log leaves its old entry behind)."""

@@ -29,6 +29,7 @@ class CertificateFiles:
     """Where the stack keeps its CA and the servers' certificate."""
 
     folder: Path
+    names: tuple[str, ...] = ("localhost",)  # DNS names the server certificate carries
 
     @property
     def ca(self) -> Path:
@@ -74,7 +75,9 @@ class CertificateFiles:
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         ca_cert = x509.load_pem_x509_certificate(self.ca.read_bytes())
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _server_certificate(key, ca_key, ca_cert).public_bytes(serialization.Encoding.PEM)
+        cert = _server_certificate(key, ca_key, ca_cert, self.names).public_bytes(
+            serialization.Encoding.PEM
+        )
         _write_private(self.server_key, _pkcs8(key))
         self.server_cert.write_bytes(cert + self.ca.read_bytes())
         _write_private(self.kafka_keystore, _pkcs8(key) + cert + self.ca.read_bytes())
@@ -133,10 +136,11 @@ def _server_certificate(
     key: ec.EllipticCurvePrivateKey,
     ca_key: ec.EllipticCurvePrivateKey,
     ca_cert: x509.Certificate,
+    names: tuple[str, ...],
 ) -> x509.Certificate:
     return (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -144,7 +148,10 @@ def _server_certificate(
         .not_valid_after(_now() + datetime.timedelta(days=SERVER_DAYS))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [
+                    *(x509.DNSName(name) for name in names),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
             ),
             critical=False,
         )

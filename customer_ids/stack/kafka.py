@@ -76,6 +76,10 @@ class KafkaTls:
     users: tuple[tuple[str, str], ...]  # SCRAM (name, password); must include `broker`, `admin`
     controller_password: str
     super_users: tuple[str, ...] = ("admin", "broker", "controller")
+    # Where it listens and the name clients reach it by (the certificate's): loopback and
+    # localhost for the local stack, all interfaces and the service name in a container.
+    bind_host: str = "127.0.0.1"
+    host: str = "localhost"
 
     def password(self, user: str) -> str:
         return dict(self.users)[user]
@@ -115,7 +119,7 @@ class KafkaNode:
 
     @property
     def _host(self) -> str:
-        return "localhost" if self.tls else "127.0.0.1"
+        return self.tls.host if self.tls else "127.0.0.1"
 
     def admin_config(self) -> dict[str, Any]:
         """What the stack's own admin client needs to reach this node."""
@@ -194,29 +198,31 @@ class KafkaNode:
         partial.rename(self.libs)
 
     def _write_config(self) -> Path:
-        data = self.home / "data"
+        self.home.mkdir(parents=True, exist_ok=True)
         config = self.home / "server.properties"
-        config.write_text(
-            "\n".join(
-                [
-                    "process.roles=broker,controller",
-                    *self._cluster_config(),
-                    *(self._secure_config() if self.tls else self._plain_config()),
-                    f"log.dirs={data}",
-                    "num.partitions=1",
-                    "offsets.topic.num.partitions=1",
-                    "transaction.state.log.num.partitions=1",
-                    "group.initial.rebalance.delay.ms=0",
-                    "log.cleaner.dedupe.buffer.size=16777216",
-                    # Short transaction aborts for zombies killed by the fault tests.
-                    "transaction.abort.timed.out.transaction.cleanup.interval.ms=5000",
-                    "",
-                ]
-            )
-        )
+        config.write_text(self.config_text(self.home / "data"))
         log4j = self.home / "log4j2.properties"
         log4j.write_text(LOG4J2.format(log=self.log_file))
         return config
+
+    def config_text(self, data: Path) -> str:
+        """server.properties of this node, its logs in `data`."""
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                *self._cluster_config(),
+                *(self._secure_config() if self.tls else self._plain_config()),
+                f"log.dirs={data}",
+                "num.partitions=1",
+                "offsets.topic.num.partitions=1",
+                "transaction.state.log.num.partitions=1",
+                "group.initial.rebalance.delay.ms=0",
+                "log.cleaner.dedupe.buffer.size=16777216",
+                # Short transaction aborts for zombies killed by the fault tests.
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms=5000",
+                "",
+            ]
+        )
 
     def _plain_config(self) -> list[str]:
         return [
@@ -239,8 +245,9 @@ class KafkaNode:
         plain = "org.apache.kafka.common.security.plain.PlainLoginModule required"
         controller = tls.controller_password
         return [
-            f"listeners=SECURE://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=SECURE://localhost:{self.port}",
+            f"listeners=SECURE://{tls.bind_host}:{self.port},"
+            f"CONTROLLER://{tls.bind_host}:{self.controller_port}",
+            f"advertised.listeners=SECURE://{tls.host}:{self.port}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=SECURE",
             "listener.security.protocol.map=SECURE:SASL_SSL,CONTROLLER:SASL_SSL",
@@ -339,6 +346,10 @@ class KafkaNode:
             self.home / "logs" / "stdout.log",
             self.home,
         )
+
+    def scram_arguments(self) -> list[str]:
+        """kafka-storage format's arguments that create the SCRAM users."""
+        return self._scram_users()
 
     def _scram_users(self) -> list[str]:
         """SCRAM users exist before the first start, so brokers can log in to each other."""

@@ -144,15 +144,7 @@ class SecureStack:
     def provision(self, settings: Settings, topics: TopicSpecs) -> None:
         """As admin: the service's topics with their settings, then every role's ACLs
         (creating an ACL that exists changes nothing, so this runs on every `up`)."""
-        admin_config = self.kafka.admin_config()
-        ensure_topics(admin_config["bootstrap.servers"], topics, client=admin_config)
-        bindings = [
-            binding
-            for role in ROLES
-            for grant in kafka_grants(role, settings)
-            for binding in grant.bindings(role)
-        ]
-        _create_acls(AdminClient(admin_config), bindings)
+        provision(self.kafka.admin_config(), settings, topics)
 
     def add_subscriber(self, team: str, settings: Settings) -> str:
         """A new subscriber team: its own SCRAM user and the subscriber role's rights, with
@@ -231,23 +223,10 @@ class SecureStack:
         if role not in passwords or role in (BROKER, CONTROLLER):
             users = sorted(set(passwords) - {BROKER, CONTROLLER})
             raise StackError(f"no role or team {role!r}; use one of {', '.join(users)}")
-        ca = self.certificates.ca
-        lines = [
-            f"export KAFKA_BOOTSTRAP_SERVERS={self.kafka.bootstrap}",
-            "export KAFKA_SECURITY_PROTOCOL=SASL_SSL",
-            "export KAFKA_SASL_MECHANISM=SCRAM-SHA-512",
-            f"export KAFKA_SASL_USERNAME={role}",
-            f"export KAFKA_SASL_PASSWORD={passwords[role]}",
-            f"export KAFKA_SSL_CA_LOCATION={ca}",
-            *(f"export {env}={value}" for env, value in _topic_settings(settings)),
-        ]
-        if role in REDIS_ROLES:
-            lines += [
-                f"export REDIS_URL={self.redis.url_as(role, passwords[role])}",
-                f"export REDIS_SSL_CA_LOCATION={ca}",
-                f"export CUSTOMER_IDS_REDIS_PREFIX={settings.redis_prefix}",
-            ]
-        return lines
+        redis_url = self.redis.url_as(role, passwords[role]) if role in REDIS_ROLES else None
+        return role_lines(
+            role, passwords[role], self.kafka.bootstrap, self.certificates.ca, redis_url, settings
+        )
 
     def down(self) -> list[str]:
         stopped = []
@@ -258,10 +237,51 @@ class SecureStack:
         return stopped
 
 
+def provision(admin_config: dict[str, Any], settings: Settings, topics: TopicSpecs) -> None:
+    """As admin: the topics with their settings, then every role's ACLs (an ACL that exists
+    already changes nothing, so this is safe to repeat)."""
+    ensure_topics(admin_config["bootstrap.servers"], topics, client=admin_config)
+    bindings = [
+        binding
+        for role in ROLES
+        for grant in kafka_grants(role, settings)
+        for binding in grant.bindings(role)
+    ]
+    _create_acls(AdminClient(admin_config), bindings)
+
+
 def served_serial(port: int) -> int:
     """The serial number of the certificate the server on `port` presents now."""
     pem = ssl.get_server_certificate(("localhost", port), timeout=10)
     return x509.load_pem_x509_certificate(pem.encode()).serial_number
+
+
+def role_lines(
+    role: str,
+    password: str,
+    bootstrap: str,
+    ca: Path,
+    redis_url: str | None,
+    settings: Settings,
+) -> list[str]:
+    """The export lines of one role: Kafka on SASL_SSL as `role`, the names its ACLs were made
+    for, and Redis where the role has a user."""
+    lines = [
+        f"export KAFKA_BOOTSTRAP_SERVERS={bootstrap}",
+        "export KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+        "export KAFKA_SASL_MECHANISM=SCRAM-SHA-512",
+        f"export KAFKA_SASL_USERNAME={role}",
+        f"export KAFKA_SASL_PASSWORD={password}",
+        f"export KAFKA_SSL_CA_LOCATION={ca}",
+        *(f"export {env}={value}" for env, value in _topic_settings(settings)),
+    ]
+    if redis_url is not None:
+        lines += [
+            f"export REDIS_URL={redis_url}",
+            f"export REDIS_SSL_CA_LOCATION={ca}",
+            f"export CUSTOMER_IDS_REDIS_PREFIX={settings.redis_prefix}",
+        ]
+    return lines
 
 
 def _topic_settings(settings: Settings) -> list[tuple[str, str]]:

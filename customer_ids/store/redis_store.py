@@ -177,7 +177,10 @@ _FENCE = (
     + """
 local bad = state_error(ARGV[1])
 if bad then return redis.error_reply(bad) end
-raise_fields(KEYS[3], 2)
+if ARGV[2] ~= '' and (redis.call('GET', KEYS[4]) or '0') ~= ARGV[2] then
+  return redis.error_reply('MERGES moved: a merge changed customers since this batch read them')
+end
+raise_fields(KEYS[3], 3)
 local r = redis.call('INFO', 'replication')
 return tonumber(string.match(r, 'connected_slaves:(%d+)') or '0')
 """
@@ -293,24 +296,34 @@ return #KEYS - 1
 # Merges and unmerges (consumer/merges.py), in one step on the state the batch started from:
 # each customer's entry replaced (it must exist: a merge never adds a customer, so the ledger's
 # counts stay), and the sets of customers merged into each survivor updated.
-# KEYS: epoch, identity, a bucket per entry, then a set per set change.
-# ARGV: epoch, entry count, (field, value) per entry, then ('+' or '-', member) per set change.
+# Compare-and-set: only from the merge generation the batch read its view at (a holder that
+# lost its lock while paused writes nothing), and each entry only from the value it read.
+# KEYS: epoch, identity, generation, a bucket per entry, then a set per set change.
+# ARGV: epoch, generation read, entry count, (field, old, new) per entry, then ('+' or '-',
+#       member) per set change. Returns the new generation.
 _MERGE = (
     CHECK_STATE
     + """
 local bad = state_error(ARGV[1])
 if bad then return redis.error_reply(bad) end
-local n = tonumber(ARGV[2])
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[2] then
+  return redis.error_reply('MERGES moved: another merge applied since this view was read')
+end
+local n = tonumber(ARGV[3])
 for i = 1, n do
-  if redis.call('HEXISTS', KEYS[2 + i], ARGV[1 + 2 * i]) == 0 then
-    return redis.error_reply('LEDGER ' .. KEYS[2 + i] .. ' lacks a merged customer')
+  local held = redis.call('HGET', KEYS[3 + i], ARGV[1 + 3 * i])
+  if not held then
+    return redis.error_reply('LEDGER ' .. KEYS[3 + i] .. ' lacks a merged customer')
+  end
+  if held ~= ARGV[2 + 3 * i] then
+    return redis.error_reply('MERGES moved: a customer changed since this view was read')
   end
 end
 for i = 1, n do
-  redis.call('HSET', KEYS[2 + i], ARGV[1 + 2 * i], ARGV[2 + 2 * i])
+  redis.call('HSET', KEYS[3 + i], ARGV[1 + 3 * i], ARGV[3 + 3 * i])
 end
-local a = 3 + 2 * n
-for k = 3 + n, #KEYS do
+local a = 4 + 3 * n
+for k = 4 + n, #KEYS do
   if ARGV[a] == '+' then
     redis.call('SADD', KEYS[k], ARGV[a + 1])
   else
@@ -318,7 +331,7 @@ for k = 3 + n, #KEYS do
   end
   a = a + 2
 end
-return n
+return redis.call('INCR', KEYS[3])
 """
 )
 
@@ -416,25 +429,31 @@ class RedisNumberStore:
             for key, members in zip(customer_keys, found, strict=True)
         }
 
+    def merge_generation(self) -> int:
+        """How many merge steps were applied (0 on a new or rebuilt state)."""
+        return int(self._redis.get(self.keys.merge_generation) or 0)
+
     def apply_merges(
         self,
         epoch: str,
-        entries: Mapping[str, StoredAssignment],
+        generation: int,
+        entries: Mapping[str, tuple[StoredAssignment, StoredAssignment]],
         links: Sequence[tuple[str, str, bool]],
-    ) -> None:
-        """Replace these customers' entries and add (True) or drop (False) each (survivor,
-        merged) link, on the state `epoch` (StateChangedError otherwise)."""
-        keys: list[str] = [self.keys.epoch, self.keys.identity]
-        args: list[str | bytes | int] = [epoch, len(entries)]
-        for customer, assignment in entries.items():
+    ) -> int:
+        """Replace these customers' entries (old, new) and add (True) or drop (False) each
+        (survivor, merged) link, on the state `epoch` and from merge `generation` only
+        (StateChangedError, AllocationConflictError otherwise). Returns the new generation."""
+        keys: list[str] = [self.keys.epoch, self.keys.identity, self.keys.merge_generation]
+        args: list[str | bytes | int] = [epoch, generation, len(entries)]
+        for customer, (old, new) in entries.items():
             field, bucket = self._place(customer)
             keys.append(bucket)
-            args += [field, assignment.encode()]
+            args += [field, old.encode(), new.encode()]
         for survivor, merged, add in links:
             keys.append(self.keys.merged_into(survivor))
             args += ["+" if add else "-", merged]
         try:
-            self._merge(keys=keys, args=args)
+            return int(self._merge(keys=keys, args=args))
         except redis.ResponseError as exc:
             raise script_error(exc) from exc
 
@@ -484,16 +503,18 @@ class RedisNumberStore:
         return field, self.keys.assignments(field)
 
     # ------------------------------------------------------------ the fence and durability
-    def fence(self, epoch: str, checkpoint: Mapping[str, int]) -> int:
-        """Refuse (StateChangedError) unless the state is still `epoch` on the same server;
-        record how far each output partition is covered. Returns the connected replicas."""
-        args: list[str | int] = [epoch]
+    def fence(
+        self, epoch: str, checkpoint: Mapping[str, int], merge_generation: int | None = None
+    ) -> int:
+        """Refuse (StateChangedError) unless the state is still `epoch` on the same server,
+        and (AllocationConflictError) unless no merge applied since `merge_generation`; record
+        how far each output partition is covered. Returns the connected replicas."""
+        args: list[str | int] = [epoch, "" if merge_generation is None else merge_generation]
         for field, offset in checkpoint.items():
             args += [field, offset]
+        keys = [self.keys.epoch, self.keys.identity, self.keys.checkpoint]
         try:
-            replicas = self._fence(
-                keys=[self.keys.epoch, self.keys.identity, self.keys.checkpoint], args=args
-            )
+            replicas = self._fence(keys=[*keys, self.keys.merge_generation], args=args)
         except redis.ResponseError as exc:
             raise script_error(exc) from exc
         return int(replicas)
@@ -678,6 +699,6 @@ def script_error(exc: redis.ResponseError) -> Exception:
         return StateBehindLogError(f"Redis lost or restored keys on the same server ({text})")
     if "STATE" in text or "IDENTITY" in text:
         return StateChangedError(f"Redis is not the state this batch started from ({text})")
-    if "COUNTER moved" in text:
+    if "COUNTER moved" in text or "MERGES moved" in text:
         return AllocationConflictError(text)
     return exc

@@ -190,7 +190,12 @@ class FakeStore:
         self.generation += 1
         return self.generation
 
-    def fence(self, epoch: str, checkpoint: Mapping[str, int]) -> int:
+    def merge_generation(self) -> int:
+        return 0
+
+    def fence(
+        self, epoch: str, checkpoint: Mapping[str, int], merge_generation: int | None = None
+    ) -> int:
         self._maybe_fail("fence")
         self.fences += 1
         return 0

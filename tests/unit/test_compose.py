@@ -3,7 +3,9 @@ the settings, the Dockerfile and the local broker's transaction settings."""
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import yaml
 from customer_ids.cli import build_parser
 from customer_ids.config.api_settings import API_SETTINGS
 from customer_ids.config.settings import SETTINGS, Settings
+from customer_ids.stack.compose_files import write_compose_files
 from customer_ids.stack.kafka import kafka_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,12 +45,62 @@ def runs_the_app(service: dict[str, Any]) -> bool:
     return str(service.get("image", "")).startswith("customer-ids") or "build" in service
 
 
+def app_command(service: dict[str, Any]) -> list[str]:
+    """The customer-ids arguments a service runs: its command, or what its shell script
+    execs after loading its role's settings (the secure profile)."""
+    if service.get("entrypoint") == ["/bin/sh", "-c"]:
+        script = service["command"][0]
+        assert script.startswith(". /secure/role.env && exec customer-ids "), script
+        return shlex.split(script.split("exec customer-ids ", 1)[1])
+    return list(service["command"])
+
+
 def test_every_command_parses_with_the_real_cli() -> None:
     parser = build_parser()
+    commands = {"serve", "produce", "tail", "audit", "api", "stack"}
     for name, service in compose()["services"].items():
         if runs_the_app(service):
-            parser.parse_args(service["command"])  # exits (fails the test) on a bad argument
-            assert service["command"][0] in {"serve", "produce", "tail", "audit", "api"}, name
+            parser.parse_args(app_command(service))  # exits (fails the test) on a bad argument
+            assert app_command(service)[0] in commands, name
+
+
+ROLE_OF = {"serve": "service", "api": "api", "audit": "auditor", "produce": "producer"}
+
+
+def test_the_secure_profile_gives_each_container_its_own_role_alone(tmp_path: Path) -> None:
+    services = compose()["services"]
+    secure = {n: s for n, s in services.items() if "secure" in s.get("profiles", [])}
+    mounted: dict[str, str] = {}
+    for name, service in secure.items():
+        subpaths = [
+            v["volume"]["subpath"] for v in service.get("volumes", []) if isinstance(v, dict)
+        ]
+        if subpaths:
+            assert len(subpaths) == 1, name  # one folder of the secrets, never the whole volume
+            mounted[name] = subpaths[0]
+    for name, service in secure.items():
+        if "entrypoint" in service and name != "kafka-secure":
+            command = app_command(service)
+            role = "admin" if command[0] == "stack" else ROLE_OF.get(command[0], "subscriber")
+            assert mounted[name] == f"roles/{role}", name
+    assert (mounted["kafka-secure"], mounted["redis-secure"]) == ("kafka", "redis")
+    # What secure-init writes is what they mount.
+    write_compose_files(tmp_path, Settings.from_env({}))
+    for folder in mounted.values():
+        assert (tmp_path / folder).is_dir(), folder
+    server = (tmp_path / "kafka" / "server.properties").read_text()
+    assert "advertised.listeners=SECURE://kafka-secure:9094" in server
+    assert "listener.security.protocol.map=SECURE:SASL_SSL,CONTROLLER:SASL_SSL" in server
+    assert "allow.everyone.if.no.acl.found=false" in server
+    assert (tmp_path / "redis" / "users.acl").read_text().startswith("user default off")
+    service_env = (tmp_path / "roles" / "service" / "role.env").read_text()
+    assert "REDIS_URL=rediss://service:" in service_env and "@redis-secure:6380/0" in service_env
+    assert "REDIS_URL" not in (tmp_path / "roles" / "subscriber" / "role.env").read_text()
+    passwords = json.loads((tmp_path / "ca" / "secrets.json").read_text())
+    for role in ("producer", "subscriber", "auditor"):
+        text = (tmp_path / "roles" / role / "role.env").read_text()
+        others = [p for user, p in passwords.items() if user != role]
+        assert not any(p in text for p in others), role  # its own password only
 
 
 def test_every_environment_variable_is_a_setting_and_parses() -> None:
@@ -148,7 +201,8 @@ def test_redis_persists_and_every_long_running_service_has_a_healthcheck_or_rest
         assert command[command.index("--appendonly") + 1] == "yes", name
         assert command[command.index("--appendfsync") + 1] == "always", name
     for name, service in services.items():
-        assert "healthcheck" in service, f"{name} has no healthcheck"
+        if service.get("restart") != "no" or "command" not in service:
+            assert "healthcheck" in service, f"{name} has no healthcheck"
     for name in ("kafka", "redis", "customer-ids", "sales", "support", "marketing"):
         assert services[name]["restart"] == "unless-stopped", name
 

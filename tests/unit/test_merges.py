@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from consumer.merges import MergeRefusedError, apply_merges
+from consumer.merges import MergeRefusedError, apply_merges, merge_claims
 from customer_ids.domain.audit import AuditBook
 from customer_ids.domain.errors import ValidationError
 from customer_ids.domain.events import (
@@ -41,8 +41,11 @@ class FakeStore:
         self.writes = 0
 
     @contextlib.contextmanager
-    def locked(self, names: Sequence[str]) -> Iterator[None]:
-        yield None
+    def locked(self, names: Sequence[str]) -> Iterator[Any]:
+        yield FakeLease()
+
+    def merge_generation(self) -> int:
+        return self.writes
 
     def lookup(self, keys: Sequence[str]) -> dict[str, StoredAssignment]:
         return {k: self.entries[k] for k in keys if k in self.entries}
@@ -50,12 +53,27 @@ class FakeStore:
     def merged_into(self, keys: Sequence[str]) -> dict[str, set[str]]:
         return {k: set(self.links.get(k, set())) for k in keys}
 
-    def apply_merges(self, epoch: str, entries: Mapping[str, StoredAssignment], links: Any) -> None:
+    def apply_merges(
+        self,
+        epoch: str,
+        generation: int,
+        entries: Mapping[str, tuple[StoredAssignment, StoredAssignment]],
+        links: Any,
+    ) -> int:
+        assert generation == self.writes  # the view was read at this generation
+        for key, (old, _) in entries.items():
+            assert self.entries[key] == old  # compare-and-set against what was read
         self.writes += 1
-        self.entries.update(entries)
+        self.entries.update({key: new for key, (_, new) in entries.items()})
         for survivor, merged, add in links:
             group = self.links.setdefault(survivor, set())
             (group.add if add else group.discard)(merged)
+        return self.writes
+
+
+class FakeLease:
+    def check(self) -> None:
+        pass
 
 
 def req(action: str, merged: str, survivor: str | None = None) -> CustomerMergeRequested:
@@ -164,3 +182,27 @@ def test_the_auditor_takes_a_retired_number_and_an_alias_for_what_they_are() -> 
     kinds = [f.kind for f in book.observe(wrong, 0)]
     assert kinds == ["number_shared"]  # a retired number claimed by another person
     assert [f.kind for f in book.observe(assigned("pos/Q", s_number, 1), 0)] == ["number_shared"]
+
+
+def test_a_repeat_writes_every_record_again_a_chain_included() -> None:
+    """The retry of a batch whose merge step Redis kept (its commit failed) takes the repeat
+    path: it must still write the records of the customers merged into the merged one."""
+    store = FakeStore({"s/S": own(1), "m/M": own(2), "x/X": own(3)})
+    run(store, req(MERGE, "x/X", "m/M"))
+    request = req(MERGE, "m/M", "s/S")
+    run(store, request)
+    again = run(store, request)
+    assert [(c.customer_key, c.assignment.number) for c in again.changes] == [
+        ("m/M", "N-1"),
+        ("x/X", "N-1"),
+    ]
+    assert again.refused == []
+
+
+def test_merge_records_claim_what_no_committed_claim_holds() -> None:
+    store = FakeStore({"s/S": own(1), "m/M": own(2)})
+    outcome = run(store, req(MERGE, "m/M", "s/S"))
+    committed = {("CU", 1)}
+    claims = merge_claims(outcome.changes, lambda c, v: (c, v) in committed)
+    assert claims == {"CU": {2}}  # M's own value: its batch may never have committed
+    assert merge_claims(outcome.changes, lambda c, v: True) == {}
