@@ -16,6 +16,7 @@ from customer_ids.store.ports import (
     StateChangedError,
     StoredAssignment,
 )
+from customer_ids.store.redis_store import RedisNumberStore
 from tests.helpers.services import Endpoints
 from tests.unit.fakes import FakeStore
 
@@ -71,3 +72,41 @@ def test_a_clash_writes_no_reverse_entry_for_the_clashing_number(endpoints: Endp
         real.allocate("e1", {"CU": (1, 0, 1)}, {"crm/a": one(2)})
     assert real.customer_of("CU-1") == "crm/a"
     assert real.customer_of("CU-2") is None
+
+
+@pytest.fixture
+def redis_store(endpoints: Endpoints) -> RedisNumberStore:
+    real = number_store(redis.Redis.from_url(endpoints.redis_url), f"t-{uuid.uuid4().hex[:8]}:")
+    real.mark_valid_for_tests("e1")
+    real.allocate("e1", {"CU": (0, 0, 2)}, {"crm/s": one(1), "crm/m": one(2)})
+    return real
+
+
+def test_a_merge_step_is_a_compare_and_set_and_moves_the_generation(
+    redis_store: RedisNumberStore,
+) -> None:
+    merged = one(2).merged("crm/s", one(1))
+    assert redis_store.merge_generation() == 0
+    assert redis_store.apply_merges("e1", 0, {"crm/m": (one(2), merged)}, []) == 1
+    assert redis_store.lookup(["crm/m"]) == {"crm/m": merged}
+    # A view read before that step (a holder that lost its lock while paused) writes nothing.
+    with pytest.raises(AllocationConflictError, match="MERGES moved"):
+        redis_store.apply_merges("e1", 0, {"crm/m": (merged, one(2))}, [])
+    # A customer that changed since it was read is refused too.
+    with pytest.raises(AllocationConflictError, match="MERGES moved"):
+        redis_store.apply_merges("e1", 1, {"crm/m": (one(2), one(2))}, [])
+    # No customer comes into being by a merge: the ledger's counts stay true.
+    with pytest.raises(StateChangedError, match="LEDGER"):
+        redis_store.apply_merges("e1", 1, {"crm/x": (one(9), one(9))}, [])
+    assert redis_store.lookup(["crm/m", "crm/x"]) == {"crm/m": merged}
+
+
+def test_a_batch_that_read_before_a_merge_is_refused_at_its_fence(
+    redis_store: RedisNumberStore,
+) -> None:
+    read_at = redis_store.merge_generation()
+    redis_store.fence("e1", {}, read_at)  # nothing merged meanwhile: it may commit
+    redis_store.apply_merges("e1", read_at, {}, [])
+    with pytest.raises(AllocationConflictError, match="MERGES moved"):
+        redis_store.fence("e1", {}, read_at)
+    redis_store.fence("e1", {}, read_at + 1)
