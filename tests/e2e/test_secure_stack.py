@@ -246,7 +246,7 @@ def test_each_role_does_its_job_with_its_own_settings(
         assert len(tail.stdout.splitlines()) == 300
         watch = cli(
             scenario.env(**subscriber),
-            *("watch", "--group", f"customer-ids-watch-{scenario.tag}", "--idle-timeout", "15"),
+            *("watch", "--group", f"customer-ids-watch-{scenario.tag}", "--idle-timeout", "5"),
         )
         assert watch.returncode == 0, watch.stderr[-3000:]
 
