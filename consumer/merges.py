@@ -184,7 +184,14 @@ def merge_claims(
     merged customer answers with or owns is ever free for another."""
     values: dict[str, set[int]] = {}
     for change in changes:
-        for held in (change.assignment, change.assignment.own_assignment):
-            if not known(held.counter, held.value):
-                values.setdefault(held.counter, set()).add(held.value)
+        for counter, value in held_values(change.assignment):
+            if not known(counter, value):
+                values.setdefault(counter, set()).add(value)
     return values
+
+
+def held_values(assignment: StoredAssignment) -> set[tuple[str, int]]:
+    """(counter, value) of the number a customer answers with and of its own: one pair, or
+    two while it is merged."""
+    own = assignment.own_assignment
+    return {(assignment.counter, assignment.value), (own.counter, own.value)}

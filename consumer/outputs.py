@@ -17,7 +17,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message, TopicPartition
 from consumer.assign import Assigned, BatchNumbers
 from consumer.claims import Ranges, claim_record_key, claim_value, ranges_of
 from consumer.dead_letter import dead_letter_headers, dead_letter_record
-from consumer.merges import MergeChange
+from consumer.merges import MergeChange, held_values
 from customer_ids.domain.errors import DecodeError, TemporaryError, ValidationError, reason_of
 from customer_ids.domain.events import (
     CustomerCreated,
@@ -120,79 +120,54 @@ def output_record(
     """The CustomerIdAssigned record of one assigned number, with ids only: every subscriber
     reads it (search digests go to the service's own topic)."""
     event = item.event
-    assignment = item.assignment
-    # Same input event, same output id: downstream can dedupe on it.
-    event_id = output_event_id(event.event_id)
-    if assignment.merged_into is not None:
-        ids = RecordIds(event.customer_key, event_id, event.event_id)
-        return assignment_record(ids, assignment, codec, assigned_at, duplicates)
-    # The hot path, every new number: the record built directly (a few microseconds per
-    # output are a few per cent of the service's rate).
-    record = {
-        "event_id": event_id,
-        "causation_id": event.event_id,
-        "customer_id": event.customer_id,
-        "source_system": event.source_system,
-        "customer_number": assignment.number,
-        "sequence_name": assignment.counter,
-        "sequence": assignment.value,
-        "assigned_at": assigned_at,
-        "merged_into": None,
-        "retired_number": None,
-        "possible_duplicates": list(duplicates),
-    }
-    return OutputRecord(
-        key=event.customer_key.encode(),
-        value=codec.encode(record),
-        headers=[
-            ("causation_id", event.event_id.encode()),
-            # The assignment again, last, so a rebuild of Redis need not decode Avro.
-            (ASSIGNMENT_HEADER, assignment.encode().encode()),
-        ],
+    return assignment_record(
+        event.customer_key,
+        item.assignment,
+        codec,
+        assigned_at,
+        # Same input event, same output id: downstream can dedupe on it.
+        event_id=output_event_id(event.event_id),
+        causation_id=event.event_id,
+        duplicates=duplicates,
     )
 
 
-@dataclass(frozen=True)
-class RecordIds:
-    """Whose record, its own id and the id of the request or event that caused it."""
-
-    customer_key: str
-    event_id: str
-    causation_id: str
-
-
 def assignment_record(
-    ids: RecordIds,
+    customer_key: str,
     assignment: StoredAssignment,
     codec: RecordCodec,
     assigned_at: datetime,
+    *,
+    event_id: str,
+    causation_id: str,
     duplicates: Seq[str] = (),
 ) -> OutputRecord:
     """A CustomerIdAssigned record: what a customer answers with now (a merged one, the
     survivor's number, its own retired). Built as the record the codec writes, without making
     an event object per output only to take it apart again."""
-    own = assignment.own_assignment
-    source_system, _, customer_id = ids.customer_key.partition("/")
+    merged_into = assignment.merged_into
+    source_system, _, customer_id = customer_key.partition("/")
     record = {
-        "event_id": ids.event_id,
-        "causation_id": ids.causation_id,
+        "event_id": event_id,
+        "causation_id": causation_id,
         "customer_id": customer_id,
         "source_system": source_system,
         "customer_number": assignment.number,
         "sequence_name": assignment.counter,
         "sequence": assignment.value,
         "assigned_at": assigned_at,
-        "merged_into": assignment.merged_into,
-        "retired_number": own.number if assignment.merged_into is not None else None,
+        "merged_into": merged_into,
+        "retired_number": None if merged_into is None else assignment.own_assignment.number,
         "possible_duplicates": list(duplicates),
     }
-    causation = ("causation_id", ids.causation_id.encode())
-    # The assignment again, last, so a rebuild of Redis need not decode Avro.
-    stored = (ASSIGNMENT_HEADER, assignment.encode().encode())
     return OutputRecord(
-        key=ids.customer_key.encode(),
+        key=customer_key.encode(),
         value=codec.encode(record),
-        headers=[causation, stored],
+        headers=[
+            ("causation_id", causation_id.encode()),
+            # The assignment again, last, so a rebuild of Redis need not decode Avro.
+            (ASSIGNMENT_HEADER, assignment.encode().encode()),
+        ],
     )
 
 
@@ -203,12 +178,14 @@ def merge_records(
     key is its state); ids derived from the request's, so a repeat writes the same ids."""
     records = []
     for change in changes:
-        ids = RecordIds(
+        out = assignment_record(
             change.customer_key,
-            output_event_id(f"{change.cause.event_id}/{change.customer_key}"),
-            change.cause.event_id,
+            change.assignment,
+            codec,
+            at,
+            event_id=output_event_id(f"{change.cause.event_id}/{change.customer_key}"),
+            causation_id=change.cause.event_id,
         )
-        out = assignment_record(ids, change.assignment, codec, at)
         records.append(Produced(topic, out.key, out.value, out.headers, track=True))
     return records
 
@@ -262,18 +239,13 @@ def batch_claims(
             if not item.duplicate or not known(held.counter, held.value):
                 values.setdefault(held.counter, set()).add(held.value)
             continue
-        for counter, value in {(held.counter, held.value), _own(held)}:
+        for counter, value in held_values(held):
             if not known(counter, value):  # a merged customer is always a re-issue
                 values.setdefault(counter, set()).add(value)
     claims = {counter: ranges_of(found) for counter, found in values.items()}
     if numbers is not None and numbers.generation is not None:
         claims[GENERATION] = [(numbers.generation, numbers.generation)]
     return claims
-
-
-def _own(held: StoredAssignment) -> tuple[str, int]:
-    own = held.own_assignment
-    return own.counter, own.value
 
 
 def batch_records(  # noqa: PLR0913 - a batch's parts, named where the loop calls it

@@ -118,9 +118,6 @@ class SecureStack:
             ),
         )
 
-    def running(self) -> bool:
-        return self.kafka.running_pid() is not None or self.redis.running_pid() is not None
-
     def up(self, settings: Settings, topics: TopicSpecs) -> float:
         """Start what is not running, wait for it, and provision `topics` and the ACLs."""
         started = time.monotonic()
@@ -165,12 +162,7 @@ class SecureStack:
     def rotate(self, user: str, settings: Settings) -> None:
         """A new password for `user` on Kafka and Redis; connections already logged in stay
         until they reconnect, so processes are restarted with the new settings one by one."""
-        passwords = self.passwords()
-        if user not in passwords or user in (BROKER, CONTROLLER):
-            raise StackError(
-                f"no user {user!r} to rotate; the users are "
-                f"{', '.join(sorted(set(passwords) - {BROKER, CONTROLLER}))}"
-            )
+        passwords = self._passwords_for(user)
         new = {**passwords, user: secrets.token_urlsafe(24)}
         _set_scram(AdminClient(self.kafka.admin_config()), user, new[user])
         redis = self.redis
@@ -217,12 +209,18 @@ class SecureStack:
                     )
                 time.sleep(0.5)
 
+    def _passwords_for(self, user: str) -> dict[str, str]:
+        """Every password, once `user` is known to be a role or team (not the servers' own
+        users); StackError naming the users otherwise."""
+        passwords = self.passwords()
+        if user not in passwords or user in (BROKER, CONTROLLER):
+            users = sorted(set(passwords) - {BROKER, CONTROLLER})
+            raise StackError(f"no role or team {user!r}; use one of {', '.join(users)}")
+        return passwords
+
     def env_lines(self, role: str, settings: Settings) -> list[str]:
         """The export lines a process of `role` runs with."""
-        passwords = self.passwords()
-        if role not in passwords or role in (BROKER, CONTROLLER):
-            users = sorted(set(passwords) - {BROKER, CONTROLLER})
-            raise StackError(f"no role or team {role!r}; use one of {', '.join(users)}")
+        passwords = self._passwords_for(role)
         redis_url = self.redis.url_as(role, passwords[role]) if role in REDIS_ROLES else None
         return role_lines(
             role, passwords[role], self.kafka.bootstrap, self.certificates.ca, redis_url, settings

@@ -643,17 +643,12 @@ class RedisNumberStore:
             field, bucket = self._place(customer)
             entries = buckets.setdefault(bucket, [])
             entries += (field, stored)
-            merge = MERGE_SEPARATOR in stored
-            if merge:
-                merged = StoredAssignment.decode(stored)
+            merged = StoredAssignment.decode(stored) if MERGE_SEPARATOR in stored else None
+            if merged is not None:
                 links.setdefault(merged.merged_into or "", []).append(customer)
             if self.reverse_index:
                 # A merged customer's own number stays its own (retired, an alias).
-                number = (
-                    StoredAssignment.decode(stored).own_assignment.number
-                    if merge
-                    else (stored.split("|", 2)[2])
-                )
+                number = merged.own_assignment.number if merged else stored.split("|", 2)[2]
                 numbers.setdefault(self.keys.numbers(number), {})[number] = customer
         if numbers or links:
             pipe = self._redis.pipeline(transaction=False)

@@ -256,19 +256,22 @@ def latest_records(scenario: Scenario) -> list[CustomerIdAssigned]:
     return out
 
 
+def sharing_an_email(seed: int, webshop: str, crm: str, pos: str) -> list[CustomerCreated]:
+    """webshop/W1, crm/C1 and pos/P1, with these emails."""
+    base = make_events(3, seed=seed)
+    return [
+        dataclasses.replace(base[0], source_system="webshop", customer_id="W1", email=webshop),
+        dataclasses.replace(base[1], source_system="crm", customer_id="C1", email=crm),
+        dataclasses.replace(base[2], source_system="pos", customer_id="P1", email=pos),
+    ]
+
+
 def test_customers_sharing_an_email_carry_each_others_number_as_possible_duplicates(
     scenario: Scenario, tmp_path: Path
 ) -> None:
     scenario.create_topics()
-    base = make_events(3, seed=250)
     shared = "jo.doe@example.org"
-    people = [
-        dataclasses.replace(base[0], source_system="webshop", customer_id="W1", email=shared),
-        dataclasses.replace(base[1], source_system="crm", customer_id="C1", email=shared.upper()),
-        dataclasses.replace(
-            base[2], source_system="pos", customer_id="P1", email="other@example.org"
-        ),
-    ]
+    people = sharing_an_email(250, shared, shared.upper(), "other@example.org")
     service = ServiceProcess(scenario, tmp_path, "svc", CUSTOMER_IDS_SEARCH_KEY=SEARCH_KEY).start()
     try:
         send(scenario, people[:1])
@@ -373,13 +376,8 @@ def test_the_api_and_the_page_show_merges_aliases_and_possible_duplicates(
     scenario: Scenario, tmp_path: Path
 ) -> None:
     scenario.create_topics()
-    base = make_events(3, seed=280)
     shared = "sam.roe@example.org"
-    people = [
-        dataclasses.replace(base[0], source_system="webshop", customer_id="W1", email=shared),
-        dataclasses.replace(base[1], source_system="crm", customer_id="C1", email=shared),
-        dataclasses.replace(base[2], source_system="pos", customer_id="P1", email="p@example.org"),
-    ]
+    people = sharing_an_email(280, shared, shared, "p@example.org")
     extra = {"CUSTOMER_IDS_SEARCH_KEY": SEARCH_KEY, "CUSTOMER_IDS_REVERSE_INDEX": "on"}
     send(scenario, people)
     service = ServiceProcess(scenario, tmp_path, "svc", **extra).start()
